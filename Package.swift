@@ -1,0 +1,169 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// librdkafka: the binaries link against Debian's librdkafka-dev and load the newer 2.x runtime
+// that scripts/bootstrap.sh places in .local/lib (Debian's 2.0.2 cannot talk to the Tansu broker).
+// The rpath is embedded so that built binaries run with no environment variable set by hand.
+let rdkafkaRuntimePaths = [
+    Context.packageDirectory + "/.local/lib",
+    "$ORIGIN/../../../.local/lib",
+]
+let rdkafkaLinkerSettings: [LinkerSetting] = [
+    .unsafeFlags(rdkafkaRuntimePaths.flatMap { ["-Xlinker", "-rpath", "-Xlinker", $0] })
+]
+
+let strictSwift: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "HealthCode",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "healthcode", targets: ["healthcode"]),
+        .library(name: "HealthCodeCore", targets: ["HealthCodeCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+    ],
+    targets: [
+        // Pure domain core: event contract, person-state fold, policy. No I/O.
+        .target(
+            name: "HealthCodeCore",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strictSwift
+        ),
+        // librdkafka's C API.
+        .systemLibrary(name: "CRdkafka", providers: [.apt(["librdkafka-dev"])]),
+        // Thin Kafka adapter over librdkafka.
+        .target(
+            name: "HealthCodeKafka",
+            dependencies: [
+                "CRdkafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift,
+            linkerSettings: rdkafkaLinkerSettings
+        ),
+        // PostgreSQL adapter: migrations, projection writes, code reads.
+        .target(
+            name: "HealthCodePostgres",
+            dependencies: [
+                "HealthCodeCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Ingestion gateway: authenticate, validate, pseudonymise, produce.
+        .target(
+            name: "HealthCodeGateway",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Projector: Kafka → per-person state and codes in PostgreSQL, exactly once.
+        .target(
+            name: "HealthCodeProjector",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                "HealthCodePostgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Query API: codes and explanations read from PostgreSQL.
+        .target(
+            name: "HealthCodeAPI",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodePostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Demo population and the HTTP publisher that loads it through the gateway.
+        .target(
+            name: "HealthCodeDemo",
+            dependencies: [
+                "HealthCodeCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .executableTarget(
+            name: "healthcode",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                "HealthCodePostgres",
+                "HealthCodeGateway",
+                "HealthCodeProjector",
+                "HealthCodeAPI",
+                "HealthCodeDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Shared test fixtures: local infrastructure endpoints, event builders.
+        .target(
+            name: "HealthCodeTestSupport",
+            dependencies: [
+                "HealthCodeCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/HealthCodeTestSupport",
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "HealthCodeCoreTests",
+            dependencies: ["HealthCodeCore"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "HealthCodeKafkaTests",
+            dependencies: ["HealthCodeKafka", "HealthCodeTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "HealthCodeIntegrationTests",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                "HealthCodePostgres",
+                "HealthCodeGateway",
+                "HealthCodeProjector",
+                "HealthCodeAPI",
+                "HealthCodeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+    ]
+)
