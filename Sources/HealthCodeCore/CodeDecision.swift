@@ -1,0 +1,64 @@
+/// The colour of a health code. Ordered by severity: green < yellow < red.
+public enum CodeStatus: String, Sendable, Hashable, Codable, Comparable, CaseIterable {
+    case green
+    case yellow
+    case red
+
+    private var severity: Int {
+        switch self {
+        case .green: 0
+        case .yellow: 1
+        case .red: 2
+        }
+    }
+
+    public static func < (lhs: CodeStatus, rhs: CodeStatus) -> Bool { lhs.severity < rhs.severity }
+}
+
+/// One firing rule in a decision: which rule, the colour it asks for, until when, and the events behind it.
+public struct CodeReason: Sendable, Hashable, Codable {
+    /// The rule's name in the rule set, e.g. `close-contact`.
+    public var rule: String
+    public var colour: CodeStatus
+    /// When the rule stops firing on the known events (exclusive), or `nil` if it has no end.
+    public var until: Instant?
+    /// The events that made the rule fire, oldest first.
+    public var events: [EventReference]
+
+    public init(rule: String, colour: CodeStatus, until: Instant?, events: [EventReference]) {
+        self.rule = rule
+        self.colour = colour
+        self.until = until
+        self.events = events
+    }
+}
+
+/// The outcome of evaluating one person: explainable (reasons cite events) and reproducible (cites the rule
+/// set by id, version and content hash).
+public struct CodeDecision: Sendable, Hashable, Codable {
+    public var status: CodeStatus
+    /// The earliest later instant at which the status changes on the same known events, or `nil` if never.
+    public var validUntil: Instant?
+    /// Every firing rule, the override first, then in rule-set order.
+    public var reasons: [CodeReason]
+    public var ruleSetID: String
+    public var ruleSetVersion: String
+    /// `sha256:<hex>` of the rule set file's bytes.
+    public var ruleSetHash: String
+
+    public init(
+        status: CodeStatus,
+        validUntil: Instant?,
+        reasons: [CodeReason],
+        ruleSetID: String,
+        ruleSetVersion: String,
+        ruleSetHash: String
+    ) {
+        self.status = status
+        self.validUntil = validUntil
+        self.reasons = reasons
+        self.ruleSetID = ruleSetID
+        self.ruleSetVersion = ruleSetVersion
+        self.ruleSetHash = ruleSetHash
+    }
+}

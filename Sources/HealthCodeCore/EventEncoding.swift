@@ -1,0 +1,133 @@
+extension CloudEvent {
+    /// The event as canonical structured-mode CloudEvents JSON: envelope attributes in a fixed order
+    /// (including `recordedtime` when set), `data` members in the contract's order, instants in UTC.
+    ///
+    /// `EventDecoder.decode(event.jsonBytes()) == event` for every decodable event; the gateway forwards
+    /// these bytes to Kafka after setting `recordedTime` and pseudonymising `subject`.
+    public func jsonBytes() -> [UInt8] {
+        var out = JSONWriter(capacity: 320)
+        out.raw("{\"specversion\":\"1.0\",")
+        out.key("id")
+        out.string(id)
+        out.raw(",")
+        out.key("source")
+        out.string(source)
+        out.raw(",")
+        out.key("type")
+        out.string(type.rawValue)
+        out.raw(",")
+        out.key("subject")
+        out.string(subject)
+        out.raw(",")
+        out.key("time")
+        out.string(time.rfc3339)
+        if let recordedTime {
+            out.raw(",")
+            out.key("recordedtime")
+            out.string(recordedTime.rfc3339)
+        }
+        if let dataContentType {
+            out.raw(",")
+            out.key("datacontenttype")
+            out.string(dataContentType)
+        }
+        if let dataSchema {
+            out.raw(",")
+            out.key("dataschema")
+            out.string(dataSchema)
+        }
+        if let traceParent {
+            out.raw(",")
+            out.key("traceparent")
+            out.string(traceParent)
+        }
+        out.raw(",")
+        out.key("data")
+        out.raw("{")
+        switch payload {
+        case .testResult(let test):
+            out.key("test")
+            out.string(test.test.rawValue)
+            out.raw(",")
+            out.key("result")
+            out.string(test.result.rawValue)
+            out.raw(",")
+            out.key("lab")
+            out.string(test.lab)
+        case .travel(let travel):
+            out.key("mode")
+            out.string(travel.mode.rawValue)
+            if let carrier = travel.carrier {
+                out.raw(",")
+                out.key("carrier")
+                out.string(carrier)
+            }
+            out.raw(",")
+            out.key("from")
+            out.string(travel.from.description)
+            out.raw(",")
+            out.key("to")
+            out.string(travel.to.description)
+            out.raw(",")
+            out.key("arrivedAt")
+            out.string(travel.arrivedAt.rfc3339)
+        case .declaration(let declaration):
+            out.key("symptoms")
+            out.raw("[")
+            for (index, symptom) in declaration.symptoms.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.string(symptom.rawValue)
+            }
+            out.raw("]")
+            if let temperature = declaration.temperatureCelsius {
+                out.raw(",")
+                out.key("temperatureCelsius")
+                out.number(temperature)
+            }
+            if let location = declaration.location {
+                out.raw(",")
+                out.key("location")
+                out.string(location.description)
+            }
+        case .exposure(let exposure):
+            out.key("kind")
+            out.string(exposure.kind.rawValue)
+            if let caseRef = exposure.caseRef {
+                out.raw(",")
+                out.key("caseRef")
+                out.string(caseRef)
+            }
+        case .riskArea(let designation):
+            out.key("level")
+            out.string(designation.level.rawValue)
+            out.raw(",")
+            out.key("effectiveFrom")
+            out.string(designation.effectiveFrom.rfc3339)
+            if let until = designation.effectiveUntil {
+                out.raw(",")
+                out.key("effectiveUntil")
+                out.string(until.rfc3339)
+            }
+        case .review(let review):
+            out.key("status")
+            out.string(review.status.rawValue)
+            out.raw(",")
+            out.key("validUntil")
+            out.string(review.validUntil.rfc3339)
+            out.raw(",")
+            out.key("reason")
+            out.string(review.reason)
+            out.raw(",")
+            out.key("officer")
+            out.string(review.officer)
+        case .retraction(let retraction):
+            out.key("retracts")
+            out.string(retraction.retracts)
+            out.raw(",")
+            out.key("reason")
+            out.string(retraction.reason)
+        }
+        out.raw("}}")
+        return out.bytes
+    }
+}

@@ -1,0 +1,332 @@
+/// When an event happened and when the backbone learnt of it, with its idempotency key: what the bitemporal
+/// visibility rule (POLICY.md §3.0) and the "same time, greater id is later" tie-break need.
+struct EventStamp: Sendable, Hashable, Codable {
+    var source: String
+    var id: String
+    var time: Instant
+    /// `recordedtime`, or `time` for events without one.
+    var recorded: Instant
+
+    init(_ event: CloudEvent) {
+        self.source = event.source
+        self.id = event.id
+        self.time = event.time
+        self.recorded = event.effectiveRecordedTime
+    }
+
+    var reference: EventReference { EventReference(source: source, id: id) }
+
+    /// Chronological order: by `time`, then by `id` (the greater id counts as later), then by `source`, all
+    /// byte-wise, so that the order never depends on arrival order.
+    static func precedes(_ lhs: EventStamp, _ rhs: EventStamp) -> Bool {
+        if lhs.time != rhs.time { return lhs.time < rhs.time }
+        if !lhs.id.utf8.elementsEqual(rhs.id.utf8) { return lhs.id.utf8.lexicographicallyPrecedes(rhs.id.utf8) }
+        return lhs.source.utf8.lexicographicallyPrecedes(rhs.source.utf8)
+    }
+
+    /// Whether the event is in the evaluation's known set: happened by `at`, recorded by `knownAt`.
+    @inline(__always)
+    func isVisible(at: Int64, knownAt: Int64) -> Bool {
+        time.microsecondsSinceEpoch <= at && recorded.microsecondsSinceEpoch <= knownAt
+    }
+}
+
+/// A record of a person's fold, kept in chronological order.
+protocol StampedRecord {
+    var stamp: EventStamp { get }
+}
+
+extension EventStamp: StampedRecord {
+    var stamp: EventStamp { self }
+}
+
+extension Array where Element: StampedRecord {
+    /// Inserts keeping chronological order (binary search; histories are short and mostly arrive in order).
+    mutating func insertChronologically(_ record: Element) {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = (low + high) / 2
+            if EventStamp.precedes(record.stamp, self[middle].stamp) {
+                high = middle
+            } else {
+                low = middle + 1
+            }
+        }
+        insert(record, at: low)
+    }
+}
+
+struct TestRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var test: TestResult.Method
+    var result: TestResult.Outcome
+}
+
+struct TravelRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var from: AreaCode
+    var to: AreaCode
+    var arrivedAt: Instant
+}
+
+struct DeclarationRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var symptoms: [Declaration.Symptom]
+    var temperatureCelsius: Double?
+    var location: AreaCode?
+}
+
+struct ExposureRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var kind: Exposure.Kind
+}
+
+struct ReviewRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var status: CodeStatus
+    var validUntil: Instant
+}
+
+struct RetractionRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    /// The `id` of the retracted event, which has the retraction's `source`.
+    var retracts: String
+
+    var target: EventReference { EventReference(source: stamp.source, id: retracts) }
+}
+
+/// The fold of one person's events: what the policy needs from each, in chronological order, with nothing
+/// decided yet. Deciding happens at evaluation time, because the answer depends on `at` and `knownAt`
+/// (late-recorded events, retractions). The fold is commutative: applying the same events in any order
+/// yields an equal state. The projector stores it as JSONB.
+public struct PersonState: Sendable, Hashable, Codable {
+    var tests: [TestRecord] = []
+    var travels: [TravelRecord] = []
+    var declarations: [DeclarationRecord] = []
+    var exposures: [ExposureRecord] = []
+    var reviews: [ReviewRecord] = []
+    var retractions: [RetractionRecord] = []
+    /// Idempotency keys of the applied events; derived, so not encoded.
+    private var applied: Set<EventReference> = []
+
+    public init() {}
+
+    /// Folds a person event in. Returns `false`, changing nothing, if an event with the same (`source`, `id`)
+    /// was already applied (publisher retries), or if the event is not a person event (`hc.risk-area.v1`
+    /// belongs to ``RiskAreaMap``).
+    @discardableResult
+    public mutating func apply(_ event: CloudEvent) -> Bool {
+        if case .riskArea = event.payload { return false }
+        guard applied.insert(event.reference).inserted else { return false }
+        let stamp = EventStamp(event)
+        switch event.payload {
+        case .testResult(let test):
+            tests.insertChronologically(TestRecord(stamp: stamp, test: test.test, result: test.result))
+        case .travel(let travel):
+            travels.insertChronologically(
+                TravelRecord(stamp: stamp, from: travel.from, to: travel.to, arrivedAt: travel.arrivedAt)
+            )
+        case .declaration(let declaration):
+            declarations.insertChronologically(
+                DeclarationRecord(
+                    stamp: stamp,
+                    symptoms: declaration.symptoms,
+                    temperatureCelsius: declaration.temperatureCelsius,
+                    location: declaration.location
+                )
+            )
+        case .exposure(let exposure):
+            exposures.insertChronologically(ExposureRecord(stamp: stamp, kind: exposure.kind))
+        case .review(let review):
+            reviews.insertChronologically(
+                ReviewRecord(stamp: stamp, status: review.status, validUntil: review.validUntil)
+            )
+        case .retraction(let retraction):
+            retractions.insertChronologically(RetractionRecord(stamp: stamp, retracts: retraction.retracts))
+        case .riskArea:
+            break
+        }
+        return true
+    }
+
+    /// Number of distinct events folded in.
+    public var eventCount: Int { applied.count }
+
+    /// Every area code the person's travels and declarations mention: a new designation for code C can only
+    /// change the codes of persons with a visited area that C covers.
+    public var visitedAreas: Set<AreaCode> {
+        var areas = Set<AreaCode>()
+        for travel in travels {
+            areas.insert(travel.from)
+            areas.insert(travel.to)
+        }
+        for declaration in declarations {
+            if let location = declaration.location { areas.insert(location) }
+        }
+        return areas
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case tests
+        case travels
+        case declarations
+        case exposures
+        case reviews
+        case retractions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        tests = try container.decode([TestRecord].self, forKey: .tests)
+        travels = try container.decode([TravelRecord].self, forKey: .travels)
+        declarations = try container.decode([DeclarationRecord].self, forKey: .declarations)
+        exposures = try container.decode([ExposureRecord].self, forKey: .exposures)
+        reviews = try container.decode([ReviewRecord].self, forKey: .reviews)
+        retractions = try container.decode([RetractionRecord].self, forKey: .retractions)
+        let stamps =
+            tests.map(\.stamp) + travels.map(\.stamp) + declarations.map(\.stamp) + exposures.map(\.stamp)
+            + reviews.map(\.stamp) + retractions.map(\.stamp)
+        applied = Set(stamps.map(\.reference))
+        guard applied.count == stamps.count else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: [], debugDescription: "an event appears twice in the state")
+            )
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(tests, forKey: .tests)
+        try container.encode(travels, forKey: .travels)
+        try container.encode(declarations, forKey: .declarations)
+        try container.encode(exposures, forKey: .exposures)
+        try container.encode(reviews, forKey: .reviews)
+        try container.encode(retractions, forKey: .retractions)
+    }
+}
+
+/// A risk-level designation as folded into the map.
+struct DesignationRecord: StampedRecord, Sendable, Hashable, Codable {
+    var stamp: EventStamp
+    var area: AreaCode
+    var level: RiskAreaDesignation.Level
+    var effectiveFrom: Instant
+    var effectiveUntil: Instant?
+
+    /// Whether `[effectiveFrom, effectiveUntil)` contains `instant`.
+    @inline(__always)
+    func isEffective(at instant: Int64) -> Bool {
+        effectiveFrom.microsecondsSinceEpoch <= instant
+            && (effectiveUntil.map { instant < $0.microsecondsSinceEpoch } ?? true)
+    }
+}
+
+/// Every `hc.risk-area.v1` designation known, and the retractions of designations, indexed by exact area
+/// code. Shared by all persons' evaluations; like ``PersonState`` it keeps history and decides nothing until
+/// evaluation (`at`, `knownAt`).
+public struct RiskAreaMap: Sendable, Hashable, Codable {
+    /// Designations per exact code, in chronological order.
+    private var byArea: [AreaCode: [DesignationRecord]] = [:]
+    /// Retractions keyed by the (`source`, `id`) they retract; a retraction may arrive before its target.
+    private var retractionsByTarget: [EventReference: [EventStamp]] = [:]
+    private var applied: Set<EventReference> = []
+
+    public init() {}
+
+    /// Folds in a designation, or a retraction whose subject is an area code. Returns `false`, changing
+    /// nothing, for a duplicate (`source`, `id`) or any other event.
+    @discardableResult
+    public mutating func apply(_ event: CloudEvent) -> Bool {
+        switch event.payload {
+        case .riskArea(let designation):
+            guard let area = AreaCode(event.subject), applied.insert(event.reference).inserted else { return false }
+            byArea[area, default: []].insertChronologically(
+                DesignationRecord(
+                    stamp: EventStamp(event),
+                    area: area,
+                    level: designation.level,
+                    effectiveFrom: designation.effectiveFrom,
+                    effectiveUntil: designation.effectiveUntil
+                )
+            )
+            return true
+        case .retraction(let retraction):
+            guard !event.isPersonEvent, applied.insert(event.reference).inserted else { return false }
+            retractionsByTarget[EventReference(source: event.source, id: retraction.retracts), default: []]
+                .insertChronologically(EventStamp(event))
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The codes with at least one designation, ascending.
+    public var designatedAreas: [AreaCode] { byArea.keys.sorted() }
+
+    /// The designation that sets the level of exactly `area` at instant `instant`: among the designations
+    /// visible at (`at`, `knownAt`) and not retracted, whose effective interval contains `instant`, the one
+    /// issued latest.
+    func designation(for area: AreaCode, at instant: Int64, visibleAt at: Int64, knownAt: Int64)
+        -> DesignationRecord?
+    {
+        guard let records = byArea[area] else { return nil }
+        for record in records.reversed()
+        where record.stamp.isVisible(at: at, knownAt: knownAt) && record.isEffective(at: instant)
+            && !isRetracted(record.stamp, at: at, knownAt: knownAt)
+        {
+            return record
+        }
+        return nil
+    }
+
+    private func isRetracted(_ stamp: EventStamp, at: Int64, knownAt: Int64) -> Bool {
+        guard !retractionsByTarget.isEmpty, let retractions = retractionsByTarget[stamp.reference] else {
+            return false
+        }
+        return retractions.contains { $0.isVisible(at: at, knownAt: knownAt) }
+    }
+
+    private struct RetractionEntry: Codable {
+        var stamp: EventStamp
+        var retracts: String
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case designations
+        case retractions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let designations = try container.decode([DesignationRecord].self, forKey: .designations)
+        let retractions = try container.decode([RetractionEntry].self, forKey: .retractions)
+        for record in designations {
+            byArea[record.area, default: []].insertChronologically(record)
+            applied.insert(record.stamp.reference)
+        }
+        for entry in retractions {
+            retractionsByTarget[EventReference(source: entry.stamp.source, id: entry.retracts), default: []]
+                .insertChronologically(entry.stamp)
+            applied.insert(entry.stamp.reference)
+        }
+        guard applied.count == designations.count + retractions.count else {
+            throw DecodingError.dataCorrupted(
+                DecodingError.Context(codingPath: [], debugDescription: "an event appears twice in the map")
+            )
+        }
+    }
+
+    /// Encodes designations ordered by area then chronologically, and retractions by target, so that equal
+    /// maps encode to equal bytes.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        let designations = byArea.keys.sorted().flatMap { byArea[$0] ?? [] }
+        var retractions: [RetractionEntry] = []
+        for target in retractionsByTarget.keys.sorted() {
+            retractions += (retractionsByTarget[target] ?? []).map { RetractionEntry(stamp: $0, retracts: target.id) }
+        }
+        try container.encode(designations, forKey: .designations)
+        try container.encode(retractions, forKey: .retractions)
+    }
+}
