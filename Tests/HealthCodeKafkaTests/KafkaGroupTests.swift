@@ -1,0 +1,167 @@
+import Foundation
+import HealthCodeKafka
+import HealthCodeTestSupport
+import Synchronization
+import Testing
+
+/// Where a test's consumers "store" their progress: processed values and the next offset per partition,
+/// updated together as a database transaction would.
+final class OffsetStore: Sendable {
+    private struct State {
+        var nextOffsets: [KafkaTopicPartition: Int64] = [:]
+        var processed: [String] = []
+        var assignments: [String: [KafkaTopicPartition]] = [:]
+        var violations = 0
+    }
+    private let state = Mutex(State())
+
+    /// Records a batch; returns false (and records nothing) if the batch does not start where the store
+    /// says the partition continues, which would be a gap or a duplicate.
+    func apply(_ batch: KafkaMessageBatch, consumer: String) -> Bool {
+        state.withLock { state in
+            let expected = state.nextOffsets[batch.topicPartition] ?? 0
+            guard batch.first?.offset == expected else {
+                state.violations += 1
+                return false
+            }
+            state.processed.append(contentsOf: batch.map(\.valueString))
+            state.nextOffsets[batch.topicPartition] = batch.nextOffset
+            return true
+        }
+    }
+
+    func startOffsets(_ partitions: [KafkaTopicPartition], consumer: String) -> [KafkaTopicPartition: KafkaOffset] {
+        state.withLock { state in
+            state.assignments[consumer, default: []].append(contentsOf: partitions)
+            return Dictionary(uniqueKeysWithValues: partitions.map { ($0, .offset(state.nextOffsets[$0] ?? 0)) })
+        }
+    }
+
+    func set(_ partition: KafkaTopicPartition, next: Int64) {
+        state.withLock { $0.nextOffsets[partition] = next }
+    }
+
+    var processed: [String] { state.withLock { $0.processed } }
+    var processedCount: Int { state.withLock { $0.processed.count } }
+    var violations: Int { state.withLock { $0.violations } }
+    func assignments(of consumer: String) -> [KafkaTopicPartition] { state.withLock { $0.assignments[consumer] ?? [] } }
+}
+
+/// Consumer-group behaviour against the local broker: rebalancing, caller-owned offsets, pause/resume.
+@Suite(.enabled(if: LocalInfrastructure.kafkaTestsEnabled), .timeLimit(.minutes(1)))
+struct KafkaGroupTests {
+    /// Two consumers of one group, the second joining mid-stream: every message is processed exactly once,
+    /// each batch continuing exactly where the store says (no gap, no duplicate, nothing from revoked partitions).
+    @Test func twoConsumersRebalanceMidStreamWithoutLoss() async throws {
+        let topic = try await makeTopic("rebalance", partitions: 4)
+        let group = LocalInfrastructure.uniqueName("group")
+        let store = OffsetStore()
+        let total = 6000
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        func makeConsumer(_ name: String) throws -> KafkaConsumer {
+            var configuration = fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group)
+            configuration.maxPollMessages = 50
+            let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger())
+            try consumer.subscribe(topics: [topic]) { partitions in
+                store.startOffsets(partitions, consumer: name)
+            }
+            return consumer
+        }
+        let first = try makeConsumer("first")
+        let second = try makeConsumer("second")
+        try await withServices([producer, first]) {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    // The stream lasts ~9 s: long enough for the second consumer's join and the rebalance.
+                    for chunk in 0..<60 {
+                        _ = try await producer.send(
+                            makeMessages(topic: topic, count: total / 60, start: chunk * (total / 60))
+                        )
+                        try await Task.sleep(for: .milliseconds(150))
+                    }
+                }
+                tasks.addTask {
+                    for try await batch in first.batches {
+                        _ = store.apply(batch, consumer: "first")
+                        try await Task.sleep(for: .milliseconds(2))  // a slow consumer keeps batches buffered
+                    }
+                }
+                // The second consumer joins once the first is processing.
+                while store.processedCount < 500 { try await Task.sleep(for: .milliseconds(50)) }
+                try await withServices([second]) {
+                    tasks.addTask {
+                        for try await batch in second.batches {
+                            _ = store.apply(batch, consumer: "second")
+                        }
+                    }
+                    while store.processedCount < total { try await Task.sleep(for: .milliseconds(50)) }
+                }
+                first.close()
+                try await tasks.waitForAll()
+            }
+        }
+        #expect(store.violations == 0)
+        #expect(store.assignments(of: "second").count > 0, "the second consumer got partitions")
+        let processed = store.processed
+        #expect(processed.count == total)
+        #expect(Set(processed) == Set((0..<total).map { "value-\($0)" }))
+    }
+
+    /// A consumer restarted in the same group starts from the offsets its assignment hook returns.
+    @Test func resumesFromCallerStoredOffsets() async throws {
+        let topic = try await makeTopic("resume", partitions: 1)
+        let partition = KafkaTopicPartition(topic: topic, partition: 0)
+        let group = LocalInfrastructure.uniqueName("group")
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        try await withServices([producer]) { _ = try await producer.send(makeMessages(topic: topic, count: 100)) }
+        let store = OffsetStore()
+        store.set(partition, next: 60)  // the caller had processed offsets 0...59 before
+
+        let consumer = try KafkaConsumer(
+            configuration: fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group),
+            logger: testLogger()
+        )
+        let revoked = Mutex<[KafkaTopicPartition]>([])
+        try consumer.subscribe(topics: [topic]) { partitions in
+            store.startOffsets(partitions, consumer: "c")
+        } onRevoke: { partitions in
+            revoked.withLock { $0.append(contentsOf: partitions) }
+        }
+        try await withServices([consumer]) {
+            let received = try await collect(consumer, count: 40)
+            #expect(received.first?.offset == 60)
+            #expect(received.map(\.offset) == Array(60..<100))
+            #expect(received.first?.valueString == "value-60")
+            #expect(consumer.assignment() == [partition])
+            #expect(consumer.lag() == [partition: 0])
+        }
+    }
+
+    /// Paused partitions deliver nothing until resumed; seek re-reads from an earlier offset.
+    @Test func pauseResumeAndSeek() async throws {
+        let topic = try await makeTopic("pause", partitions: 2)
+        let zero = KafkaTopicPartition(topic: topic, partition: 0)
+        let one = KafkaTopicPartition(topic: topic, partition: 1)
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        let consumer = try KafkaConsumer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        try await withServices([producer, consumer]) {
+            try consumer.assign([zero: .beginning, one: .beginning])
+            try await consumer.pause([zero])
+            _ = try await producer.send(makeMessages(topic: topic, count: 20, partition: 0))
+            _ = try await producer.send(makeMessages(topic: topic, count: 20, start: 100, partition: 1))
+            let whilePaused = try await collect(consumer, count: 20)
+            #expect(whilePaused.allSatisfy { $0.partition == 1 })
+            #expect(whilePaused.count == 20)
+
+            try await consumer.resume([zero])
+            let afterResume = try await collect(consumer, count: 20)
+            #expect(afterResume.allSatisfy { $0.partition == 0 })
+            #expect(afterResume.map(\.offset) == Array(0..<20))
+
+            try await consumer.seek(one, to: .offset(15))
+            let afterSeek = try await collect(consumer, count: 5)
+            #expect(afterSeek.map(\.offset) == Array(15..<20))
+            #expect(afterSeek.allSatisfy { $0.partition == 1 })
+        }
+    }
+}
