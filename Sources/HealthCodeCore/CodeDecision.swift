@@ -62,3 +62,58 @@ public struct CodeDecision: Sendable, Hashable, Codable {
         self.ruleSetHash = ruleSetHash
     }
 }
+
+extension CodeDecision {
+    /// The line `healthcode evaluate` prints for `subject` (POLICY.md §4), without the trailing newline:
+    /// `{"subject":…,"status":…,"validUntil":…|null,"reasons":[{"rule","colour","until","events":[{"source","id"}]}]}`
+    /// with instants in RFC 3339 UTC whole seconds (sub-second parts truncated).
+    public func evaluationLine(subject: String) -> [UInt8] {
+        var out = JSONWriter(capacity: 128 + reasons.count * 160)
+        out.raw("{")
+        out.key("subject")
+        out.string(subject)
+        out.raw(",")
+        out.key("status")
+        out.string(status.rawValue)
+        out.raw(",")
+        out.key("validUntil")
+        out.instant(validUntil)
+        out.raw(",")
+        out.key("reasons")
+        out.raw("[")
+        for (index, reason) in reasons.enumerated() {
+            if index > 0 { out.raw(",") }
+            out.raw("{")
+            out.key("rule")
+            out.string(reason.rule)
+            out.raw(",")
+            out.key("colour")
+            out.string(reason.colour.rawValue)
+            out.raw(",")
+            out.key("until")
+            out.instant(reason.until)
+            out.raw(",")
+            out.key("events")
+            out.raw("[")
+            for (eventIndex, event) in reason.events.enumerated() {
+                if eventIndex > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("source")
+                out.string(event.source)
+                out.raw(",")
+                out.key("id")
+                out.string(event.id)
+                out.raw("}")
+            }
+            out.raw("]}")
+        }
+        out.raw("]}")
+        return out.bytes
+    }
+}
+
+extension JSONWriter {
+    fileprivate mutating func instant(_ instant: Instant?) {
+        if let instant { string(instant.rfc3339Seconds) } else { raw("null") }
+    }
+}
