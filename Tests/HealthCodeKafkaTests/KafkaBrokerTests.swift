@@ -61,4 +61,43 @@ struct KafkaBrokerTests {
             #expect(consumer.lag().values.allSatisfy { $0 == 0 })
         }
     }
+
+    @Test func adminCreatesTopicsIdempotentlyAndDescribesThem() async throws {
+        let admin = try KafkaAdmin(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        let name = LocalInfrastructure.uniqueName("admin")
+        try await admin.createTopics([KafkaTopicSpecification(name: name, partitions: 8)])
+        try await admin.createTopics([KafkaTopicSpecification(name: name, partitions: 8)])
+        #expect(try await admin.listTopics().contains(name))
+        let description = try #require(try await admin.describeTopics([name]).first)
+        #expect(description.partitions.map(\.id) == Array(0..<8))
+        #expect(description.partitions.allSatisfy { $0.leader >= 0 })
+        let missing = try await #require(throws: KafkaError.self) {
+            try await admin.describeTopics([LocalInfrastructure.uniqueName("missing")])
+        }
+        #expect(missing.code == .metadata)
+    }
+
+    /// An assignment hook that throws ends the batches with its error; the consumer leaves the group.
+    @Test func failingAssignmentHookClosesTheConsumer() async throws {
+        struct OffsetsUnavailable: Error {}
+        let topic = try await makeTopic("hookfail", partitions: 1)
+        let consumer = try KafkaConsumer(
+            configuration: fastGroupConfiguration(
+                bootstrapServers: brokerServers,
+                groupID: LocalInfrastructure.uniqueName("group")
+            ),
+            logger: testLogger()
+        )
+        try consumer.subscribe(topics: [topic]) { _ in throw OffsetsUnavailable() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                await #expect(throws: OffsetsUnavailable.self) { try await consumer.run() }
+            }
+            await #expect(throws: OffsetsUnavailable.self) {
+                for try await _ in consumer.batches {}
+            }
+            try await group.waitForAll()
+        }
+        #expect(consumer.assignment().isEmpty)
+    }
 }

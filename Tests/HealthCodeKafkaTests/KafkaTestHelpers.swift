@@ -102,3 +102,30 @@ extension KafkaMessage {
     var valueString: String { String(decoding: value, as: UTF8.self) }
     var keyString: String? { key.map { String(decoding: $0, as: UTF8.self) } }
 }
+
+/// A service group started and shut down explicitly (for tests that shut down mid-operation).
+actor ServiceGroupHandle {
+    private var group: ServiceGroup?
+    private var pendingShutdown = false
+
+    func run(_ services: [any Service]) async throws {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [],
+                logger: testLogger()
+            )
+        )
+        self.group = group
+        if pendingShutdown { await group.triggerGracefulShutdown() }
+        try await group.run()
+    }
+
+    func shutdown() async {
+        guard let group else {
+            pendingShutdown = true
+            return
+        }
+        await group.triggerGracefulShutdown()
+    }
+}
