@@ -426,17 +426,28 @@ struct FieldReader {
         }
     }
 
-    /// Field names are echoed in paths; names that are not plain identifiers are replaced so that an error
-    /// cannot smuggle payload text into logs.
+    /// Field names are echoed in paths, but a member name is publisher input too: only names that look like
+    /// field names (up to 32 ASCII letters, digits, '_' or '-', starting with a letter or '_', at most 4
+    /// digits, so no identity or phone number) are echoed; others are replaced so that an error cannot carry
+    /// personal data into logs.
     static func printable(_ key: String) -> String {
-        let plain =
-            !key.isEmpty && key.utf8.count <= 64
-            && key.utf8.allSatisfy { byte in
-                let lower = byte | 0x20
-                return (byte >= 0x30 && byte <= 0x39) || (lower >= 0x61 && lower <= 0x7A) || byte == 0x5F
-                    || byte == 0x2D
+        let utf8 = key.utf8
+        guard let first = utf8.first, utf8.count <= 32, isLetter(first) || first == UInt8(ascii: "_") else {
+            return "<unprintable field name>"
+        }
+        var digits = 0
+        for byte in utf8 {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                digits += 1
+            } else if !(isLetter(byte) || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")) {
+                return "<unprintable field name>"
             }
-        return plain ? key : "<unprintable field name>"
+        }
+        return digits <= 4 ? key : "<unprintable field name>"
+    }
+
+    private static func isLetter(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
     }
 
     func missing(_ field: String) -> EventValidationError {
