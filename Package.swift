@@ -66,11 +66,18 @@ let package = Package(
             ],
             swiftSettings: strictSwift
         ),
+        // HTTP pieces shared by the gateway and the query API.
+        .target(
+            name: "HealthCodeHTTP",
+            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: strictSwift
+        ),
         // Ingestion gateway: authenticate, validate, pseudonymise, produce.
         .target(
             name: "HealthCodeGateway",
             dependencies: [
                 "HealthCodeCore",
+                "HealthCodeHTTP",
                 "HealthCodeKafka",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,6 +103,7 @@ let package = Package(
             name: "HealthCodeAPI",
             dependencies: [
                 "HealthCodeCore",
+                "HealthCodeHTTP",
                 "HealthCodePostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -109,6 +117,34 @@ let package = Package(
                 "HealthCodeCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Composition root: builds the services from configuration (executable and integration tests).
+        .target(
+            name: "HealthCodeBackbone",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                "HealthCodePostgres",
+                "HealthCodeGateway",
+                "HealthCodeProjector",
+                "HealthCodeAPI",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        // Benchmark harnesses run by `healthcode bench …`.
+        .target(
+            name: "HealthCodeBenchmarks",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeKafka",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift
         ),
@@ -121,8 +157,14 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
+                "HealthCodeBackbone",
+                "HealthCodeBenchmarks",
                 "HealthCodeDemo",
+                "HealthCodeHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -159,8 +201,11 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
+                "HealthCodeBackbone",
                 "HealthCodeTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift

@@ -1,0 +1,71 @@
+import HealthCodeCore
+import HealthCodePostgres
+import Logging
+
+/// A person's code as the API returns it.
+public struct PersonCode: Sendable, Codable, Hashable {
+    public var subject: String
+    public var status: CodeStatus
+    public var validUntil: Instant?
+    public var reasons: [CodeReason]
+    public var ruleSet: RuleSetReference
+    /// The instant the code was evaluated at.
+    public var evaluatedAt: Instant
+    /// The instant up to which recorded events were taken into account (`knownAt`).
+    public var knownAt: Instant
+
+    /// Which rule set produced a code.
+    public struct RuleSetReference: Sendable, Codable, Hashable {
+        public var id: String
+        public var version: String
+        public var hash: String
+    }
+
+    init(subject: String, decision: CodeDecision, evaluatedAt: Instant, knownAt: Instant) {
+        self.subject = subject
+        self.status = decision.status
+        self.validUntil = decision.validUntil
+        self.reasons = decision.reasons
+        self.ruleSet = RuleSetReference(
+            id: decision.ruleSetID,
+            version: decision.ruleSetVersion,
+            hash: decision.ruleSetHash
+        )
+        self.evaluatedAt = evaluatedAt
+        self.knownAt = knownAt
+    }
+}
+
+/// Answers code queries: the materialised code when it is still valid, else the policy evaluated
+/// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
+public struct CodeQueries: Sendable {
+    private let codes: CodeStore
+    private let catalog: RiskAreaCatalog
+    private let policy: Policy
+    private let ruleSetHash: String
+    private let refreshInterval: Duration
+
+    public init(codes: CodeStore, catalog: RiskAreaCatalog, policy: Policy, ruleSet: RuleSet, refreshInterval: Duration) {
+        self.codes = codes
+        self.catalog = catalog
+        self.policy = policy
+        self.ruleSetHash = ruleSet.contentHash
+        self.refreshInterval = refreshInterval
+    }
+
+    /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`).
+    public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
+        let knownAt = knownAt ?? at
+        let person = try await codes.person(subject)
+        let asOfNow = at == now && knownAt == now
+        if asOfNow, let stored = person?.code, stored.ruleSetHash == ruleSetHash,
+            let evaluatedAt = person?.evaluatedAt, evaluatedAt <= now,
+            stored.validUntil.map({ $0 > now }) ?? true
+        {
+            return PersonCode(subject: subject, decision: stored, evaluatedAt: now, knownAt: knownAt)
+        }
+        let areas = try await catalog.designations(maximumAge: refreshInterval)
+        let decision = policy.evaluate(person?.state ?? PersonState(), areas: areas, at: at, knownAt: knownAt)
+        return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
+    }
+}

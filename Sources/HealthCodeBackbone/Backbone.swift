@@ -1,0 +1,163 @@
+import Foundation
+import HealthCodeAPI
+import HealthCodeCore
+import HealthCodeGateway
+import HealthCodeKafka
+import HealthCodePostgres
+import HealthCodeProjector
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Where the event topic lives.
+public struct EventTopicConfiguration: Sendable {
+    /// Kafka bootstrap servers. Default `127.0.0.1:19092` (the local broker of `scripts/infra.sh`).
+    public var bootstrapServers: [String] = ["127.0.0.1:19092"]
+    /// The topic of all events. Default `healthcode.events`.
+    public var topic: String = "healthcode.events"
+    /// Partitions when the topic is created; the most projectors that can share the work. Default 8.
+    public var partitions: Int = 8
+
+    /// The local defaults.
+    public init() {}
+}
+
+/// Assembles HealthCode's services from configuration: the composition root shared by the
+/// `healthcode` executable and the integration tests. It builds objects; nothing starts until the
+/// returned services run in a `ServiceGroup`.
+public enum Backbone {
+    /// Applies the schema migrations and creates the event topic; both are idempotent.
+    public static func prepare(
+        topic: EventTopicConfiguration,
+        postgres: PostgresClient,
+        migrations: [SchemaMigrator.Migration],
+        logger: Logger
+    ) async throws {
+        try await SchemaMigrator(client: postgres, logger: logger).migrate(migrations)
+        let admin = try KafkaAdmin(
+            configuration: KafkaAdminConfiguration(bootstrapServers: topic.bootstrapServers),
+            logger: logger
+        )
+        try await admin.createTopics([KafkaTopicSpecification(name: topic.topic, partitions: topic.partitions)])
+    }
+
+    /// The gateway's services: its Kafka producer and its HTTP server.
+    public static func gateway(
+        topic: EventTopicConfiguration,
+        configuration: GatewayConfiguration,
+        pseudonymizer: Pseudonymizer,
+        metrics: (@Sendable () -> [UInt8])?,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        logger: Logger
+    ) throws -> [any Service] {
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: topic.bootstrapServers)
+        producerConfiguration.clientID = "healthcode-gateway"
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        let ingestion = EventIngestion(
+            log: KafkaEventLog(producer: producer, topic: topic.topic),
+            pseudonymizer: pseudonymizer,
+            configuration: configuration,
+            now: Instant.now,
+            logger: logger
+        )
+        let application = GatewayApplication.make(
+            ingestion: ingestion,
+            configuration: configuration,
+            metrics: metrics,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+        return [producer, application]
+    }
+
+    /// The projector's services: its Kafka consumer and the projection loop. `postgres` must run in
+    /// the same group, before them.
+    public static func projector(
+        topic: EventTopicConfiguration,
+        configuration: ProjectorConfiguration,
+        postgres: PostgresClient,
+        ruleSet: RuleSet,
+        logger: Logger
+    ) throws -> (consumer: KafkaConsumer, services: [any Service]) {
+        var consumerConfiguration = KafkaConsumerConfiguration(
+            bootstrapServers: topic.bootstrapServers,
+            groupID: configuration.group
+        )
+        consumerConfiguration.clientID = "healthcode-projector"
+        consumerConfiguration.maxPollMessages = configuration.batchSize
+        consumerConfiguration.sessionTimeout = configuration.sessionTimeout
+        consumerConfiguration.heartbeatInterval = configuration.heartbeatInterval
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+        let store = ProjectionStore(client: postgres, logger: logger)
+        let projection = Projection(
+            store: store,
+            catalog: RiskAreaCatalog(store: store, logger: logger),
+            policy: Policy(ruleSet: ruleSet),
+            group: configuration.group,
+            now: Instant.now,
+            logger: logger
+        )
+        let service = ProjectorService(
+            consumer: consumer,
+            projection: projection,
+            store: store,
+            configuration: configuration,
+            logger: logger
+        )
+        return (consumer, [consumer, service])
+    }
+
+    /// The query API's HTTP server. `postgres` must run in the same group, before it.
+    public static func queryAPI(
+        configuration: QueryAPIConfiguration,
+        postgres: PostgresClient,
+        ruleSet: RuleSet,
+        metrics: (@Sendable () -> [UInt8])?,
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        logger: Logger
+    ) -> any Service {
+        let store = ProjectionStore(client: postgres, logger: logger)
+        let queries = CodeQueries(
+            codes: CodeStore(client: postgres, logger: logger),
+            catalog: RiskAreaCatalog(store: store, logger: logger),
+            policy: Policy(ruleSet: ruleSet),
+            ruleSet: ruleSet,
+            refreshInterval: configuration.designationRefreshInterval
+        )
+        return QueryAPIApplication.make(
+            queries: queries,
+            configuration: configuration,
+            now: Instant.now,
+            metrics: metrics,
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+
+    /// Whether the projector group has applied every message on the topic: the positions stored in
+    /// PostgreSQL equal the partitions' end offsets.
+    public static func projectionCaughtUp(
+        topic: EventTopicConfiguration,
+        group: String,
+        consumer: KafkaConsumer,
+        postgres: PostgresClient,
+        logger: Logger
+    ) async throws -> Bool {
+        let partitions = (0..<Int32(topic.partitions)).map { KafkaTopicPartition(topic: topic.topic, partition: $0) }
+        let ends = try await consumer.watermarks(for: partitions)
+        let stored = try await ProjectionStore(client: postgres, logger: logger)
+            .positions(group: group, topic: topic.topic, partitions: partitions.map(\.partition))
+        return partitions.allSatisfy { partition in
+            (stored[partition.partition] ?? 0) >= (ends[partition]?.high ?? 0)
+        }
+    }
+}
+
+extension Instant {
+    /// The current wall-clock instant.
+    public static func now() -> Instant {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Instant(microsecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
+    }
+}

@@ -1,0 +1,158 @@
+import AsyncHTTPClient
+import Foundation
+import HealthCodeCore
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// Loads the demo population through the gateway, waits until the projector has caught up,
+/// prints a summary with one red person, then stays up until the process shuts down.
+///
+/// It drives the system only through its public interfaces: HTTP to the gateway and the query API,
+/// plus two read-only probes (`caughtUp`, `statusCounts`) that the caller wires to Kafka and
+/// PostgreSQL.
+public struct DemoLoad: Service {
+    /// Settings of the demo load.
+    public struct Configuration: Sendable {
+        /// People to generate; 0 loads nothing. Default 100 000.
+        public var people: Int = 100_000
+        /// Generator seed. Default 2020.
+        public var seed: UInt64 = 2020
+        /// Events per request. Default 500.
+        public var batchSize: Int = 500
+        /// Requests in flight. Default 4.
+        public var concurrency: Int = 4
+        /// Gateway base URL, e.g. `http://127.0.0.1:8080`.
+        public var gatewayURL: String
+        /// Query API base URL, e.g. `http://127.0.0.1:8081`.
+        public var apiURL: String
+        /// Longest wait for the projector to catch up. Default 10 minutes.
+        public var projectionTimeout: Duration = .seconds(600)
+
+        public init(gatewayURL: String, apiURL: String) {
+            self.gatewayURL = gatewayURL
+            self.apiURL = apiURL
+        }
+    }
+
+    private let configuration: Configuration
+    private let pseudonymizer: Pseudonymizer
+    private let client: HTTPClient
+    private let ready: @Sendable () async throws -> Void
+    private let caughtUp: @Sendable () async throws -> Bool
+    private let statusCounts: @Sendable () async throws -> [CodeStatus: Int]
+    private let now: @Sendable () -> Instant
+    private let logger: Logger
+
+    /// - Parameters:
+    ///   - ready: returns once the gateway and the API accept requests.
+    ///   - caughtUp: whether the projector has applied everything on Kafka.
+    ///   - statusCounts: materialised codes by colour.
+    public init(
+        configuration: Configuration,
+        pseudonymizer: Pseudonymizer,
+        client: HTTPClient,
+        ready: @escaping @Sendable () async throws -> Void,
+        caughtUp: @escaping @Sendable () async throws -> Bool,
+        statusCounts: @escaping @Sendable () async throws -> [CodeStatus: Int],
+        now: @escaping @Sendable () -> Instant,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.pseudonymizer = pseudonymizer
+        self.client = client
+        self.ready = ready
+        self.caughtUp = caughtUp
+        self.statusCounts = statusCounts
+        self.now = now
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        try await ready()
+        print("gateway: \(configuration.gatewayURL)  (POST /v1/events)")
+        print("api:     \(configuration.apiURL)  (GET /v1/people/{pseudonym}/code)")
+        if configuration.people > 0 {
+            try await load()
+        } else {
+            print("demo: --demo-people 0, starting empty")
+        }
+        print("serving; press Ctrl-C to stop")
+        try await gracefulShutdown()
+    }
+
+    private func load() async throws {
+        let population = DemoPopulation(people: configuration.people, seed: configuration.seed, anchor: now())
+        let publisher = GatewayPublisher(gatewayBaseURL: configuration.gatewayURL, client: client, logger: logger)
+
+        // Designations first, so that travellers' presences meet them when their events are folded.
+        _ = try await publisher.publish(batches: [population.designations()], concurrency: 1)
+        try await waitForProjection()
+
+        var lines: [String] = []
+        lines.reserveCapacity(configuration.people * 3)
+        for index in 0..<configuration.people {
+            lines.append(contentsOf: population.events(ofPerson: index))
+        }
+        let batches = stride(from: 0, to: lines.count, by: configuration.batchSize).map {
+            Array(lines[$0..<min($0 + configuration.batchSize, lines.count)])
+        }
+        let bar = ProgressBar(total: lines.count, label: "loading demo")
+        let report = try await publisher.publish(
+            batches: batches,
+            concurrency: configuration.concurrency,
+            progress: { bar.update($0) }
+        )
+        bar.finish()
+        let projectionStarted = ContinuousClock.now
+        try await waitForProjection()
+        let projectionTime = ContinuousClock.now - projectionStarted
+        try await printSummary(report: report, projectionTime: projectionTime)
+    }
+
+    private func waitForProjection() async throws {
+        let deadline = ContinuousClock.now + configuration.projectionTimeout
+        while try await !caughtUp() {
+            guard ContinuousClock.now < deadline else {
+                throw DemoError(detail: "the projector did not catch up within \(configuration.projectionTimeout)")
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    private func printSummary(report: GatewayPublisher.Report, projectionTime: Duration) async throws {
+        let counts = try await statusCounts()
+        let subject = pseudonymizer.pseudonym(of: DemoPopulation.rawIdentifier(0))
+        let url = "\(configuration.apiURL)/v1/people/\(subject)/code"
+        let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        print(
+            """
+
+            ── HealthCode demo ─────────────────────────────────────────────
+            published  \(report.accepted) events (\(report.rejected) rejected) in \(format(report.elapsed)) \
+            → \(Int(report.eventsPerSecond)) events/s through the gateway
+            projected  caught up \(format(projectionTime)) after the last batch was accepted
+            codes      green \(counts[.green] ?? 0), yellow \(counts[.yellow] ?? 0), red \(counts[.red] ?? 0)
+
+            a red person: \(DemoPopulation.rawIdentifier(0)) → pseudonym \(subject)
+            \(body)
+
+            query it:
+              curl \(url)
+            ────────────────────────────────────────────────────────────────
+            """
+        )
+    }
+
+    private func format(_ duration: Duration) -> String {
+        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        return String(format: "%.1f s", seconds)
+    }
+}
+
+/// The demo could not complete.
+public struct DemoError: Error, CustomStringConvertible {
+    public var detail: String
+    public var description: String { "demo failed: \(detail)" }
+}

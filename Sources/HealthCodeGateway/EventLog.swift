@@ -1,0 +1,48 @@
+import HealthCodeCore
+
+/// The durable log that accepted events are appended to (Kafka, through ``KafkaEventLog``).
+///
+/// `append` returns one result per record, in order, only once the log acknowledged or refused
+/// each record: the gateway never answers 2xx for an event that is not durably in the log.
+public protocol EventLog: Sendable {
+    func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>]
+}
+
+/// One event ready for the log: its partitioning key (the pseudonym or area code) and its JSON.
+public struct EventRecord: Sendable {
+    public var key: String
+    public var value: [UInt8]
+
+    public init(key: String, value: [UInt8]) {
+        self.key = key
+        self.value = value
+    }
+}
+
+/// Where the log stored an event.
+public struct EventPosition: Sendable, Hashable, Codable {
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(partition: Int32, offset: Int64) {
+        self.partition = partition
+        self.offset = offset
+    }
+}
+
+/// Why the log did not take an event. The description names the failure, never the event.
+public struct EventLogError: Error, Sendable, CustomStringConvertible {
+    /// A stable code, e.g. `broker-unavailable`, `timed-out`, `message-too-large`.
+    public var code: String
+    /// Whether sending the same event again may succeed.
+    public var isRetriable: Bool
+    public var detail: String
+
+    public init(code: String, isRetriable: Bool, detail: String) {
+        self.code = code
+        self.isRetriable = isRetriable
+        self.detail = detail
+    }
+
+    public var description: String { "event log refused the event (\(code)): \(detail)" }
+}

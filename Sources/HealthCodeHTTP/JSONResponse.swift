@@ -1,0 +1,67 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// JSON responses shared by the gateway and the query API.
+public enum JSONResponse {
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    /// A response with `value` encoded as JSON.
+    public static func make(
+        _ value: some Encodable,
+        status: HTTPResponse.Status = .ok,
+        headers: HTTPFields = [:]
+    ) throws -> Response {
+        let data = try encoder.encode(value)
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// An RFC 9457 problem response (`application/problem+json`) naming what is wrong.
+    public static func problem(
+        status: HTTPResponse.Status,
+        code: String,
+        detail: String,
+        headers: HTTPFields = [:]
+    ) -> Response {
+        let problem = Problem(type: "urn:hc:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail)
+        let data = (try? encoder.encode(problem)) ?? Data()
+        var fields = headers
+        fields[.contentType] = "application/problem+json"
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    struct Problem: Encodable {
+        var type: String
+        var title: String
+        var status: Int
+        var detail: String
+    }
+}
+
+/// Operational endpoints every HealthCode HTTP service serves.
+public enum OperationalRoutes {
+    /// Adds `GET /health` (liveness) and, if `metrics` is given, `GET /metrics` (Prometheus text format).
+    public static func add<Context: RequestContext>(
+        to router: Router<Context>,
+        metrics: (@Sendable () -> [UInt8])?
+    ) {
+        router.get("health") { _, _ -> Response in
+            try JSONResponse.make(["status": "ok"])
+        }
+        if let metrics {
+            router.get("metrics") { _, _ -> Response in
+                Response(
+                    status: .ok,
+                    headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics()))
+                )
+            }
+        }
+    }
+}

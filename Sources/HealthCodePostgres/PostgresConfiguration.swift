@@ -1,0 +1,42 @@
+import PostgresNIO
+
+/// Where and how HealthCode connects to PostgreSQL.
+public struct PostgresConfiguration: Sendable, Hashable {
+    /// Server host. Default `127.0.0.1` (the local cluster of `scripts/infra.sh`).
+    public var host: String = "127.0.0.1"
+    /// Server port. Default 54329.
+    public var port: Int = 54329
+    /// Role name. Default `healthcode`.
+    public var username: String = "healthcode"
+    /// Password; never logged. Default `healthcode` (the local cluster trusts loopback).
+    public var password: String = "healthcode"
+    /// Database name. Default `healthcode`.
+    public var database: String = "healthcode"
+    /// Upper bound of pooled connections. Default 8.
+    public var maximumConnections: Int = 8
+    /// Whether to require TLS. Default `false` (loopback).
+    public var requireTLS: Bool = false
+
+    /// The local defaults.
+    public init() {}
+
+    /// The PostgresNIO client configuration for these settings.
+    public func clientConfiguration() -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: port,
+            username: username,
+            password: password,
+            database: database,
+            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
+        )
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.minimumConnections = 1
+        return configuration
+    }
+}
+
+/// A description safe to log: no password.
+extension PostgresConfiguration: CustomStringConvertible {
+    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+}

@@ -1,0 +1,375 @@
+import Foundation
+import HealthCodeCore
+import Logging
+import PostgresNIO
+
+/// The idempotency key of an event: its publisher and its id.
+public struct EventKey: Sendable, Hashable {
+    public var source: String
+    public var id: String
+
+    public init(source: String, id: String) {
+        self.source = source
+        self.id = id
+    }
+}
+
+/// An event as it is archived: the decoded event, its canonical JSON and where Kafka held it.
+public struct ArchivedEvent: Sendable {
+    public var event: CloudEvent
+    /// Canonical JSON of the event as consumed from Kafka.
+    public var body: String
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(event: CloudEvent, body: String, topic: String, partition: Int32, offset: Int64) {
+        self.event = event
+        self.body = body
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+    }
+}
+
+/// A person's state and code as stored.
+public struct StoredPerson: Sendable {
+    public var state: PersonState
+    public var eventCount: Int
+    public var code: CodeDecision?
+}
+
+/// A message that could not be decoded or applied.
+public struct DeadLetter: Sendable {
+    public var topic: String
+    public var partition: Int32
+    public var offset: Int64
+    public var key: [UInt8]?
+    public var value: [UInt8]
+    /// Why it failed: an error code and field path, never payload values.
+    public var reason: String
+
+    public init(topic: String, partition: Int32, offset: Int64, key: [UInt8]?, value: [UInt8], reason: String) {
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.value = value
+        self.reason = reason
+    }
+}
+
+/// A change of a person's materialised code, appended to the decision log.
+public struct DecisionRecord: Sendable {
+    public var subject: String
+    public var decidedAt: Instant
+    public var oldStatus: CodeStatus?
+    public var decision: CodeDecision
+    /// The event whose arrival caused the re-evaluation, if any.
+    public var trigger: EventReference?
+
+    public init(
+        subject: String,
+        decidedAt: Instant,
+        oldStatus: CodeStatus?,
+        decision: CodeDecision,
+        trigger: EventReference?
+    ) {
+        self.subject = subject
+        self.decidedAt = decidedAt
+        self.oldStatus = oldStatus
+        self.decision = decision
+        self.trigger = trigger
+    }
+}
+
+/// A person whose state and code are written back at the end of a batch.
+public struct PersonUpdate: Sendable {
+    public var subject: String
+    public var state: PersonState
+    public var eventCount: Int
+    public var decision: CodeDecision
+    public var evaluatedAt: Instant
+
+    public init(subject: String, state: PersonState, eventCount: Int, decision: CodeDecision, evaluatedAt: Instant) {
+        self.subject = subject
+        self.state = state
+        self.eventCount = eventCount
+        self.decision = decision
+        self.evaluatedAt = evaluatedAt
+    }
+}
+
+/// PostgreSQL access for the projector: everything one batch writes happens in one transaction
+/// together with the consumer position, which is what makes the projection exactly-once.
+public struct ProjectionStore: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// The stored next offset per partition; partitions never seen get a row at offset 0.
+    public func positions(group: String, topic: String, partitions: [Int32]) async throws -> [Int32: Int64] {
+        let groups = Array(repeating: group, count: partitions.count)
+        let topics = Array(repeating: topic, count: partitions.count)
+        try await client.query(
+            """
+            INSERT INTO consumer_offsets (consumer_group, topic, partition, next_offset)
+            SELECT g, t, p, 0 FROM unnest(\(groups)::text[], \(topics)::text[], \(partitions)::int4[]) AS x(g, t, p)
+            ON CONFLICT DO NOTHING
+            """,
+            logger: logger
+        )
+        var result: [Int32: Int64] = [:]
+        let rows = try await client.query(
+            """
+            SELECT partition, next_offset FROM consumer_offsets
+            WHERE consumer_group = \(group) AND topic = \(topic) AND partition = ANY(\(partitions)::int4[])
+            """,
+            logger: logger
+        )
+        for try await (partition, offset) in rows.decode((Int32, Int64).self) {
+            result[partition] = offset
+        }
+        return result
+    }
+
+    /// Runs `body` in one transaction; it commits when `body` returns and rolls back when it throws.
+    public func withTransaction<Result: Sendable>(
+        _ body: (ProjectionTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await client.withTransaction(logger: logger) { connection in
+            try await body(ProjectionTransaction(connection: connection, logger: logger))
+        }
+    }
+
+    /// Area events (designations and their retractions) archived after `sequence`, in order.
+    public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {
+        let rows = try await client.query(
+            "SELECT seq, body::text FROM area_event_archive WHERE seq > \(sequence) ORDER BY seq",
+            logger: logger
+        )
+        var result: [(sequence: Int64, body: String)] = []
+        for try await (sequence, body) in rows.decode((Int64, String).self) {
+            result.append((sequence, body))
+        }
+        return result
+    }
+}
+
+/// The operations of one projector transaction.
+public struct ProjectionTransaction: Sendable {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    /// Moves the partition's position from `expected` to `next` by compare-and-set. Returns `false`
+    /// (and changes nothing) when the stored position is not `expected`: another consumer moved it,
+    /// so this one lost the partition or is behind, and must not apply its batch.
+    public func advancePosition(
+        group: String,
+        topic: String,
+        partition: Int32,
+        expected: Int64,
+        next: Int64
+    ) async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE consumer_offsets SET next_offset = \(next), updated_at = now()
+            WHERE consumer_group = \(group) AND topic = \(topic) AND partition = \(partition)
+              AND next_offset = \(expected)
+            RETURNING next_offset
+            """,
+            logger: logger
+        )
+        var updated = false
+        for try await _ in rows { updated = true }
+        return updated
+    }
+
+    /// The stored position of a partition.
+    public func position(group: String, topic: String, partition: Int32) async throws -> Int64? {
+        let rows = try await connection.query(
+            """
+            SELECT next_offset FROM consumer_offsets
+            WHERE consumer_group = \(group) AND topic = \(topic) AND partition = \(partition)
+            """,
+            logger: logger
+        )
+        for try await offset in rows.decode(Int64.self) { return offset }
+        return nil
+    }
+
+    /// Appends person events to the archive; returns the keys that were new (not archived before).
+    public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+        guard !events.isEmpty else { return [] }
+        let subjects = events.map(\.event.subject)
+        let sources = events.map(\.event.source)
+        let ids = events.map(\.event.id)
+        let types = events.map(\.event.type.rawValue)
+        let times = events.map(\.event.time.microsecondsSinceEpoch)
+        let recorded = events.map { ($0.event.recordedTime ?? $0.event.time).microsecondsSinceEpoch }
+        let bodies = events.map(\.body)
+        let topics = events.map(\.topic)
+        let partitions = events.map(\.partition)
+        let offsets = events.map(\.offset)
+        let rows = try await connection.query(
+            """
+            INSERT INTO event_archive
+                (subject, source, event_id, type, time, recorded_time, body, kafka_topic, kafka_partition, kafka_offset)
+            SELECT s, src, i, ty, hc_instant(t), hc_instant(r), b::jsonb, tp, p, o
+            FROM unnest(\(subjects)::text[], \(sources)::text[], \(ids)::text[], \(types)::text[],
+                        \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
+                        \(partitions)::int4[], \(offsets)::int8[]) AS x(s, src, i, ty, t, r, b, tp, p, o)
+            ON CONFLICT DO NOTHING
+            RETURNING source, event_id
+            """,
+            logger: logger
+        )
+        var inserted = Set<EventKey>()
+        for try await (source, id) in rows.decode((String, String).self) {
+            inserted.insert(EventKey(source: source, id: id))
+        }
+        return inserted
+    }
+
+    /// Appends area events to the reference archive; returns the keys that were new.
+    public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+        guard !events.isEmpty else { return [] }
+        let sources = events.map(\.event.source)
+        let ids = events.map(\.event.id)
+        let areas = events.map(\.event.subject)
+        let types = events.map(\.event.type.rawValue)
+        let times = events.map(\.event.time.microsecondsSinceEpoch)
+        let recorded = events.map { ($0.event.recordedTime ?? $0.event.time).microsecondsSinceEpoch }
+        let bodies = events.map(\.body)
+        let topics = events.map(\.topic)
+        let partitions = events.map(\.partition)
+        let offsets = events.map(\.offset)
+        let rows = try await connection.query(
+            """
+            INSERT INTO area_event_archive
+                (source, event_id, area_code, type, time, recorded_time, body, kafka_topic, kafka_partition, kafka_offset)
+            SELECT src, i, a, ty, hc_instant(t), hc_instant(r), b::jsonb, tp, p, o
+            FROM unnest(\(sources)::text[], \(ids)::text[], \(areas)::text[], \(types)::text[],
+                        \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
+                        \(partitions)::int4[], \(offsets)::int8[]) AS x(src, i, a, ty, t, r, b, tp, p, o)
+            ON CONFLICT DO NOTHING
+            RETURNING source, event_id
+            """,
+            logger: logger
+        )
+        var inserted = Set<EventKey>()
+        for try await (source, id) in rows.decode((String, String).self) {
+            inserted.insert(EventKey(source: source, id: id))
+        }
+        return inserted
+    }
+
+    /// Loads and locks the state and code of the given people. People never seen are absent.
+    public func loadPeople(_ subjects: [String]) async throws -> [String: StoredPerson] {
+        guard !subjects.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            """
+            SELECT s.subject, s.state::text, s.event_count, c.decision::text
+            FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
+            WHERE s.subject = ANY(\(subjects)::text[])
+            FOR UPDATE OF s
+            """,
+            logger: logger
+        )
+        let decoder = JSONDecoder()
+        var people: [String: StoredPerson] = [:]
+        for try await (subject, state, count, decision) in rows.decode((String, String, Int32, String?).self) {
+            people[subject] = StoredPerson(
+                state: try decoder.decode(PersonState.self, from: Data(state.utf8)),
+                eventCount: Int(count),
+                code: try decision.map { try decoder.decode(CodeDecision.self, from: Data($0.utf8)) }
+            )
+        }
+        return people
+    }
+
+    /// Writes people's states and materialised codes.
+    public func savePeople(_ updates: [PersonUpdate]) async throws {
+        guard !updates.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let subjects = updates.map(\.subject)
+        let states = try updates.map { String(decoding: try encoder.encode($0.state), as: UTF8.self) }
+        let counts = updates.map { Int32(clamping: $0.eventCount) }
+        try await connection.query(
+            """
+            INSERT INTO person_state (subject, state, event_count, updated_at)
+            SELECT s, st::jsonb, n, now() FROM unnest(\(subjects)::text[], \(states)::text[], \(counts)::int4[])
+                AS x(s, st, n)
+            ON CONFLICT (subject) DO UPDATE
+                SET state = excluded.state, event_count = excluded.event_count, updated_at = excluded.updated_at
+            """,
+            logger: logger
+        )
+        let statuses = updates.map(\.decision.status.rawValue)
+        let validUntil = updates.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
+        let decisions = try updates.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
+        let hashes = updates.map(\.decision.ruleSetHash)
+        let evaluatedAt = updates.map(\.evaluatedAt.microsecondsSinceEpoch)
+        try await connection.query(
+            """
+            INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
+            SELECT s, st, hc_instant(v), d::jsonb, h, hc_instant(e)
+            FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
+                        \(hashes)::text[], \(evaluatedAt)::int8[]) AS x(s, st, v, d, h, e)
+            ON CONFLICT (subject) DO UPDATE
+                SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
+                    rule_set_hash = excluded.rule_set_hash, evaluated_at = excluded.evaluated_at
+            """,
+            logger: logger
+        )
+    }
+
+    /// Appends code changes to the decision log.
+    public func appendDecisions(_ records: [DecisionRecord]) async throws {
+        guard !records.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let subjects = records.map(\.subject)
+        let decidedAt = records.map(\.decidedAt.microsecondsSinceEpoch)
+        let old = records.map { $0.oldStatus?.rawValue ?? "" }
+        let new = records.map(\.decision.status.rawValue)
+        let validUntil = records.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
+        let hashes = records.map(\.decision.ruleSetHash)
+        let triggerSources = records.map { $0.trigger?.source ?? "" }
+        let triggerIDs = records.map { $0.trigger?.id ?? "" }
+        let decisions = try records.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
+        try await connection.query(
+            """
+            INSERT INTO decision_log
+                (subject, decided_at, old_status, new_status, valid_until, rule_set_hash, trigger_source, trigger_id,
+                 decision)
+            SELECT s, hc_instant(d), NULLIF(o, ''), n, hc_instant(v), h, NULLIF(ts, ''), NULLIF(ti, ''), j::jsonb
+            FROM unnest(\(subjects)::text[], \(decidedAt)::int8[], \(old)::text[], \(new)::text[],
+                        \(validUntil)::int8[], \(hashes)::text[], \(triggerSources)::text[], \(triggerIDs)::text[],
+                        \(decisions)::text[]) AS x(s, d, o, n, v, h, ts, ti, j)
+            """,
+            logger: logger
+        )
+    }
+
+    /// Records messages that could not be decoded or applied; a message already recorded is kept as is.
+    public func recordDeadLetters(_ letters: [DeadLetter]) async throws {
+        for letter in letters {
+            let key = letter.key.map { ByteBuffer(bytes: $0) }
+            let value = ByteBuffer(bytes: letter.value)
+            try await connection.query(
+                """
+                INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, message_key, message_value, reason)
+                VALUES (\(letter.topic), \(letter.partition), \(letter.offset), \(key), \(value), \(letter.reason))
+                ON CONFLICT DO NOTHING
+                """,
+                logger: logger
+            )
+        }
+    }
+}

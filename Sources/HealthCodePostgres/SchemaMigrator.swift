@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import PostgresNIO
+
+/// Applies the SQL migrations kept under `projections/migrations` in file-name order, each once,
+/// each in its own transaction. Concurrent migrators (several projectors starting together)
+/// serialise on an advisory lock, so every migration runs exactly once.
+public struct SchemaMigrator: Sendable {
+    /// One migration file.
+    public struct Migration: Sendable, Hashable {
+        /// File name without extension, e.g. `0001_initial`; the recorded version.
+        public var version: String
+        /// The SQL text.
+        public var sql: String
+    }
+
+    private let client: PostgresClient
+    private let logger: Logger
+
+    /// The advisory-lock key that serialises migrators ("HCMIGRAT" as a 64-bit number).
+    private static let lockKey: Int64 = 0x4843_4D49_4752_4154
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Reads every `*.sql` file of a directory, sorted by name.
+    public static func migrations(in directory: URL) throws -> [Migration] {
+        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            .filter { $0.hasSuffix(".sql") }
+            .sorted()
+        return try names.map { name in
+            Migration(
+                version: String(name.dropLast(4)),
+                sql: try String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)
+            )
+        }
+    }
+
+    /// Applies the migrations that the database has not recorded yet; returns the versions applied.
+    @discardableResult
+    public func migrate(_ migrations: [Migration]) async throws -> [String] {
+        try await client.withConnection { connection in
+            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            do {
+                let applied = try await apply(migrations, on: connection)
+                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                return applied
+            } catch {
+                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+                throw error
+            }
+        }
+    }
+
+    private func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws -> [String] {
+        try await connection.query(
+            """
+            CREATE TABLE IF NOT EXISTS schema_migrations (
+                version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+            """,
+            logger: logger
+        )
+        var done = Set<String>()
+        for try await version in try await connection.query("SELECT version FROM schema_migrations", logger: logger)
+            .decode(String.self)
+        {
+            done.insert(version)
+        }
+        var applied: [String] = []
+        for migration in migrations where !done.contains(migration.version) {
+            logger.info("applying migration", metadata: ["migration": "\(migration.version)"])
+            try await connection.withTransaction(logger: logger) { transaction in
+                for statement in SQLScript.statements(in: migration.sql) {
+                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await transaction.query(
+                    "INSERT INTO schema_migrations (version) VALUES (\(migration.version))",
+                    logger: logger
+                )
+            }
+            applied.append(migration.version)
+        }
+        return applied
+    }
+}

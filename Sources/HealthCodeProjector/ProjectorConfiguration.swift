@@ -1,0 +1,23 @@
+/// Settings of a projector.
+public struct ProjectorConfiguration: Sendable {
+    /// Kafka topic of the events. Default `healthcode.events`.
+    public var topic: String = "healthcode.events"
+    /// Consumer group; projectors in one group split the partitions. It also names the positions
+    /// stored in PostgreSQL. Default `healthcode-projector`.
+    public var group: String = "healthcode-projector"
+    /// Most messages applied in one PostgreSQL transaction. Default 1000.
+    public var batchSize: Int = 1000
+    /// Consumer-group session timeout: how long a crashed projector holds its partitions before the
+    /// group moves them to another member. Default 6 s (Kafka's minimum; joins are fast with it).
+    public var sessionTimeout: Duration = .seconds(6)
+    /// Heartbeat interval to the group coordinator; well below ``sessionTimeout``. Default 500 ms.
+    public var heartbeatInterval: Duration = .milliseconds(500)
+    /// First wait before retrying a batch after a PostgreSQL failure; doubles up to
+    /// ``maximumRetryDelay``. Default 100 ms.
+    public var retryDelay: Duration = .milliseconds(100)
+    /// Longest wait between retries of a failing batch. Default 5 s.
+    public var maximumRetryDelay: Duration = .seconds(5)
+
+    /// The local defaults.
+    public init() {}
+}

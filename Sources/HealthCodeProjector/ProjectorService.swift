@@ -1,0 +1,132 @@
+import HealthCodeCore
+import HealthCodeKafka
+import HealthCodePostgres
+import Logging
+import Metrics
+import ServiceLifecycle
+import Synchronization
+
+/// Consumes the event topic as a member of the projector group and applies every batch with
+/// ``Projection`` exactly once.
+///
+/// Positions live in PostgreSQL, not in Kafka: when partitions are assigned, the consumer is told
+/// to start each one at the position stored in PostgreSQL before any of its messages is fetched.
+/// A batch that meets a moved position (another member applied it) is dropped and the partition is
+/// re-sought to the stored position. A batch that fails on PostgreSQL is retried with backoff
+/// until it applies; the consumer's buffer fills meanwhile and fetching pauses (backpressure).
+public struct ProjectorService: Service {
+    private let consumer: KafkaConsumer
+    private let projection: Projection
+    private let store: ProjectionStore
+    private let configuration: ProjectorConfiguration
+    private let logger: Logger
+    private let positions = PartitionPositions()
+
+    public init(
+        consumer: KafkaConsumer,
+        projection: Projection,
+        store: ProjectionStore,
+        configuration: ProjectorConfiguration,
+        logger: Logger
+    ) {
+        self.consumer = consumer
+        self.projection = projection
+        self.store = store
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let group = configuration.group
+        let topic = configuration.topic
+        try consumer.subscribe(
+            topics: [topic],
+            onAssign: { [store, positions, logger] assigned in
+                let stored = try await store.positions(group: group, topic: topic, partitions: assigned.map(\.partition))
+                var offsets: [KafkaTopicPartition: KafkaOffset] = [:]
+                for partition in assigned {
+                    let next = stored[partition.partition] ?? 0
+                    positions.set(partition.partition, next)
+                    offsets[partition] = .offset(next)
+                }
+                logger.info(
+                    "partitions assigned",
+                    metadata: ["partitions": "\(assigned.map(\.partition).sorted())", "group": "\(group)"]
+                )
+                return offsets
+            },
+            onRevoke: { [positions, logger] revoked in
+                for partition in revoked { positions.remove(partition.partition) }
+                logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
+            }
+        )
+        // Graceful shutdown closes the consumer: the batch in hand is finished, then the loop ends.
+        try await withGracefulShutdownHandler {
+            for try await batch in consumer.batches {
+                try await apply(batch)
+            }
+        } onGracefulShutdown: {
+            consumer.close()
+        }
+    }
+
+    private func apply(_ batch: KafkaMessageBatch) async throws {
+        guard let position = positions.get(batch.partition) else { return }  // revoked meanwhile
+        for chunkStart in stride(from: 0, to: batch.count, by: max(1, configuration.batchSize)) {
+            let chunk = batch[chunkStart..<min(chunkStart + configuration.batchSize, batch.count)]
+            let partitionBatch = PartitionBatch(
+                topic: batch.topic,
+                partition: batch.partition,
+                messages: chunk.map { ConsumedMessage(offset: $0.offset, key: $0.key.map(Array.init), value: Array($0.value)) }
+            )
+            let from = positions.get(batch.partition) ?? position
+            switch try await applyRetrying(partitionBatch, from: from) {
+            case .applied(let next, _, _, _, _):
+                positions.set(batch.partition, next)
+                Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")])
+                    .record(max(0, batch.highWatermark - next))
+            case .fenced(let stored):
+                logger.warning(
+                    "stored position moved by another consumer; re-seeking",
+                    metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
+                )
+                positions.set(batch.partition, stored)
+                try await consumer.seek(batch.topicPartition, to: .offset(stored))
+                return
+            }
+        }
+    }
+
+    /// Applies a batch, retrying PostgreSQL failures with exponential backoff until it succeeds or
+    /// the service shuts down; then the failure is rethrown and nothing of the batch was applied.
+    private func applyRetrying(_ batch: PartitionBatch, from position: Int64) async throws -> ProjectionOutcome {
+        var delay = configuration.retryDelay
+        var attempt = 0
+        while true {
+            do {
+                return try await projection.apply(batch, from: position)
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
+                attempt += 1
+                logger.error(
+                    "applying batch failed; retrying",
+                    metadata: [
+                        "partition": "\(batch.partition)", "attempt": "\(attempt)",
+                        "error": "\(SafeErrorDescription(error))",
+                    ]
+                )
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, configuration.maximumRetryDelay)
+            }
+        }
+    }
+}
+
+/// The next offset to apply per assigned partition, shared by the assignment hooks and the loop.
+final class PartitionPositions: Sendable {
+    private let positions = Mutex<[Int32: Int64]>([:])
+
+    func get(_ partition: Int32) -> Int64? { positions.withLock { $0[partition] } }
+    func set(_ partition: Int32, _ offset: Int64) { positions.withLock { $0[partition] = offset } }
+    func remove(_ partition: Int32) { _ = positions.withLock { $0.removeValue(forKey: partition) } }
+}

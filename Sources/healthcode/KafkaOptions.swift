@@ -1,0 +1,43 @@
+import ArgumentParser
+import HealthCodeBackbone
+import HealthCodeProjector
+
+struct KafkaOptions: ParsableArguments {
+    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers, comma-separated (HC_KAFKA_BOOTSTRAP).")
+    var bootstrap: String = Env.string("HC_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
+    @Option(name: .customLong("topic"), help: "Topic of all events (HC_TOPIC).")
+    var topic: String = Env.string("HC_TOPIC", "healthcode.events")
+    @Option(name: .customLong("partitions"), help: "Partitions when creating the topic (HC_TOPIC_PARTITIONS).")
+    var partitions: Int = Env.int("HC_TOPIC_PARTITIONS", 8)
+
+    func validate() throws {
+        guard partitions > 0 else { throw ValidationError("--partitions must be at least 1") }
+    }
+
+    var configuration: EventTopicConfiguration {
+        var configuration = EventTopicConfiguration()
+        configuration.bootstrapServers = bootstrap.split(separator: ",").map { String($0) }
+        configuration.topic = topic
+        configuration.partitions = partitions
+        return configuration
+    }
+}
+
+struct ProjectorOptions: ParsableArguments {
+    @Option(name: .customLong("group"), help: "Projector consumer group (HC_PROJECTOR_GROUP).")
+    var group: String = Env.string("HC_PROJECTOR_GROUP", "healthcode-projector")
+    @Option(name: .customLong("batch-size"), help: "Most events per projector transaction (HC_PROJECTOR_BATCH_SIZE).")
+    var batchSize: Int = Env.int("HC_PROJECTOR_BATCH_SIZE", 1000)
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+    }
+
+    func configuration(topic: String) -> ProjectorConfiguration {
+        var configuration = ProjectorConfiguration()
+        configuration.topic = topic
+        configuration.group = group
+        configuration.batchSize = batchSize
+        return configuration
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import HealthCodeAPI
+import HealthCodeBackbone
+import HealthCodeHTTP
+import HealthCodePostgres
+import Hummingbird
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+/// Runs `services` in one `ServiceGroup` that shuts down gracefully on SIGINT and SIGTERM.
+func runServiceGroup(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
+    let group = ServiceGroup(
+        configuration: ServiceGroupConfiguration(
+            services: services,
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+    )
+    try await group.run()
+}
+
+struct SetupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup",
+        abstract: "Apply the schema migrations and create the event topic (both idempotent)."
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        _ = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.setup")
+        let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
+        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await client.run() }
+            try await Backbone.prepare(topic: kafka.configuration, postgres: client, migrations: migrations, logger: logger)
+            group.cancelAll()
+        }
+        print("schema migrated; topic '\(kafka.topic)' ready")
+    }
+}
+
+struct GatewayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gateway",
+        abstract: "Run the ingestion gateway: POST /v1/events → validate, pseudonymise → Kafka."
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var pseudonym: PseudonymOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let metrics = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.gateway")
+        let services = try Backbone.gateway(
+            topic: kafka.configuration,
+            configuration: gateway.configuration(topic: kafka.topic),
+            pseudonymizer: try pseudonym.pseudonymizer(),
+            metrics: metrics,
+            logger: logger
+        )
+        try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
+    }
+}
+
+struct ProjectorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "projector",
+        abstract: "Run a projector: Kafka → per-person state and codes in PostgreSQL, exactly once."
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var projector: ProjectorOptions
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var rules: RulesOptions
+    @OptionGroup var logging: LoggingOptions
+    @Option(name: .customLong("metrics-host"), help: "Address of /metrics and /health (HC_METRICS_HOST).")
+    var metricsHost: String = Env.string("HC_METRICS_HOST", "127.0.0.1")
+    @Option(name: .customLong("metrics-port"), help: "Port of /metrics and /health (HC_METRICS_PORT).")
+    var metricsPort: Int = Env.int("HC_METRICS_PORT", 9090)
+
+    func run() async throws {
+        let metrics = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.projector")
+        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
+        let projector = try Backbone.projector(
+            topic: kafka.configuration,
+            configuration: projector.configuration(topic: kafka.topic),
+            postgres: client,
+            ruleSet: try rules.ruleSet(),
+            logger: logger
+        )
+        let router = Router(context: BasicRequestContext.self)
+        OperationalRoutes.add(to: router, metrics: metrics)
+        let operational = Application(
+            router: router,
+            configuration: .init(address: .hostname(metricsHost, port: metricsPort), serverName: "healthcode-projector"),
+            logger: logger
+        )
+        try await runServiceGroup(
+            ([client] + projector.services + [operational]).map { .init(service: $0) },
+            logger: logger
+        )
+    }
+}
+
+struct APICommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "api",
+        abstract: "Run the query API: GET /v1/people/{pseudonym}/code."
+    )
+
+    @OptionGroup var api: APIOptions
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var rules: RulesOptions
+    @OptionGroup var logging: LoggingOptions
+
+    func run() async throws {
+        let metrics = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.api")
+        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
+        let service = Backbone.queryAPI(
+            configuration: api.configuration,
+            postgres: client,
+            ruleSet: try rules.ruleSet(),
+            metrics: metrics,
+            logger: logger
+        )
+        try await runServiceGroup([.init(service: client), .init(service: service)], logger: logger)
+    }
+}

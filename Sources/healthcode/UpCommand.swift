@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import AsyncHTTPClient
+import HealthCodeBackbone
+import HealthCodeCore
+import HealthCodeDemo
+import HealthCodePostgres
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Run the whole backbone on the local default and load a demo population.",
+        discussion: """
+            Expects PostgreSQL and the Kafka broker to be running (scripts/up starts them). Migrates the \
+            schema, creates the topic, starts the gateway, a projector and the query API in one process, \
+            publishes the demo population through the gateway, prints a summary and serves until Ctrl-C.
+            """
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var api: APIOptions
+    @OptionGroup var projector: ProjectorOptions
+    @OptionGroup var pseudonym: PseudonymOptions
+    @OptionGroup var rules: RulesOptions
+    @OptionGroup var logging: LoggingOptions
+    @Option(name: .customLong("demo-people"), help: "Demo population size; 0 starts empty (HC_DEMO_PEOPLE).")
+    var demoPeople: Int = Env.int("HC_DEMO_PEOPLE", 100_000)
+
+    func validate() throws {
+        guard demoPeople >= 0 else { throw ValidationError("--demo-people must be 0 or more") }
+    }
+
+    func run() async throws {
+        // The summary and progress are for a person at a terminal or a log file: line by line.
+        setvbuf(stdout, nil, _IOLBF, 0)
+        let metrics = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.up")
+        let topic = kafka.configuration
+        let pseudonymizer = try pseudonym.pseudonymizer(createIfMissing: true)
+        let ruleSet = try rules.ruleSet()
+        let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
+        let pgConfiguration = postgres.configuration.clientConfiguration()
+
+        print("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
+        let setupClient = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await setupClient.run() }
+            try await Backbone.prepare(topic: topic, postgres: setupClient, migrations: migrations, logger: logger)
+            group.cancelAll()
+        }
+
+        let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
+        let started = StartupSignal(components: 2)
+        let projectorConfiguration = projector.configuration(topic: topic.topic)
+        let projection = try Backbone.projector(
+            topic: topic,
+            configuration: projectorConfiguration,
+            postgres: client,
+            ruleSet: ruleSet,
+            logger: logger
+        )
+        let gatewayServices = try Backbone.gateway(
+            topic: topic,
+            configuration: gateway.configuration(topic: topic.topic),
+            pseudonymizer: pseudonymizer,
+            metrics: metrics,
+            onServerRunning: { _ in started.ready() },
+            logger: logger
+        )
+        let apiService = Backbone.queryAPI(
+            configuration: api.configuration,
+            postgres: client,
+            ruleSet: ruleSet,
+            metrics: metrics,
+            onServerRunning: { _ in started.ready() },
+            logger: logger
+        )
+        var demoConfiguration = DemoLoad.Configuration(
+            gatewayURL: "http://\(gateway.host):\(gateway.port)",
+            apiURL: "http://\(api.host):\(api.port)"
+        )
+        demoConfiguration.people = demoPeople
+        let consumer = projection.consumer
+        let demo = DemoLoad(
+            configuration: demoConfiguration,
+            pseudonymizer: pseudonymizer,
+            client: HTTPClient.shared,
+            ready: { await started.wait() },
+            caughtUp: {
+                try await Backbone.projectionCaughtUp(
+                    topic: topic,
+                    group: projectorConfiguration.group,
+                    consumer: consumer,
+                    postgres: client,
+                    logger: logger
+                )
+            },
+            statusCounts: { try await CodeStore(client: client, logger: logger).statusCounts() },
+            now: Instant.now,
+            logger: logger
+        )
+        let services: [any Service] = [client] + projection.services + gatewayServices + [apiService, demo]
+        try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
+    }
+}
