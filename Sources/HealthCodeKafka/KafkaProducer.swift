@@ -120,6 +120,11 @@ public final class KafkaProducer: Service, Sendable {
         return try admission.get()
     }
 
+    /// Stops admitting sends, flushes unacknowledged messages and ends ``run()``, as graceful shutdown does.
+    public func close() {
+        state.withLock { $0.beginShutdown(graceful: true) }.perform()
+    }
+
     // MARK: Service
 
     /// Creates the librdkafka client and serves delivery reports on a dedicated thread until graceful
