@@ -65,7 +65,9 @@ public enum PolicyEvalBenchmark {
             return encoded.count
         }
         log("bench policy-eval: baseline (decode + sort the same histories): \(Int(baseline)) histories/s on 1 core")
-        log("bench policy-eval: evaluation / baseline = \(String(format: "%.1f", evaluations / baseline))x (checksum \(checksum))")
+        log(
+            "bench policy-eval: evaluation / baseline = \(String(format: "%.1f", evaluations / baseline))x (checksum \(checksum))"
+        )
         log("bench policy-eval: \(Int(evaluations)) evals/s on 1 core")
         return Report(
             persons: persons,
@@ -162,7 +164,11 @@ struct HistoryGenerator {
             let positive = below(10) == 0
             add(
                 .testResult(
-                    TestResult(test: below(2) == 0 ? .pcr : .antigen, result: positive ? .positive : .negative, lab: "lab")
+                    TestResult(
+                        test: below(2) == 0 ? .pcr : .antigen,
+                        result: positive ? .positive : .negative,
+                        lab: "lab"
+                    )
                 ),
                 recent()
             )
@@ -191,11 +197,18 @@ struct HistoryGenerator {
         }
         if below(5) == 0 {
             let time = recent()
-            add(.review(Review(status: .green, validUntil: time + .seconds(7 * 86_400), reason: "r", officer: "o")), time)
+            add(
+                .review(Review(status: .green, validUntil: time + .seconds(7 * 86_400), reason: "r", officer: "o")),
+                time
+            )
         } else {
             add(.retraction(Retraction(retracts: "\(person)-\(below(events.count))", reason: "r")), recent())
         }
-        if below(2) == 0 { add(.exposure(Exposure(kind: .secondaryContact)), recent()) } else { add(.testResult(TestResult(test: .pcr, result: .negative, lab: "lab")), recent()) }
+        if below(2) == 0 {
+            add(.exposure(Exposure(kind: .secondaryContact)), recent())
+        } else {
+            add(.testResult(TestResult(test: .pcr, result: .negative, lab: "lab")), recent())
+        }
         return events
     }
 }

@@ -88,7 +88,12 @@ public enum EventDecoder {
         )
     }
 
-    private static func located(_ error: EventValidationError, index: Int, line: Int?, value: JSONValue?)
+    private static func located(
+        _ error: EventValidationError,
+        index: Int,
+        line: Int?,
+        value: JSONValue?
+    )
         -> EventValidationError
     {
         var error = error
@@ -386,7 +391,8 @@ enum Contract {
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
     }
 
     private static func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
@@ -412,12 +418,12 @@ struct FieldReader {
     let path: String
 
     func value(_ field: String) -> JSONValue? {
-        for member in members where member.key.utf8.elementsEqual(field.utf8) { return member.value }
+        for member in members where member.key.hasSameBytes(as: field) { return member.value }
         return nil
     }
 
     func rejectUnknown(_ known: [String]) throws(EventValidationError) {
-        for member in members where !known.contains(where: { $0.utf8.elementsEqual(member.key.utf8) }) {
+        for member in members where !known.contains(where: { $0.hasSameBytes(as: member.key) }) {
             throw EventValidationError(
                 code: .unknownField,
                 fieldPath: path + FieldReader.printable(member.key),
@@ -447,7 +453,8 @@ struct FieldReader {
     }
 
     private static func isLetter(_ byte: UInt8) -> Bool {
-        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z"))
+            || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
     }
 
     func missing(_ field: String) -> EventValidationError {
@@ -482,7 +489,7 @@ struct FieldReader {
     /// equivalent spellings, which JSON Schema's `enum` does not).
     static func enumCase<E: RawRepresentable & CaseIterable>(_: E.Type, _ text: String) -> E?
     where E.RawValue == String {
-        E.allCases.first { $0.rawValue.utf8.elementsEqual(text.utf8) }
+        E.allCases.first { $0.rawValue.hasSameBytes(as: text) }
     }
 
     static func enumRule<E: RawRepresentable & CaseIterable>(_: E.Type) -> String where E.RawValue == String {

@@ -259,9 +259,7 @@ public struct EventReference: Sendable, Hashable, Codable, Comparable {
 
     /// Orders by UTF-8 bytes of `source`, then of `id`.
     public static func < (lhs: EventReference, rhs: EventReference) -> Bool {
-        if !lhs.source.utf8.elementsEqual(rhs.source.utf8) {
-            return lhs.source.utf8.lexicographicallyPrecedes(rhs.source.utf8)
-        }
-        return lhs.id.utf8.lexicographicallyPrecedes(rhs.id.utf8)
+        if !lhs.source.hasSameBytes(as: rhs.source) { return lhs.source.bytesPrecede(rhs.source) }
+        return lhs.id.bytesPrecede(rhs.id)
     }
 }

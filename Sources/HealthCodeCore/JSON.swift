@@ -49,7 +49,10 @@ struct JSONParser {
     private let end: Int
 
     /// Parses exactly one JSON value from `bytes[range]`, allowing surrounding whitespace.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, range: Range<Int>? = nil) throws(JSONSyntaxError)
+    static func parse(
+        _ bytes: UnsafeBufferPointer<UInt8>,
+        range: Range<Int>? = nil
+    ) throws(JSONSyntaxError)
         -> JSONValue
     {
         let range = range ?? 0..<bytes.count
@@ -137,7 +140,7 @@ struct JSONParser {
             guard index < end, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
             let keyOffset = index
             let key = try parseString()
-            for member in members where member.key.utf8.elementsEqual(key.utf8) {
+            for member in members where member.key.hasSameBytes(as: key) {
                 throw JSONSyntaxError(offset: keyOffset, reason: "duplicate member name")
             }
             skipWhitespace()
@@ -308,7 +311,11 @@ struct JSONParser {
         return scalar
     }
 
-    private func makeString(_ run: UnsafeBufferPointer<UInt8>, validating: Bool, offset: Int) throws(JSONSyntaxError)
+    private func makeString(
+        _ run: UnsafeBufferPointer<UInt8>,
+        validating: Bool,
+        offset: Int
+    ) throws(JSONSyntaxError)
         -> String
     {
         guard validating else { return String(decoding: run, as: UTF8.self) }
@@ -362,5 +369,32 @@ struct JSONWriter {
     /// Writes a finite number in Swift's shortest round-tripping form, which is valid JSON for finite values.
     mutating func number(_ value: Double) {
         bytes.append(contentsOf: value.description.utf8)
+    }
+}
+
+extension String {
+    /// Whether the UTF-8 encodings are identical. Unlike `==` this ignores canonical equivalence, as JSON
+    /// Schema, PostgreSQL and every other peer do; lengths are compared first (O(1) for native strings),
+    /// then contiguous bytes, which is much cheaper than iterating `utf8` views.
+    @inline(__always)
+    func hasSameBytes(as other: String) -> Bool {
+        let lhs = utf8
+        let rhs = other.utf8
+        guard lhs.count == rhs.count else { return false }
+        let fast = lhs.withContiguousStorageIfAvailable { left in
+            rhs.withContiguousStorageIfAvailable { right in left.elementsEqual(right) }
+        }
+        return (fast ?? nil) ?? lhs.elementsEqual(rhs)
+    }
+
+    /// Whether this string's UTF-8 encoding sorts before `other`'s, byte-wise (code point order).
+    @inline(__always)
+    func bytesPrecede(_ other: String) -> Bool {
+        let lhs = utf8
+        let rhs = other.utf8
+        let fast = lhs.withContiguousStorageIfAvailable { left in
+            rhs.withContiguousStorageIfAvailable { right in left.lexicographicallyPrecedes(right) }
+        }
+        return (fast ?? nil) ?? lhs.lexicographicallyPrecedes(rhs)
     }
 }

@@ -20,8 +20,8 @@ struct EventStamp: Sendable, Hashable, Codable {
     /// byte-wise, so that the order never depends on arrival order.
     static func precedes(_ lhs: EventStamp, _ rhs: EventStamp) -> Bool {
         if lhs.time != rhs.time { return lhs.time < rhs.time }
-        if !lhs.id.utf8.elementsEqual(rhs.id.utf8) { return lhs.id.utf8.lexicographicallyPrecedes(rhs.id.utf8) }
-        return lhs.source.utf8.lexicographicallyPrecedes(rhs.source.utf8)
+        if !lhs.id.hasSameBytes(as: rhs.id) { return lhs.id.bytesPrecede(rhs.id) }
+        return lhs.source.bytesPrecede(rhs.source)
     }
 
     /// Whether the event is in the evaluation's known set: happened by `at`, recorded by `knownAt`.
@@ -266,18 +266,32 @@ public struct RiskAreaMap: Sendable, Hashable, Codable {
 
     /// The designation that sets the level of exactly `area` at instant `instant`: among the designations
     /// visible at (`at`, `knownAt`) and not retracted, whose effective interval contains `instant`, the one
-    /// issued latest.
-    func designation(for area: AreaCode, at instant: Int64, visibleAt at: Int64, knownAt: Int64)
-        -> DesignationRecord?
+    /// issued latest. Returns its position (for ``stamp(of:_:)``) and level.
+    func designation(
+        for area: AreaCode,
+        at instant: Int64,
+        visibleAt at: Int64,
+        knownAt: Int64
+    )
+        -> (position: Int, level: RiskAreaDesignation.Level)?
     {
         guard let records = byArea[area] else { return nil }
-        for record in records.reversed()
-        where record.stamp.isVisible(at: at, knownAt: knownAt) && record.isEffective(at: instant)
-            && !isRetracted(record.stamp, at: at, knownAt: knownAt)
-        {
-            return record
+        var position = records.count
+        while position > 0 {
+            position -= 1
+            let record = records[position]
+            if record.isEffective(at: instant), record.stamp.isVisible(at: at, knownAt: knownAt),
+                !isRetracted(record.stamp, at: at, knownAt: knownAt)
+            {
+                return (position, record.level)
+            }
         }
         return nil
+    }
+
+    /// The stamp of the designation at `position` for `area`, as returned by ``designation(for:at:visibleAt:knownAt:)``.
+    func stamp(of area: AreaCode, _ position: Int) -> EventStamp {
+        byArea[area]![position].stamp
     }
 
     private func isRetracted(_ stamp: EventStamp, at: Int64, knownAt: Int64) -> Bool {

@@ -10,7 +10,9 @@ public struct Policy: Sendable {
     private let severity: [Int]
     /// Rank by risk-area level (indexed low, medium, high); higher is riskier.
     private let levelRank: [Int]
-    private let hasPresenceRules: Bool
+    /// The longest presence rule duration; presences older than that cannot fire, so their area level is
+    /// never looked up. `nil` without presence rules.
+    private let presenceHorizon: Int64?
     /// The level of an area without an effective designation.
     private let lowestLevel: RiskAreaDesignation.Level
 
@@ -29,10 +31,10 @@ public struct Policy: Sendable {
         self.rules = ruleSet.rules.map { rule in
             CompiledRule(rule: rule, ruleIndex: { name in names.firstIndex(of: name) ?? -1 })
         }
-        self.hasPresenceRules = rules.contains {
-            if case .presence = $0.kind { return true }
-            return false
-        }
+        self.presenceHorizon = rules.compactMap { rule -> Int64? in
+            if case .presence(_, let duration) = rule.kind { return duration }
+            return nil
+        }.max()
     }
 
     /// Evaluates `person` at `at` as known at `knownAt` (default `at`).
@@ -40,7 +42,12 @@ public struct Policy: Sendable {
     /// Only events with `time <= at` and `recordedtime <= knownAt` count, minus those retracted by such
     /// events. `validUntil` is the earliest instant after `at` at which the status changes if no further
     /// event becomes known (the known set is held fixed), or `nil` if it never changes.
-    public func evaluate(_ person: PersonState, areas: RiskAreaMap, at: Instant, knownAt: Instant? = nil)
+    public func evaluate(
+        _ person: PersonState,
+        areas: RiskAreaMap,
+        at: Instant,
+        knownAt: Instant? = nil
+    )
         -> CodeDecision
     {
         var evaluation = Evaluation(
@@ -115,12 +122,23 @@ public struct Policy: Sendable {
         var citeCount: Int
     }
 
-    /// A place and instant at which the person was, with the area's level then and the designations setting it.
+    /// An event cited by a firing, by position in the person's state or the area map: resolving to
+    /// (`source`, `id`) happens only for the reasons, which keeps string copies off the hot path.
+    fileprivate enum Cite {
+        case test(Int)
+        case travel(Int)
+        case declaration(Int)
+        case exposure(Int)
+        case designation(AreaCode, Int)
+    }
+
+    /// A place and instant at which the person was, with the area's level then and the designations setting
+    /// it (up to three: the code, its city, its province).
     fileprivate struct Presence {
         var start: Int64
-        var stamp: EventStamp
+        var source: Cite
         var level: RiskAreaDesignation.Level
-        var designations: (EventStamp?, EventStamp?, EventStamp?)
+        var designations: (Cite?, Cite?, Cite?)
     }
 
     /// The working state of one evaluation.
@@ -132,8 +150,8 @@ public struct Policy: Sendable {
         let policy: Policy
         var retracted: [EventReference] = []
         var firings: [Firing] = []
-        var cites: [EventStamp] = []
-        var override: (rule: Int, start: Int64, end: Int64, status: CodeStatus, stamp: EventStamp)?
+        var cites: [Cite] = []
+        var override: (rule: Int, start: Int64, end: Int64, status: CodeStatus, review: Int)?
 
         init(person: PersonState, areas: RiskAreaMap, at: Int64, knownAt: Int64, policy: Policy) {
             self.person = person
@@ -145,7 +163,7 @@ public struct Policy: Sendable {
                 retracted.append(retraction.target)
             }
             firings.reserveCapacity(8)
-            cites.reserveCapacity(8)
+            cites.reserveCapacity(16)
         }
 
         @inline(__always)
@@ -177,56 +195,68 @@ public struct Policy: Sendable {
         }
 
         /// Cites an event behind the firing opened last.
-        mutating func cite(_ stamp: EventStamp) {
-            cites.append(stamp)
+        mutating func cite(_ cite: Cite) {
+            cites.append(cite)
             firings[firings.count - 1].citeCount += 1
         }
 
         mutating func fire() {
-            let presences = policy.hasPresenceRules ? presences() : []
+            let presences = policy.presenceHorizon.map { self.presences(horizon: $0) } ?? []
             for (index, rule) in policy.rules.enumerated() {
                 switch rule.kind {
                 case .reviewOverride:
-                    if let review = person.reviews.last(where: { isVisible($0.stamp) }) {
-                        let start = review.stamp.time.microsecondsSinceEpoch
-                        let end = review.validUntil.microsecondsSinceEpoch
-                        if end > at { override = (index, start, end, review.status, review.stamp) }
+                    if let review = person.reviews.lastIndex(where: { isVisible($0.stamp) }) {
+                        let record = person.reviews[review]
+                        let end = record.validUntil.microsecondsSinceEpoch
+                        if end > at {
+                            override = (index, record.stamp.time.microsecondsSinceEpoch, end, record.status, review)
+                        }
                     }
                 case .untilCleared(let test, let clearingTest, let gap):
                     if let (positive, cleared) = clearance(test: test, clearingTest: clearingTest, gap: gap),
-                        cleared == nil, open(rule: index, start: positive.time.microsecondsSinceEpoch, duration: nil)
+                        cleared == nil,
+                        open(
+                            rule: index,
+                            start: person.tests[positive].stamp.time.microsecondsSinceEpoch,
+                            duration: nil
+                        )
                     {
-                        cite(positive)
+                        cite(.test(positive))
                     }
                 case .recovery(let after, let duration):
                     guard after >= 0,
                         case .untilCleared(let test, let clearingTest, let gap) = policy.rules[after].kind,
                         let (positive, cleared) = clearance(test: test, clearingTest: clearingTest, gap: gap),
                         let (first, second) = cleared,
-                        open(rule: index, start: second.time.microsecondsSinceEpoch, duration: duration)
+                        open(
+                            rule: index,
+                            start: person.tests[second].stamp.time.microsecondsSinceEpoch,
+                            duration: duration
+                        )
                     else { break }
-                    cite(positive)
-                    cite(first)
-                    cite(second)
+                    cite(.test(positive))
+                    cite(.test(first))
+                    cite(.test(second))
                 case .window(let test, let duration, let cancelledBy):
                     guard
-                        let positive = person.tests.last(where: {
+                        let positive = person.tests.lastIndex(where: {
                             $0.test == test && $0.result == .positive && isVisible($0.stamp)
                         })
                     else { break }
-                    let start = positive.stamp.time.microsecondsSinceEpoch
+                    let start = person.tests[positive].stamp.time.microsecondsSinceEpoch
                     if let cancelledBy, latestNegative(cancelledBy) > start { break }
-                    if open(rule: index, start: start, duration: duration) { cite(positive.stamp) }
+                    if open(rule: index, start: start, duration: duration) { cite(.test(positive)) }
                 case .exposure(let kind, let duration):
-                    for exposure in person.exposures where exposure.kind == kind && isVisible(exposure.stamp) {
+                    for (position, exposure) in person.exposures.enumerated()
+                    where exposure.kind == kind && isVisible(exposure.stamp) {
                         if open(rule: index, start: exposure.stamp.time.microsecondsSinceEpoch, duration: duration) {
-                            cite(exposure.stamp)
+                            cite(.exposure(position))
                         }
                     }
                 case .presence(let level, let duration):
                     for presence in presences
                     where presence.level == level && open(rule: index, start: presence.start, duration: duration) {
-                        cite(presence.stamp)
+                        cite(presence.source)
                         let (first, second, third) = presence.designations
                         if let first { cite(first) }
                         if let second { cite(second) }
@@ -234,12 +264,12 @@ public struct Policy: Sendable {
                     }
                 case .symptoms(let threshold, let duration, let cancelledBy):
                     let cancelAfter = cancelledBy.map { latestNegative($0) } ?? Int64.min
-                    for declaration in person.declarations where isVisible(declaration.stamp) {
+                    for (position, declaration) in person.declarations.enumerated() where isVisible(declaration.stamp) {
                         let start = declaration.stamp.time.microsecondsSinceEpoch
                         let fires =
                             !declaration.symptoms.isEmpty || (declaration.temperatureCelsius ?? -1) >= threshold
                         if fires, cancelAfter <= start, open(rule: index, start: start, duration: duration) {
-                            cite(declaration.stamp)
+                            cite(.declaration(position))
                         }
                     }
                 }
@@ -252,42 +282,54 @@ public struct Policy: Sendable {
                 .stamp.time.microsecondsSinceEpoch ?? Int64.min
         }
 
-        /// The latest visible positive `test` and, if it is cleared, the negatives N1, N2 that clear it: N2 is
-        /// the earliest negative `clearingTest` at least `gap` after some negative N1 later than the positive
-        /// (taking N1 as the earliest such negative gives the earliest N2).
-        func clearance(test: TestResult.Method, clearingTest: TestResult.Method, gap: Int64)
-            -> (positive: EventStamp, cleared: (EventStamp, EventStamp)?)?
+        /// The latest visible positive `test` and, if it is cleared, the negatives N1, N2 that clear it (as
+        /// positions in the person's tests): N2 is the earliest negative `clearingTest` at least `gap` after
+        /// some negative N1 later than the positive; taking N1 as the earliest such negative gives the
+        /// earliest N2.
+        func clearance(
+            test: TestResult.Method,
+            clearingTest: TestResult.Method,
+            gap: Int64
+        )
+            -> (positive: Int, cleared: (Int, Int)?)?
         {
             let tests = person.tests
-            guard let positiveIndex = tests.lastIndex(where: { $0.test == test && $0.result == .positive && isVisible($0.stamp) })
+            guard
+                let positive = tests.lastIndex(where: {
+                    $0.test == test && $0.result == .positive && isVisible($0.stamp)
+                })
             else { return nil }
-            let positive = tests[positiveIndex].stamp
-            let positiveTime = positive.time.microsecondsSinceEpoch
-            var first: EventStamp?
-            for record in tests
+            let positiveTime = tests[positive].stamp.time.microsecondsSinceEpoch
+            var first: (position: Int, time: Int64)?
+            for (position, record) in tests.enumerated()
             where record.test == clearingTest && record.result == .negative && isVisible(record.stamp) {
                 let time = record.stamp.time.microsecondsSinceEpoch
                 if let n1 = first {
-                    if time - n1.time.microsecondsSinceEpoch >= gap { return (positive, (n1, record.stamp)) }
+                    if time - n1.time >= gap { return (positive, (n1.position, position)) }
                 } else if time > positiveTime {
-                    first = record.stamp
+                    first = (position, time)
                 }
             }
             return (positive, nil)
         }
 
-        /// Presences (POLICY.md §3.1) with the level of their area at their instant (§3.2).
-        func presences() -> [Presence] {
+        /// Presences (POLICY.md §3.1) that can still fire at or after `at` (within `horizon` of it), with
+        /// the level of their area at their instant (§3.2).
+        func presences(horizon: Int64) -> [Presence] {
             var result: [Presence] = []
-            for travel in person.travels where isVisible(travel.stamp) {
-                result.append(presence(travel.from, travel.stamp.time.microsecondsSinceEpoch, travel.stamp))
+            let earliest = at &- horizon
+            for (position, travel) in person.travels.enumerated() where isVisible(travel.stamp) {
+                let departure = travel.stamp.time.microsecondsSinceEpoch
+                if departure > earliest { result.append(presence(travel.from, departure, .travel(position))) }
                 // The arrival counts from `arrivedAt` on; one after `at` starts a future interval, which
                 // matters for `validUntil` but not for the status at `at`.
-                result.append(presence(travel.to, travel.arrivedAt.microsecondsSinceEpoch, travel.stamp))
+                let arrival = travel.arrivedAt.microsecondsSinceEpoch
+                if arrival > earliest { result.append(presence(travel.to, arrival, .travel(position))) }
             }
-            for declaration in person.declarations where isVisible(declaration.stamp) {
-                if let location = declaration.location {
-                    result.append(presence(location, declaration.stamp.time.microsecondsSinceEpoch, declaration.stamp))
+            for (position, declaration) in person.declarations.enumerated() where isVisible(declaration.stamp) {
+                let time = declaration.stamp.time.microsecondsSinceEpoch
+                if let location = declaration.location, time > earliest {
+                    result.append(presence(location, time, .declaration(position)))
                 }
             }
             return result
@@ -296,22 +338,30 @@ public struct Policy: Sendable {
         /// The level of `area` at `instant`: the highest of the levels set for the code itself, its city and
         /// its province by their latest effective designation, the lowest level for a code without one; cites
         /// the designations that set the resulting level.
-        func presence(_ area: AreaCode, _ instant: Int64, _ stamp: EventStamp) -> Presence {
-            var presence = Presence(start: instant, stamp: stamp, level: policy.lowestLevel, designations: (nil, nil, nil))
+        func presence(_ area: AreaCode, _ instant: Int64, _ source: Cite) -> Presence {
+            var presence = Presence(
+                start: instant,
+                source: source,
+                level: policy.lowestLevel,
+                designations: (nil, nil, nil)
+            )
             var best = 0
             var count = 0
             func consider(_ code: AreaCode) {
-                guard let record = areas.designation(for: code, at: instant, visibleAt: at, knownAt: knownAt) else {
-                    return
-                }
-                let rank = policy.levelRank[record.level.index]
+                guard let (position, level) = areas.designation(for: code, at: instant, visibleAt: at, knownAt: knownAt)
+                else { return }
+                let rank = policy.levelRank[level.index]
                 if rank > best || count == 0 && rank == best {
                     best = rank
-                    presence.level = record.level
-                    presence.designations = (record.stamp, nil, nil)
+                    presence.level = level
+                    presence.designations = (.designation(code, position), nil, nil)
                     count = 1
                 } else if rank == best {
-                    if count == 1 { presence.designations.1 = record.stamp } else { presence.designations.2 = record.stamp }
+                    if count == 1 {
+                        presence.designations.1 = .designation(code, position)
+                    } else {
+                        presence.designations.2 = .designation(code, position)
+                    }
                     count += 1
                 }
             }
@@ -358,6 +408,16 @@ public struct Policy: Sendable {
             return nil
         }
 
+        func stamp(_ cite: Cite) -> EventStamp {
+            switch cite {
+            case .test(let position): person.tests[position].stamp
+            case .travel(let position): person.travels[position].stamp
+            case .declaration(let position): person.declarations[position].stamp
+            case .exposure(let position): person.exposures[position].stamp
+            case .designation(let area, let position): areas.stamp(of: area, position)
+            }
+        }
+
         /// Every rule firing at `at`: the override first, then in rule-set order.
         func reasons() -> [CodeReason] {
             var reasons: [CodeReason] = []
@@ -367,7 +427,7 @@ public struct Policy: Sendable {
                         rule: policy.ruleSet.rules[override.rule].name,
                         colour: override.status,
                         until: Instant(microsecondsSinceEpoch: override.end),
-                        events: [override.stamp.reference]
+                        events: [person.reviews[override.review].stamp.reference]
                     )
                 )
             }
@@ -380,13 +440,16 @@ public struct Policy: Sendable {
                     let firing = firings[index]
                     if firing.start <= at, at < firing.end {
                         until = max(until, firing.end)
-                        stamps += cites[firing.citeStart..<(firing.citeStart + firing.citeCount)]
+                        for cite in cites[firing.citeStart..<(firing.citeStart + firing.citeCount)] {
+                            stamps.append(stamp(cite))
+                        }
                     }
                     index += 1
                 }
                 guard !stamps.isEmpty else { continue }
                 stamps.sort(by: EventStamp.precedes)
                 var events: [EventReference] = []
+                events.reserveCapacity(stamps.count)
                 for stamp in stamps where !events.contains(stamp.reference) {
                     events.append(stamp.reference)
                 }

@@ -127,7 +127,9 @@ private enum RuleSetReader {
                 throw top.invalid("version", "must be a semantic version MAJOR.MINOR.PATCH, e.g. 1.0.0")
             }
             let title = try top.requiredString("title")
-            guard Contract.isLabel(title, maximumLength: 200) else { throw top.invalid("title", Contract.labelRule(200)) }
+            guard Contract.isLabel(title, maximumLength: 200) else {
+                throw top.invalid("title", Contract.labelRule(200))
+            }
             let precedence: [CodeStatus] = try permutation(top, "precedence")
             let areaLevels: [RiskAreaDesignation.Level] = try permutation(top, "areaLevels")
             guard let rulesValue = top.value("rules") else { throw top.missing("rules") }
@@ -325,7 +327,10 @@ private enum RuleSetReader {
         return total
     }
 
-    static func permutation<E: RawRepresentable & CaseIterable & Equatable>(_ reader: FieldReader, _ field: String)
+    static func permutation<E: RawRepresentable & CaseIterable & Equatable>(
+        _ reader: FieldReader,
+        _ field: String
+    )
         throws(EventValidationError) -> [E] where E.RawValue == String
     {
         guard let value = reader.value(field) else { throw reader.missing(field) }

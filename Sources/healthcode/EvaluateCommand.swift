@@ -42,7 +42,9 @@ struct Evaluate: ParsableCommand {
         let policy = Policy(ruleSet: ruleSet)
         let body: Data
         do {
-            body = events == "-" ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: events))
+            body =
+                events == "-"
+                ? FileHandle.standardInput.readDataToEndOfFile() : try Data(contentsOf: URL(fileURLWithPath: events))
         } catch {
             throw EvaluateFailure("cannot read events file \(events)")
         }

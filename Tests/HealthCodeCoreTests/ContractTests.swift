@@ -109,7 +109,8 @@ struct EventDecoderTests {
     }
 
     @Test func retractionsOfDesignationsAreNotPersonEvents() throws {
-        let text = #"{"specversion":"1.0","id":"r","source":"urn:s","type":"hc.retraction.v1","subject":"440106","time":"2020-04-01T00:00:00Z","data":{"retracts":"x","reason":"y"}}"#
+        let text =
+            #"{"specversion":"1.0","id":"r","source":"urn:s","type":"hc.retraction.v1","subject":"440106","time":"2020-04-01T00:00:00Z","data":{"retracts":"x","reason":"y"}}"#
         #expect(!(try EventDecoder.decode(Array(text.utf8))).isPersonEvent)
     }
 

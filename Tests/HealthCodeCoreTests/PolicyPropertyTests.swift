@@ -38,7 +38,8 @@ struct PolicyPropertyTests {
                 guard index == events.count - 1 || generator.next() % 4 == 0 else { continue }
                 let prefix = Array(events[...index])
                 for at in Self.probes(prefix, using: &generator) {
-                    let knownAt = generator.next() % 3 == 0 ? at + Duration.seconds(Int64(generator.next() % 400_000)) : nil
+                    let knownAt =
+                        generator.next() % 3 == 0 ? at + Duration.seconds(Int64(generator.next() % 400_000)) : nil
                     let decision = history.evaluate(at: at, knownAt: knownAt)
                     let expected = LiteralPolicy(events: prefix, at: at, knownAt: knownAt ?? at).decision()
                     #expect(decision.status == expected.status, "status at \(at)")
@@ -214,7 +215,13 @@ struct RandomHistory {
         }
         if events.isEmpty {
             events.append(
-                CloudEvent(id: "only", source: "urn:a", subject: "p-1", time: PolicyPropertyTests.t0, payload: .exposure(Exposure(kind: .closeContact)))
+                CloudEvent(
+                    id: "only",
+                    source: "urn:a",
+                    subject: "p-1",
+                    time: PolicyPropertyTests.t0,
+                    payload: .exposure(Exposure(kind: .closeContact))
+                )
             )
         }
         return events
@@ -326,8 +333,10 @@ struct LiteralPolicy {
             }
         }
         for (level, name, length) in [
-            (RiskAreaDesignation.Level.high, "high-risk-presence", day * 14), (.medium, "medium-risk-presence", day * 7),
-        ] where presences.contains(where: { $0.1 <= u && u < $0.1 + length && self.level(of: $0.0, at: $0.1) == level }) {
+            (RiskAreaDesignation.Level.high, "high-risk-presence", day * 14),
+            (.medium, "medium-risk-presence", day * 7),
+        ] where presences.contains(where: { $0.1 <= u && u < $0.1 + length && self.level(of: $0.0, at: $0.1) == level })
+        {
             rules.append((name, .yellow))
         }
         let symptomatic = known.contains { event in

@@ -149,7 +149,9 @@ struct PolicyRuleTests {
         let start = history.evaluate(at: t0)
         #expect(start.status == .red)
         #expect(start.validUntil == t0 + day * 14)
-        #expect(start.reasons == [CodeReason(rule: "close-contact", colour: .red, until: t0 + day * 14, events: [ref("x")])])
+        #expect(
+            start.reasons == [CodeReason(rule: "close-contact", colour: .red, until: t0 + day * 14, events: [ref("x")])]
+        )
         #expect(history.evaluate(at: t0 + day * 14 - .microseconds(1)).status == .red)
         #expect(history.evaluate(at: t0 + day * 14).status == .green)
     }
@@ -306,7 +308,9 @@ struct PolicyRuleTests {
         #expect(decision.status == .green)
         #expect(decision.validUntil == t0 + day * 3)
         #expect(decision.reasons.map(\.rule) == ["review", "close-contact"], "the override first, then every rule")
-        #expect(decision.reasons[0] == CodeReason(rule: "review", colour: .green, until: t0 + day * 3, events: [ref("rv")]))
+        #expect(
+            decision.reasons[0] == CodeReason(rule: "review", colour: .green, until: t0 + day * 3, events: [ref("rv")])
+        )
         #expect(history.evaluate(at: t0 + day * 3).status == .red)
     }
 
@@ -376,7 +380,7 @@ struct PolicyRuleTests {
     @Test func knownAtHidesLateRecordedEvents() {
         var events = EventFactory()
         let history = History([
-            events.test(.pcr, .positive, at: t0, id: "late", recorded: t0 + day * 2),
+            events.test(.pcr, .positive, at: t0, id: "late", recorded: t0 + day * 2)
         ])
         #expect(history.evaluate(at: t0 + day).status == .green, "knownAt defaults to at")
         #expect(history.evaluate(at: t0 + day, knownAt: t0 + day * 2 - second).status == .green)

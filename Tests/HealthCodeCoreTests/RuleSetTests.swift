@@ -56,7 +56,10 @@ struct RuleSetTests {
         let policy = Policy(ruleSet: try RuleSet.decode(Array(edited.utf8)))
         let t0 = instant("2020-04-01T00:00:00Z")
         var events = EventFactory()
-        #expect(History([events.declaration([], temperature: 37.5, at: t0)]).evaluate(at: t0, policy: policy).status == .green)
+        #expect(
+            History([events.declaration([], temperature: 37.5, at: t0)]).evaluate(at: t0, policy: policy).status
+                == .green
+        )
         #expect(History([events.exposure(.secondaryContact, at: t0)]).evaluate(at: t0, policy: policy).status == .red)
         let cleared = History([
             events.test(.pcr, .positive, at: t0),
@@ -89,14 +92,26 @@ struct RuleSetTests {
             ("\"version\": \"1.0.0\"", "\"version\": \"1.0\"", "version"),
             ("\"id\": \"reference-v1\"", "\"id\": \"Reference V1\"", "id"),
             ("\"precedence\": [\"red\", \"yellow\", \"green\"]", "\"precedence\": [\"red\", \"yellow\"]", "precedence"),
-            ("\"areaLevels\": [\"low\", \"medium\", \"high\"]", "\"areaLevels\": [\"low\", \"low\", \"high\"]", "areaLevels[1]"),
+            (
+                "\"areaLevels\": [\"low\", \"medium\", \"high\"]", "\"areaLevels\": [\"low\", \"low\", \"high\"]",
+                "areaLevels[1]"
+            ),
             ("\"duration\": \"P7D\"", "\"duration\": \"P1W\"", "rules[5].duration"),
-            ("\"duration\": \"P14D\",\n      \"cancelledByNegative\": \"pcr\"\n    }\n  ]", "\"duration\": \"-P14D\",\n      \"cancelledByNegative\": \"pcr\"\n    }\n  ]", "rules[8].duration"),
+            (
+                "\"duration\": \"P14D\",\n      \"cancelledByNegative\": \"pcr\"\n    }\n  ]",
+                "\"duration\": \"-P14D\",\n      \"cancelledByNegative\": \"pcr\"\n    }\n  ]", "rules[8].duration"
+            ),
             ("\"minimumGap\": \"PT24H\"", "\"minimumGap\": \"PT24H\", \"extra\": 1", "rules[1].clearance.extra"),
-            ("\"colour\": \"red\",\n      \"test\": \"pcr\"", "\"colour\": \"crimson\",\n      \"test\": \"pcr\"", "rules[1].colour"),
+            (
+                "\"colour\": \"red\",\n      \"test\": \"pcr\"", "\"colour\": \"crimson\",\n      \"test\": \"pcr\"",
+                "rules[1].colour"
+            ),
             ("\"after\": \"positive-pcr\"", "\"after\": \"positive-antigen\"", "rules[2].after"),
             ("\"kind\": \"symptoms\"", "\"kind\": \"cough\"", "rules[8].kind"),
-            ("\"temperatureAtLeastCelsius\": 37.3", "\"temperatureAtLeastCelsius\": \"37.3\"", "rules[8].temperatureAtLeastCelsius"),
+            (
+                "\"temperatureAtLeastCelsius\": 37.3", "\"temperatureAtLeastCelsius\": \"37.3\"",
+                "rules[8].temperatureAtLeastCelsius"
+            ),
             ("\"name\": \"secondary-contact\"", "\"name\": \"close-contact\"", "rules[5].name"),
             ("\"areaLevel\": \"high\"", "\"areaLevel\": \"high\", \"colour2\": \"red\"", "rules[6].colour2"),
         ]

@@ -9,7 +9,9 @@ enum Repository {
     static let root: URL = {
         var directory = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath().deletingLastPathComponent()
         while directory.path != "/" {
-            if FileManager.default.fileExists(atPath: directory.appendingPathComponent("schemas/event.schema.json").path) {
+            if FileManager.default.fileExists(
+                atPath: directory.appendingPathComponent("schemas/event.schema.json").path
+            ) {
                 return directory
             }
             directory = directory.deletingLastPathComponent()
@@ -58,7 +60,12 @@ struct EventFactory {
         return String(format: "e%04d", counter)
     }
 
-    mutating func make(_ payload: EventPayload, at time: Instant, id: String? = nil, recorded: Instant? = nil)
+    mutating func make(
+        _ payload: EventPayload,
+        at time: Instant,
+        id: String? = nil,
+        recorded: Instant? = nil
+    )
         -> CloudEvent
     {
         let subject: String
@@ -87,7 +94,13 @@ struct EventFactory {
         make(.exposure(Exposure(kind: kind)), at: time, id: id)
     }
 
-    mutating func travel(from: String, to: String, at time: Instant, arrivedAt: Instant, id: String? = nil)
+    mutating func travel(
+        from: String,
+        to: String,
+        at time: Instant,
+        arrivedAt: Instant,
+        id: String? = nil
+    )
         -> CloudEvent
     {
         make(.travel(Travel(mode: .train, from: area(from), to: area(to), arrivedAt: arrivedAt)), at: time, id: id)
@@ -113,7 +126,12 @@ struct EventFactory {
         make(.review(Review(status: status, validUntil: until, reason: "r", officer: "o")), at: time, id: id)
     }
 
-    mutating func retraction(of target: String, at time: Instant, subject: String? = nil, source: String? = nil)
+    mutating func retraction(
+        of target: String,
+        at time: Instant,
+        subject: String? = nil,
+        source: String? = nil
+    )
         -> CloudEvent
     {
         var event = make(.retraction(Retraction(retracts: target, reason: "r")), at: time)
