@@ -103,6 +103,10 @@ public final class KafkaConsumer: Service, Sendable {
     }
 
     /// Asks the partitions' leaders for their current watermarks (the high one is the end offset).
+    ///
+    /// The high watermark is the larger of the leader's ListOffsets answer and the one seen in this
+    /// consumer's latest fetch of the partition, which works around brokers whose ListOffsets lags
+    /// (Tansu 0.6 answers with the last batch's base offset + 1) for partitions this consumer fetches.
     public func watermarks(
         for partitions: [KafkaTopicPartition],
         timeout: Duration = .seconds(10)
@@ -471,6 +475,18 @@ public final class KafkaConsumer: Service, Sendable {
                         KafkaError(code: .query, rdkafka: error, topic: partition.topic, partition: partition.partition)
                     )
                 }
+                // Brokers whose ListOffsets lags behind their fetch responses (Tansu 0.6 answers with the
+                // last batch's base offset + 1): the fetched high watermark, when newer, is the true end.
+                var cachedLow: Int64 = -1
+                var cachedHigh: Int64 = -1
+                let cached = rd_kafka_get_watermark_offsets(
+                    client,
+                    partition.topic,
+                    partition.partition,
+                    &cachedLow,
+                    &cachedHigh
+                )
+                if cached == RD_KAFKA_RESP_ERR_NO_ERROR, cachedHigh > high { high = cachedHigh }
                 result[partition] = KafkaWatermarks(low: low, high: high)
             }
             return .success(result)

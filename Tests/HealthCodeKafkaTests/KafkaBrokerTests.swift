@@ -55,9 +55,8 @@ struct KafkaBrokerTests {
             let ends = try await consumer.watermarks(
                 for: (0..<3).map { KafkaTopicPartition(topic: topic, partition: $0) }
             )
-            // Tansu 0.6 answers ListOffsets(latest) with the last batch's base offset + 1, so only check
-            // that every partition answered; exact end offsets are checked against the mock cluster.
-            #expect(ends.count == 3)
+            // Tansu 0.6's ListOffsets lags; the consumer's fetched high watermark corrects it.
+            #expect(ends.values.map(\.high).reduce(0, +) == 1001)
             #expect(consumer.lag().values.allSatisfy { $0 == 0 })
         }
     }
