@@ -350,13 +350,16 @@ struct JSONWriter {
             case 0x09: raw("\\t")
             case 0..<0x20, 0x7F:
                 raw("\\u00")
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes.append(hex[Int(byte >> 4)])
-                bytes.append(hex[Int(byte & 0xF)])
+                bytes.append(JSONWriter.hexDigit(byte >> 4))
+                bytes.append(JSONWriter.hexDigit(byte & 0xF))
             default: bytes.append(byte)
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static func hexDigit(_ nibble: UInt8) -> UInt8 {
+        nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
     }
 
     /// Writes `"key":` (keys are ASCII literals chosen by the core).

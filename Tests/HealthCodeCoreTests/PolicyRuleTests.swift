@@ -414,3 +414,28 @@ struct PolicyRuleTests {
 
     func ref(_ id: String) -> EventReference { EventReference(source: "urn:hc:publisher:test", id: id) }
 }
+
+@Suite("Evaluation output")
+struct EvaluationLineTests {
+    @Test func linesFollowPolicySection4() {
+        let t0 = instant("2020-04-01T00:00:00Z")
+        var events = EventFactory()
+        events.subject = "p\"1"
+        let history = History([
+            events.exposure(.closeContact, at: t0 + .milliseconds(250), id: "x"),
+            events.review(.yellow, at: t0 + hour, until: t0 + day, id: "rv"),
+        ])
+        let line = history.evaluate(at: t0 + hour).evaluationLine(subject: events.subject)
+        #expect(
+            String(decoding: line, as: UTF8.self)
+                == #"{"subject":"p\"1","status":"yellow","validUntil":"2020-04-02T00:00:00Z","reasons":["#
+                + #"{"rule":"review","colour":"yellow","until":"2020-04-02T00:00:00Z","events":[{"source":"urn:hc:publisher:test","id":"rv"}]},"#
+                + #"{"rule":"close-contact","colour":"red","until":"2020-04-15T00:00:00Z","events":[{"source":"urn:hc:publisher:test","id":"x"}]}]}"#
+        )
+        let green = History().evaluate(at: t0).evaluationLine(subject: "p-2")
+        #expect(
+            String(decoding: green, as: UTF8.self)
+                == #"{"subject":"p-2","status":"green","validUntil":null,"reasons":[]}"#
+        )
+    }
+}
