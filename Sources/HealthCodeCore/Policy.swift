@@ -87,7 +87,7 @@ public struct Policy: Sendable {
             switch rule.kind {
             case .reviewOverride:
                 kind = .reviewOverride
-                colour = .green
+                colour = .green  // unused: an override takes the colour of its review
             case .positiveTestUntilCleared(let colour, let test, let clearingTest, let gap):
                 kind = .untilCleared(test: test, clearingTest: clearingTest, gap: gap.microseconds)
                 self.colour = colour

@@ -3,23 +3,23 @@ import Crypto
 /// A versioned code policy as data (projections/rules/reference-v1.json): rule names, colours, durations,
 /// thresholds and precedence live in the file; the core only knows the rule *kinds* (how a kind of rule
 /// fires). Changing close-contact from 14 to 10 days is an edit of the file, which changes its version and
-/// content hash, and every decision cites both.
+/// content hash, and every decision cites both. Immutable once decoded, so the hash always describes the rules.
 public struct RuleSet: Sendable, Hashable {
     /// Stable name of the policy, e.g. `reference-v1`.
-    public var id: String
+    public let id: String
     /// Semantic version of this revision of the policy, e.g. `1.0.0`.
-    public var version: String
+    public let version: String
     /// `sha256:<hex>` of the file's bytes, so that `sha256sum` on the file reproduces it.
-    public var contentHash: String
+    public let contentHash: String
     /// Human-readable title.
-    public var title: String
+    public let title: String
     /// Colours from most to least severe; the status is the most severe colour among firing rules.
-    public var precedence: [CodeStatus]
+    public let precedence: [CodeStatus]
     /// Risk-area levels from lowest to highest; an area's level is the highest of its own and its ancestors',
     /// and an area with no effective designation has the lowest.
-    public var areaLevels: [RiskAreaDesignation.Level]
+    public let areaLevels: [RiskAreaDesignation.Level]
     /// The rules; reasons are listed in this order, the override first.
-    public var rules: [PolicyRule]
+    public let rules: [PolicyRule]
 
     /// Parses and validates a rule set file; errors name the offending field (`rules[3].duration`).
     public static func decode(_ bytes: some Collection<UInt8>) throws(RuleSetError) -> RuleSet {
