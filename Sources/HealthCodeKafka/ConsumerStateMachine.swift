@@ -164,6 +164,8 @@ struct ConsumerStateMachine {
 
     var assignment: Set<KafkaTopicPartition> { assigned }
 
+    var bufferedMessageCount: Int { bufferedMessages }
+
     // MARK: Iterator
 
     enum IteratorAction {

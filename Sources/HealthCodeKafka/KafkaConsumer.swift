@@ -120,6 +120,12 @@ public final class KafkaConsumer: Service, Sendable {
         state.withLock { $0.lag() }
     }
 
+    /// Messages fetched but not yet handed out through ``batches`` (bounded by
+    /// ``KafkaConsumerConfiguration/maxBufferedMessages`` plus one poll).
+    public var bufferedMessageCount: Int {
+        state.withLock { $0.bufferedMessageCount }
+    }
+
     /// The partitions currently assigned to this consumer.
     public func assignment() -> Set<KafkaTopicPartition> {
         state.withLock { $0.assignment }

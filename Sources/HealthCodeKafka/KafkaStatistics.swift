@@ -15,9 +15,11 @@ import Metrics
 /// - `kafka_consumer_rebalances` (cumulative count of group rebalances).
 final class KafkaStatistics: Sendable {
     private let clientID: String
+    private let factory: any MetricsFactory
 
-    init(clientID: String) {
+    init(clientID: String, factory: any MetricsFactory = MetricsSystem.factory) {
         self.clientID = clientID
+        self.factory = factory
     }
 
     func emit(json: UnsafeRawBufferPointer) {
@@ -26,10 +28,10 @@ final class KafkaStatistics: Sendable {
         else { return }
         let base = [("client_id", clientID)]
         if let messages = object["msg_cnt"] as? NSNumber {
-            Gauge(label: "kafka_client_queue_messages", dimensions: base).record(messages.doubleValue)
+            Gauge(label: "kafka_client_queue_messages", dimensions: base, factory: factory).record(messages.doubleValue)
         }
         if let bytes = object["msg_size"] as? NSNumber {
-            Gauge(label: "kafka_client_queue_bytes", dimensions: base).record(bytes.doubleValue)
+            Gauge(label: "kafka_client_queue_bytes", dimensions: base, factory: factory).record(bytes.doubleValue)
         }
         if let brokers = object["brokers"] as? [String: Any] {
             for case (let name, let broker as [String: Any]) in brokers {
@@ -49,17 +51,19 @@ final class KafkaStatistics: Sendable {
                 for case (let partition, let partitionObject as [String: Any]) in partitions where partition != "-1" {
                     let dimensions = base + [("topic", topic), ("partition", partition)]
                     if let lag = partitionObject["consumer_lag"] as? NSNumber, lag.int64Value >= 0 {
-                        Gauge(label: "kafka_consumer_lag_messages", dimensions: dimensions).record(lag.doubleValue)
+                        Gauge(label: "kafka_consumer_lag_messages", dimensions: dimensions, factory: factory).record(
+                            lag.doubleValue
+                        )
                     }
                     if let queued = partitionObject["fetchq_cnt"] as? NSNumber, queued.int64Value > 0 {
-                        Gauge(label: "kafka_consumer_prefetch_messages", dimensions: dimensions)
+                        Gauge(label: "kafka_consumer_prefetch_messages", dimensions: dimensions, factory: factory)
                             .record(queued.doubleValue)
                     }
                 }
             }
         }
         if let group = object["cgrp"] as? [String: Any], let rebalances = group["rebalance_cnt"] as? NSNumber {
-            Gauge(label: "kafka_consumer_rebalances", dimensions: base).record(rebalances.doubleValue)
+            Gauge(label: "kafka_consumer_rebalances", dimensions: base, factory: factory).record(rebalances.doubleValue)
         }
     }
 
@@ -69,7 +73,7 @@ final class KafkaStatistics: Sendable {
         else { return }
         for quantile in ["avg", "p99"] {
             if let value = window[quantile] as? NSNumber {
-                Gauge(label: label, dimensions: dimensions + [("quantile", quantile)])
+                Gauge(label: label, dimensions: dimensions + [("quantile", quantile)], factory: factory)
                     .record(value.doubleValue / 1_000_000)
             }
         }

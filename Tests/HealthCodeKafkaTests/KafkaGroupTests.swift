@@ -107,8 +107,10 @@ struct KafkaGroupTests {
         #expect(Set(processed) == Set((0..<total).map { "value-\($0)" }))
     }
 
-    /// A consumer restarted in the same group starts from the offsets its assignment hook returns.
-    @Test func resumesFromCallerStoredOffsets() async throws {
+    /// A consumer restarted in the same group starts from the offsets its assignment hook returns, with
+    /// incremental (cooperative) and eager assignment.
+    @Test(arguments: [KafkaRebalanceProtocol.cooperativeSticky, .eagerRange])
+    func resumesFromCallerStoredOffsets(rebalanceProtocol: KafkaRebalanceProtocol) async throws {
         let topic = try await makeTopic("resume", partitions: 1)
         let partition = KafkaTopicPartition(topic: topic, partition: 0)
         let group = LocalInfrastructure.uniqueName("group")
@@ -117,10 +119,9 @@ struct KafkaGroupTests {
         let store = OffsetStore()
         store.set(partition, next: 60)  // the caller had processed offsets 0...59 before
 
-        let consumer = try KafkaConsumer(
-            configuration: fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group),
-            logger: testLogger()
-        )
+        var configuration = fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group)
+        configuration.rebalanceProtocol = rebalanceProtocol
+        let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger())
         let revoked = Mutex<[KafkaTopicPartition]>([])
         try consumer.subscribe(topics: [topic]) { partitions in
             store.startOffsets(partitions, consumer: "c")
@@ -134,6 +135,25 @@ struct KafkaGroupTests {
             #expect(received.first?.valueString == "value-60")
             #expect(consumer.assignment() == [partition])
             #expect(consumer.lag() == [partition: 0])
+        }
+    }
+
+    /// A caller that does not take batches stops the consumer's polling: the buffer stays bounded.
+    @Test func slowCallerBoundsTheBuffer() async throws {
+        let topic = try await makeTopic("backpressure", partitions: 1)
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: brokerServers)
+        configuration.maxBufferedMessages = 100
+        configuration.maxPollMessages = 50
+        let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger())
+        try await withServices([producer, consumer]) {
+            _ = try await producer.send(makeMessages(topic: topic, count: 2000))
+            try consumer.assign([KafkaTopicPartition(topic: topic, partition: 0): .beginning])
+            while consumer.bufferedMessageCount < 100 { try await Task.sleep(for: .milliseconds(20)) }
+            try await Task.sleep(for: .milliseconds(500))  // a slow caller
+            #expect(consumer.bufferedMessageCount <= 150)
+            let all = try await collect(consumer, count: 2000)
+            #expect(all.map(\.offset) == Array(0..<2000))
         }
     }
 
