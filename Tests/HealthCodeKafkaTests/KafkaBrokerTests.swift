@@ -61,6 +61,21 @@ struct KafkaBrokerTests {
         }
     }
 
+    @Test(arguments: [KafkaCompression.lz4, .zstd, .gzip])
+    func compressedRoundTrip(compression: KafkaCompression) async throws {
+        let topic = try await makeTopic("compressed", partitions: 1)
+        var configuration = KafkaProducerConfiguration(bootstrapServers: brokerServers)
+        configuration.compression = compression
+        let producer = try KafkaProducer(configuration: configuration, logger: testLogger())
+        let consumer = try KafkaConsumer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        try await withServices([producer, consumer]) {
+            _ = try await producer.send(makeMessages(topic: topic, count: 200))
+            try consumer.assign([KafkaTopicPartition(topic: topic, partition: 0): .beginning])
+            let received = try await collect(consumer, count: 200)
+            #expect(received.map(\.valueString) == (0..<200).map { "value-\($0)" })
+        }
+    }
+
     @Test func adminCreatesTopicsIdempotentlyAndDescribesThem() async throws {
         let admin = try KafkaAdmin(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
         let name = LocalInfrastructure.uniqueName("admin")
