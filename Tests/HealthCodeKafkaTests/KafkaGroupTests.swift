@@ -12,6 +12,8 @@ final class OffsetStore: Sendable {
         var processed: [String] = []
         var assignments: [String: [KafkaTopicPartition]] = [:]
         var violations = 0
+        var produced = 0
+        var producerDone = false
     }
     private let state = Mutex(State())
 
@@ -44,6 +46,10 @@ final class OffsetStore: Sendable {
     var processed: [String] { state.withLock { $0.processed } }
     var processedCount: Int { state.withLock { $0.processed.count } }
     var violations: Int { state.withLock { $0.violations } }
+    var produced: Int { state.withLock { $0.produced } }
+    var producerDone: Bool { state.withLock { $0.producerDone } }
+    func setProduced(_ count: Int) { state.withLock { $0.produced = count } }
+    func finishProducing() { state.withLock { $0.producerDone = true } }
     func assignments(of consumer: String) -> [KafkaTopicPartition] { state.withLock { $0.assignments[consumer] ?? [] } }
 }
 
@@ -56,7 +62,7 @@ struct KafkaGroupTests {
         let topic = try await makeTopic("rebalance", partitions: 4)
         let group = LocalInfrastructure.uniqueName("group")
         let store = OffsetStore()
-        let total = 6000
+        let chunk = 100
         let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
         func makeConsumer(_ name: String) throws -> KafkaConsumer {
             var configuration = fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group)
@@ -72,13 +78,17 @@ struct KafkaGroupTests {
         try await withServices([producer, first]) {
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
-                    // The stream lasts ~9 s: long enough for the second consumer's join and the rebalance.
-                    for chunk in 0..<60 {
-                        _ = try await producer.send(
-                            makeMessages(topic: topic, count: total / 60, start: chunk * (total / 60))
-                        )
+                    // The stream goes on (~9 s at least) until the second consumer got partitions, and 3 s after.
+                    var index = 0
+                    var chunksAfterRebalance = 0
+                    while index < 60 || chunksAfterRebalance < 20, index < 400 {
+                        _ = try await producer.send(makeMessages(topic: topic, count: chunk, start: index * chunk))
+                        index += 1
+                        store.setProduced(index * chunk)
+                        if !store.assignments(of: "second").isEmpty { chunksAfterRebalance += 1 }
                         try await Task.sleep(for: .milliseconds(150))
                     }
+                    store.finishProducing()
                 }
                 tasks.addTask {
                     for try await batch in first.batches {
@@ -94,7 +104,9 @@ struct KafkaGroupTests {
                             _ = store.apply(batch, consumer: "second")
                         }
                     }
-                    while store.processedCount < total { try await Task.sleep(for: .milliseconds(50)) }
+                    while !store.producerDone || store.processedCount < store.produced {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
                 }
                 first.close()
                 try await tasks.waitForAll()
@@ -103,6 +115,7 @@ struct KafkaGroupTests {
         #expect(store.violations == 0)
         #expect(store.assignments(of: "second").count > 0, "the second consumer got partitions")
         let processed = store.processed
+        let total = store.produced
         #expect(processed.count == total)
         #expect(Set(processed) == Set((0..<total).map { "value-\($0)" }))
     }
