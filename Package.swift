@@ -13,7 +13,7 @@ let rdkafkaLinkerSettings: [LinkerSetting] = [
 ]
 
 let strictSwift: [SwiftSetting] = [
-    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("ExistentialAny")
 ]
 
 let package = Package(
@@ -184,12 +184,23 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthCodeCoreTests",
-            dependencies: ["HealthCodeCore"],
+            dependencies: ["HealthCodeCore", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strictSwift
         ),
         .testTarget(
             name: "HealthCodeKafkaTests",
             dependencies: ["HealthCodeKafka", "HealthCodeTestSupport"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "HealthCodeGatewayTests",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeGateway",
+                "HealthCodeKafka",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -21,6 +21,33 @@ public struct PersonCode: Sendable, Codable, Hashable {
         public var hash: String
     }
 
+    enum CodingKeys: String, CodingKey {
+        case subject, status, validUntil, reasons, ruleSet, evaluatedAt, knownAt
+    }
+
+    enum ReasonKeys: String, CodingKey {
+        case rule, colour, until, events
+    }
+
+    /// Encodes absent instants as explicit `null`s: "no end" is an answer, not a missing field.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(subject, forKey: .subject)
+        try container.encode(status, forKey: .status)
+        try container.encode(validUntil, forKey: .validUntil)
+        var reasonsContainer = container.nestedUnkeyedContainer(forKey: .reasons)
+        for reason in reasons {
+            var reasonContainer = reasonsContainer.nestedContainer(keyedBy: ReasonKeys.self)
+            try reasonContainer.encode(reason.rule, forKey: .rule)
+            try reasonContainer.encode(reason.colour, forKey: .colour)
+            try reasonContainer.encode(reason.until, forKey: .until)
+            try reasonContainer.encode(reason.events, forKey: .events)
+        }
+        try container.encode(ruleSet, forKey: .ruleSet)
+        try container.encode(evaluatedAt, forKey: .evaluatedAt)
+        try container.encode(knownAt, forKey: .knownAt)
+    }
+
     init(subject: String, decision: CodeDecision, evaluatedAt: Instant, knownAt: Instant) {
         self.subject = subject
         self.status = decision.status
@@ -45,7 +72,8 @@ public struct CodeQueries: Sendable {
     private let ruleSetHash: String
     private let refreshInterval: Duration
 
-    public init(codes: CodeStore, catalog: RiskAreaCatalog, policy: Policy, ruleSet: RuleSet, refreshInterval: Duration) {
+    public init(codes: CodeStore, catalog: RiskAreaCatalog, policy: Policy, ruleSet: RuleSet, refreshInterval: Duration)
+    {
         self.codes = codes
         self.catalog = catalog
         self.policy = policy

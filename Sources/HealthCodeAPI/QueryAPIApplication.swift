@@ -27,7 +27,9 @@ public enum QueryAPIApplication {
             let current = now()
             var at = current
             var knownAt: Instant?
-            for (name, value) in [("at", request.uri.queryParameters["at"]), ("knownAt", request.uri.queryParameters["knownAt"])] {
+            for (name, value) in [
+                ("at", request.uri.queryParameters["at"]), ("knownAt", request.uri.queryParameters["knownAt"]),
+            ] {
                 guard let value else { continue }
                 guard let instant = Instant(rfc3339: String(value)) else {
                     return JSONResponse.problem(

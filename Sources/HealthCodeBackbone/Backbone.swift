@@ -161,3 +161,22 @@ extension Instant {
         return Instant(microsecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
     }
 }
+
+extension Backbone {
+    /// Runs `body` with a short-lived PostgreSQL client (for setup steps and tools), then closes it.
+    public static func withPostgres<Result: Sendable>(
+        _ configuration: PostgresClient.Configuration,
+        logger: Logger,
+        _ body: (PostgresClient) async throws -> Result
+    ) async throws -> Result {
+        // The pool warns when it is used before its run loop started, which is harmless here.
+        var backgroundLogger = logger
+        backgroundLogger.logLevel = .error
+        let client = PostgresClient(configuration: configuration, backgroundLogger: backgroundLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}

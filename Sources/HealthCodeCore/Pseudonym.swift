@@ -17,7 +17,9 @@ public struct Pseudonymizer: Sendable {
     /// Creates a pseudonymiser from raw key bytes (at least ``minimumKeyLength``).
     public init(key: [UInt8]) throws(PseudonymKeyError) {
         guard key.count >= Self.minimumKeyLength else {
-            throw PseudonymKeyError(reason: "key has \(key.count) bytes, at least \(Self.minimumKeyLength) are required")
+            throw PseudonymKeyError(
+                reason: "key has \(key.count) bytes, at least \(Self.minimumKeyLength) are required"
+            )
         }
         self.key = SymmetricKey(data: key)
     }

@@ -70,14 +70,14 @@ public struct DemoLoad: Service {
 
     public func run() async throws {
         try await ready()
-        print("gateway: \(configuration.gatewayURL)  (POST /v1/events)")
-        print("api:     \(configuration.apiURL)  (GET /v1/people/{pseudonym}/code)")
+        ConsoleOutput.line("gateway: \(configuration.gatewayURL)  (POST /v1/events)")
+        ConsoleOutput.line("api:     \(configuration.apiURL)  (GET /v1/people/{pseudonym}/code)")
         if configuration.people > 0 {
             try await load()
         } else {
-            print("demo: --demo-people 0, starting empty")
+            ConsoleOutput.line("demo: --demo-people 0, starting empty")
         }
-        print("serving; press Ctrl-C to stop")
+        ConsoleOutput.line("serving; press Ctrl-C to stop")
         try await gracefulShutdown()
     }
 
@@ -125,8 +125,9 @@ public struct DemoLoad: Service {
         let subject = pseudonymizer.pseudonym(of: DemoPopulation.rawIdentifier(0))
         let url = "\(configuration.apiURL)/v1/people/\(subject)/code"
         let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
-        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
-        print(
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let code = describe(codeJSON: Data(body.readableBytesView))
+        ConsoleOutput.line(
             """
 
             ── HealthCode demo ─────────────────────────────────────────────
@@ -136,13 +137,39 @@ public struct DemoLoad: Service {
             codes      green \(counts[.green] ?? 0), yellow \(counts[.yellow] ?? 0), red \(counts[.red] ?? 0)
 
             a red person: \(DemoPopulation.rawIdentifier(0)) → pseudonym \(subject)
-            \(body)
+            \(code)
 
             query it:
               curl \(url)
             ────────────────────────────────────────────────────────────────
             """
         )
+    }
+
+    /// The API's code answer as lines for a person: status, each reason with its events, rule set.
+    private func describe(codeJSON: Data) -> String {
+        guard let code = try? JSONSerialization.jsonObject(with: codeJSON) as? [String: Any] else {
+            return String(decoding: codeJSON, as: UTF8.self)
+        }
+        var lines = [
+            "  status    \(code["status"] as? String ?? "?"), valid until \(code["validUntil"] as? String ?? "further notice")"
+        ]
+        for reason in code["reasons"] as? [[String: Any]] ?? [] {
+            let events = (reason["events"] as? [[String: Any]] ?? []).map {
+                "\($0["source"] as? String ?? "?") #\($0["id"] as? String ?? "?")"
+            }
+            lines.append(
+                "  reason    \(reason["rule"] as? String ?? "?") (\(reason["colour"] as? String ?? "?"), "
+                    + "until \(reason["until"] as? String ?? "further notice")) ← \(events.joined(separator: ", "))"
+            )
+        }
+        if let ruleSet = code["ruleSet"] as? [String: Any] {
+            lines.append(
+                "  rule set  \(ruleSet["id"] as? String ?? "?") \(ruleSet["version"] as? String ?? "?") "
+                    + "(\(ruleSet["hash"] as? String ?? "?"))"
+            )
+        }
+        return lines.joined(separator: "\n")
     }
 
     private func format(_ duration: Duration) -> String {

@@ -62,7 +62,8 @@ public struct DemoPopulation: Sendable {
                 type: "hc.risk-area.v1",
                 subject: Self.mediumRiskArea,
                 time: issued,
-                data: #"{"level":"medium","effectiveFrom":"\#(mediumFrom.rfc3339Seconds)","effectiveUntil":"\#(mediumUntil.rfc3339Seconds)"}"#
+                data:
+                    #"{"level":"medium","effectiveFrom":"\#(mediumFrom.rfc3339Seconds)","effectiveUntil":"\#(mediumUntil.rfc3339Seconds)"}"#
             ),
         ]
     }
@@ -73,7 +74,10 @@ public struct DemoPopulation: Sendable {
         let subject = Self.rawIdentifier(index)
         let hour: Int64 = 3_600_000_000
         func before(hours: Int64) -> Instant {
-            Instant(microsecondsSinceEpoch: anchor.microsecondsSinceEpoch - hours * hour - Int64(random.next() % 3_600) * 1_000_000)
+            Instant(
+                microsecondsSinceEpoch: anchor.microsecondsSinceEpoch - hours * hour - Int64(random.next() % 3_600)
+                    * 1_000_000
+            )
         }
         let districts = ["110101", "110105", "310101", "310104", "440103", "440106", "330102", "510104"]
         var lines: [String] = []
@@ -108,7 +112,8 @@ public struct DemoPopulation: Sendable {
                     type: "hc.travel.v1",
                     subject: subject,
                     time: departure,
-                    data: #"{"mode":"\#(mode)","carrier":"G\#(100 + index % 900)","from":"\#(home)","to":"\#(to)","arrivedAt":"\#(arrival.rfc3339Seconds)"}"#
+                    data:
+                        #"{"mode":"\#(mode)","carrier":"G\#(100 + index % 900)","from":"\#(home)","to":"\#(to)","arrivedAt":"\#(arrival.rfc3339Seconds)"}"#
                 )
             )
         }
@@ -123,7 +128,8 @@ public struct DemoPopulation: Sendable {
                     type: "hc.test-result.v1",
                     subject: subject,
                     time: before(hours: 20),
-                    data: #"{"test":"pcr","result":"\#(positive ? "positive" : "negative")","lab":"demo-lab-\#(index % 17)"}"#
+                    data:
+                        #"{"test":"pcr","result":"\#(positive ? "positive" : "negative")","lab":"demo-lab-\#(index % 17)"}"#
                 )
             )
         }
@@ -138,14 +144,22 @@ public struct DemoPopulation: Sendable {
                     type: "hc.exposure.v1",
                     subject: subject,
                     time: before(hours: 40),
-                    data: #"{"kind":"\#(contact < 2 ? "close-contact" : "secondary-contact")","caseRef":"demo-case-\#(index % 97)"}"#
+                    data:
+                        #"{"kind":"\#(contact < 2 ? "close-contact" : "secondary-contact")","caseRef":"demo-case-\#(index % 97)"}"#
                 )
             )
         }
         return lines
     }
 
-    private func event(id: String, source: String, type: String, subject: String, time: Instant, data: String)
+    private func event(
+        id: String,
+        source: String,
+        type: String,
+        subject: String,
+        time: Instant,
+        data: String
+    )
         -> String
     {
         #"{"specversion":"1.0","id":"\#(id)","source":"\#(source)","type":"\#(type)","subject":"\#(subject)","time":"\#(time.rfc3339Seconds)","datacontenttype":"application/json","data":\#(data)}"#

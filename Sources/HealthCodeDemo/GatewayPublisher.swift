@@ -139,3 +139,11 @@ public struct ProgressBar: Sendable {
         FileHandle.standardError.write(Data("\n".utf8))
     }
 }
+
+/// Lines for the person running the command, written straight to standard output so that they
+/// appear at once even when the output is a file or a pipe.
+public enum ConsoleOutput {
+    public static func line(_ text: String) {
+        FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+}

@@ -46,6 +46,7 @@ public struct EventIngestion: Sendable {
             return .tooManyEvents(count: batch.items.count, limit: configuration.maximumBatchEvents)
         }
         let recordedTime = now()
+        let latestTime = recordedTime + configuration.maximumClockSkew
         var results = [EventResult?](repeating: nil, count: batch.items.count)
         var records: [EventRecord] = []
         var recordIndices: [Int] = []
@@ -56,8 +57,21 @@ public struct EventIngestion: Sendable {
                 error.eventIndex = index
                 results[index] = EventResult(index: index, id: error.eventID, status: .rejected, errors: [error])
             case .success(var event):
+                guard event.time <= latestTime else {
+                    let error = EventValidationError(
+                        code: .invalidValue,
+                        fieldPath: "time",
+                        reason: "lies in the future; an event is published after the fact it records",
+                        eventIndex: index,
+                        eventID: event.id
+                    )
+                    results[index] = EventResult(index: index, id: event.id, status: .rejected, errors: [error])
+                    continue
+                }
                 if !event.subjectIsAreaCode { event.subject = pseudonymizer.pseudonym(of: event.subject) }
-                event.recordedTime = recordedTime
+                // Within the allowed clock skew an event may be timed after the gateway's clock;
+                // its recording instant is then its own time, so that recordedtime >= time holds.
+                event.recordedTime = max(recordedTime, event.time)
                 records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
                 recordIndices.append(index)
                 results[index] = EventResult(index: index, id: event.id, status: .accepted)

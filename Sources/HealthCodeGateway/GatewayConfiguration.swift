@@ -10,6 +10,10 @@ public struct GatewayConfiguration: Sendable {
     public var maximumBatchEvents: Int = 1000
     /// Largest request body in bytes; larger bodies get 413 and are never buffered whole. Default 4 MiB.
     public var maximumBodyBytes: Int = 4 << 20
+    /// How far an event's `time` may lie ahead of the gateway's clock (publishers' clocks drift);
+    /// events further in the future are rejected: a fact cannot be known before it occurred.
+    /// Default 5 minutes.
+    public var maximumClockSkew: Duration = .seconds(300)
     /// Seconds a client should wait before retrying after a 503. Default 1.
     public var retryAfterSeconds: Int = 1
 

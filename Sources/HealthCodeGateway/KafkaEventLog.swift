@@ -18,7 +18,9 @@ public struct KafkaEventLog: EventLog {
             case .success(let report):
                 .success(EventPosition(partition: report.partition, offset: report.offset))
             case .failure(let error):
-                .failure(EventLogError(code: error.code.description, isRetriable: error.isRetriable, detail: error.reason))
+                .failure(
+                    EventLogError(code: error.code.description, isRetriable: error.isRetriable, detail: error.reason)
+                )
             }
         }
     }

@@ -29,7 +29,12 @@ public enum JSONResponse {
         detail: String,
         headers: HTTPFields = [:]
     ) -> Response {
-        let problem = Problem(type: "urn:hc:problem:\(code)", title: status.reasonPhrase, status: status.code, detail: detail)
+        let problem = Problem(
+            type: "urn:hc:problem:\(code)",
+            title: status.reasonPhrase,
+            status: status.code,
+            detail: detail
+        )
         let data = (try? encoder.encode(problem)) ?? Data()
         var fields = headers
         fields[.contentType] = "application/problem+json"

@@ -94,7 +94,11 @@ public struct Projection: Sendable {
                     next: next
                 )
             else {
-                let stored = try await transaction.position(group: group, topic: batch.topic, partition: batch.partition)
+                let stored = try await transaction.position(
+                    group: group,
+                    topic: batch.topic,
+                    partition: batch.partition
+                )
                 return .fenced(storedPosition: stored ?? 0)
             }
             let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)

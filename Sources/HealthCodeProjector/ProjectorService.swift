@@ -42,7 +42,11 @@ public struct ProjectorService: Service {
         try consumer.subscribe(
             topics: [topic],
             onAssign: { [store, positions, logger] assigned in
-                let stored = try await store.positions(group: group, topic: topic, partitions: assigned.map(\.partition))
+                let stored = try await store.positions(
+                    group: group,
+                    topic: topic,
+                    partitions: assigned.map(\.partition)
+                )
                 var offsets: [KafkaTopicPartition: KafkaOffset] = [:]
                 for partition in assigned {
                     let next = stored[partition.partition] ?? 0
@@ -77,7 +81,9 @@ public struct ProjectorService: Service {
             let partitionBatch = PartitionBatch(
                 topic: batch.topic,
                 partition: batch.partition,
-                messages: chunk.map { ConsumedMessage(offset: $0.offset, key: $0.key.map(Array.init), value: Array($0.value)) }
+                messages: chunk.map {
+                    ConsumedMessage(offset: $0.offset, key: $0.key.map(Array.init), value: Array($0.value))
+                }
             )
             let from = positions.get(batch.partition) ?? position
             switch try await applyRetrying(partitionBatch, from: from) {

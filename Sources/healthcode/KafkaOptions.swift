@@ -3,7 +3,10 @@ import HealthCodeBackbone
 import HealthCodeProjector
 
 struct KafkaOptions: ParsableArguments {
-    @Option(name: .customLong("kafka-bootstrap"), help: "Kafka bootstrap servers, comma-separated (HC_KAFKA_BOOTSTRAP).")
+    @Option(
+        name: .customLong("kafka-bootstrap"),
+        help: "Kafka bootstrap servers, comma-separated (HC_KAFKA_BOOTSTRAP)."
+    )
     var bootstrap: String = Env.string("HC_KAFKA_BOOTSTRAP", "127.0.0.1:19092")
     @Option(name: .customLong("topic"), help: "Topic of all events (HC_TOPIC).")
     var topic: String = Env.string("HC_TOPIC", "healthcode.events")

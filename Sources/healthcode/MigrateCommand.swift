@@ -1,4 +1,5 @@
 import ArgumentParser
+import HealthCodeBackbone
 import HealthCodePostgres
 import Logging
 import PostgresNIO
@@ -16,12 +17,9 @@ struct MigrateCommand: AsyncParsableCommand {
         _ = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.migrate")
         let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
-        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await client.run() }
-            let applied = try await SchemaMigrator(client: client, logger: logger).migrate(migrations)
-            print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
-            group.cancelAll()
+        let applied = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) {
+            try await SchemaMigrator(client: $0, logger: logger).migrate(migrations)
         }
+        print(applied.isEmpty ? "schema is up to date" : "applied: \(applied.joined(separator: ", "))")
     }
 }

@@ -18,7 +18,10 @@ enum Env {
 }
 
 struct LoggingOptions: ParsableArguments {
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (HC_LOG_LEVEL).")
+    @Option(
+        name: .customLong("log-level"),
+        help: "trace, debug, info, notice, warning, error or critical (HC_LOG_LEVEL)."
+    )
     var level: String = Env.string("HC_LOG_LEVEL", "info")
 
     func validate() throws {
@@ -56,7 +59,8 @@ struct PostgresOptions: ParsableArguments {
 struct PseudonymOptions: ParsableArguments {
     @Option(
         name: .customLong("pseudonym-key-file"),
-        help: "File holding the hex HMAC key for pseudonyms (HC_PSEUDONYM_KEY_FILE). HC_PSEUDONYM_KEY (hex) wins if set."
+        help:
+            "File holding the hex HMAC key for pseudonyms (HC_PSEUDONYM_KEY_FILE). HC_PSEUDONYM_KEY (hex) wins if set."
     )
     var keyFile: String = Env.string("HC_PSEUDONYM_KEY_FILE", ".local/pseudonym.key")
 

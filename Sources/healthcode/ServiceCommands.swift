@@ -34,11 +34,13 @@ struct SetupCommand: AsyncParsableCommand {
         _ = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.setup")
         let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
-        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await client.run() }
-            try await Backbone.prepare(topic: kafka.configuration, postgres: client, migrations: migrations, logger: logger)
-            group.cancelAll()
+        try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
+            try await Backbone.prepare(
+                topic: kafka.configuration,
+                postgres: client,
+                migrations: migrations,
+                logger: logger
+            )
         }
         print("schema migrated; topic '\(kafka.topic)' ready")
     }
@@ -88,7 +90,10 @@ struct ProjectorCommand: AsyncParsableCommand {
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.projector")
-        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
+        let client = PostgresClient(
+            configuration: postgres.configuration.clientConfiguration(),
+            backgroundLogger: logger
+        )
         let projector = try Backbone.projector(
             topic: kafka.configuration,
             configuration: projector.configuration(topic: kafka.topic),
@@ -100,7 +105,10 @@ struct ProjectorCommand: AsyncParsableCommand {
         OperationalRoutes.add(to: router, metrics: metrics)
         let operational = Application(
             router: router,
-            configuration: .init(address: .hostname(metricsHost, port: metricsPort), serverName: "healthcode-projector"),
+            configuration: .init(
+                address: .hostname(metricsHost, port: metricsPort),
+                serverName: "healthcode-projector"
+            ),
             logger: logger
         )
         try await runServiceGroup(
@@ -124,7 +132,10 @@ struct APICommand: AsyncParsableCommand {
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.api")
-        let client = PostgresClient(configuration: postgres.configuration.clientConfiguration(), backgroundLogger: logger)
+        let client = PostgresClient(
+            configuration: postgres.configuration.clientConfiguration(),
+            backgroundLogger: logger
+        )
         let service = Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,

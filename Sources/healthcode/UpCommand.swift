@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import AsyncHTTPClient
 import HealthCodeBackbone
 import HealthCodeCore
@@ -36,8 +35,6 @@ struct UpCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        // The summary and progress are for a person at a terminal or a log file: line by line.
-        setvbuf(stdout, nil, _IOLBF, 0)
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.up")
         let topic = kafka.configuration
@@ -46,12 +43,9 @@ struct UpCommand: AsyncParsableCommand {
         let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
         let pgConfiguration = postgres.configuration.clientConfiguration()
 
-        print("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
-        let setupClient = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await setupClient.run() }
-            try await Backbone.prepare(topic: topic, postgres: setupClient, migrations: migrations, logger: logger)
-            group.cancelAll()
+        ConsoleOutput.line("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
+        try await Backbone.withPostgres(pgConfiguration, logger: logger) { client in
+            try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
         }
 
         let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)

@@ -1,0 +1,260 @@
+import AsyncHTTPClient
+import Foundation
+import HealthCodeAPI
+import HealthCodeBackbone
+import HealthCodeCore
+import HealthCodeGateway
+import HealthCodeKafka
+import HealthCodePostgres
+import HealthCodeProjector
+import HealthCodeTestSupport
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// A logger for tests: warnings and up unless `HC_TEST_LOG_LEVEL` says otherwise.
+func testLogger(_ label: String = "integration-tests") -> Logger {
+    var logger = Logger(label: label)
+    logger.logLevel =
+        ProcessInfo.processInfo.environment["HC_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
+    return logger
+}
+
+/// An isolated backbone for one test: its own PostgreSQL database (migrated), its own topic and
+/// consumer group on the local broker, and a fixed pseudonym key.
+struct TestBackbone: Sendable {
+    let database: String
+    let topic: EventTopicConfiguration
+    let group: String
+    let pseudonymizer: Pseudonymizer
+    let ruleSet: RuleSet
+
+    static let key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+
+    static func make(partitions: Int = 4) async throws -> TestBackbone {
+        let database = LocalInfrastructure.uniqueName("hc_test")
+        let logger = testLogger()
+        try await Backbone.withPostgres(clientConfiguration(database: "healthcode"), logger: logger) { admin in
+            try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
+        }
+        var topic = EventTopicConfiguration()
+        topic.bootstrapServers = [LocalInfrastructure.kafkaBootstrapServers]
+        topic.topic = LocalInfrastructure.uniqueName("hc_events")
+        topic.partitions = partitions
+        let migrations = try SchemaMigrator.migrations(
+            in: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/migrations")
+        )
+        try await Backbone.withPostgres(clientConfiguration(database: database), logger: logger) { client in
+            try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
+        }
+        let rules = try Data(
+            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json")
+        )
+        return TestBackbone(
+            database: database,
+            topic: topic,
+            group: LocalInfrastructure.uniqueName("hc_projector"),
+            pseudonymizer: try Pseudonymizer(hexKey: key),
+            ruleSet: try RuleSet.decode([UInt8](rules))
+        )
+    }
+
+    static func clientConfiguration(database: String) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: LocalInfrastructure.postgresHost,
+            port: LocalInfrastructure.postgresPort,
+            username: LocalInfrastructure.postgresUser,
+            password: LocalInfrastructure.postgresPassword,
+            database: database,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = 4
+        return configuration
+    }
+
+    var projectorConfiguration: ProjectorConfiguration {
+        var configuration = ProjectorConfiguration()
+        configuration.topic = topic.topic
+        configuration.group = group
+        configuration.batchSize = 200
+        return configuration
+    }
+
+    /// Runs `body` with a PostgreSQL client on this test's database.
+    func withDatabase<Result: Sendable>(_ body: (PostgresClient) async throws -> Result) async throws -> Result {
+        try await Backbone.withPostgres(Self.clientConfiguration(database: database), logger: testLogger(), body)
+    }
+
+    /// Runs `services` in one group around `body`, then shuts them down gracefully.
+    func withServices<Result: Sendable>(
+        _ services: [any Service],
+        _ body: () async throws -> Result
+    ) async throws -> Result {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [],
+                logger: testLogger()
+            )
+        )
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                let result = try await body()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// The gateway, projector and API of this backbone; `body` gets their base URLs.
+    func withRunningBackbone<Result: Sendable>(
+        _ body: (_ gatewayURL: String, _ apiURL: String, _ probe: Probe) async throws -> Result
+    ) async throws -> Result {
+        let logger = testLogger()
+        let client = PostgresClient(
+            configuration: Self.clientConfiguration(database: database),
+            backgroundLogger: logger
+        )
+        let ports = PortBox()
+        let started = StartupSignal(components: 2)
+        var gatewayConfiguration = GatewayConfiguration()
+        gatewayConfiguration.port = 0
+        gatewayConfiguration.topic = topic.topic
+        var apiConfiguration = QueryAPIConfiguration()
+        apiConfiguration.port = 0
+        let gateway = try Backbone.gateway(
+            topic: topic,
+            configuration: gatewayConfiguration,
+            pseudonymizer: pseudonymizer,
+            metrics: nil,
+            onServerRunning: { port in
+                ports.gateway = port
+                started.ready()
+            },
+            logger: logger
+        )
+        let projector = try Backbone.projector(
+            topic: topic,
+            configuration: projectorConfiguration,
+            postgres: client,
+            ruleSet: ruleSet,
+            logger: logger
+        )
+        let api = Backbone.queryAPI(
+            configuration: apiConfiguration,
+            postgres: client,
+            ruleSet: ruleSet,
+            metrics: nil,
+            onServerRunning: { port in
+                ports.api = port
+                started.ready()
+            },
+            logger: logger
+        )
+        let probe = Probe(backbone: self, consumer: projector.consumer, client: client)
+        return try await withServices([client] + projector.services + gateway + [api]) {
+            await started.wait()
+            return try await body("http://127.0.0.1:\(ports.gateway)", "http://127.0.0.1:\(ports.api)", probe)
+        }
+    }
+
+    /// Read-only checks on a running backbone.
+    struct Probe: Sendable {
+        let backbone: TestBackbone
+        let consumer: KafkaConsumer
+        let client: PostgresClient
+
+        /// Waits until the projector has applied everything on the topic.
+        func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async throws {
+            let deadline = ContinuousClock.now + timeout
+            while true {
+                let caughtUp = try await Backbone.projectionCaughtUp(
+                    topic: backbone.topic,
+                    group: backbone.group,
+                    consumer: consumer,
+                    postgres: client,
+                    logger: testLogger()
+                )
+                if caughtUp { return }
+                guard ContinuousClock.now < deadline else {
+                    throw TestFailure("projector did not catch up in \(timeout)")
+                }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+}
+
+/// A failure raised by the harness.
+struct TestFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The ports the servers bound (they listen on port 0: any free port).
+final class PortBox: Sendable {
+    private let ports = Mutex<(gateway: Int, api: Int)>((0, 0))
+    var gateway: Int {
+        get { ports.withLock { $0.gateway } }
+        set { ports.withLock { $0.gateway = newValue } }
+    }
+    var api: Int {
+        get { ports.withLock { $0.api } }
+        set { ports.withLock { $0.api = newValue } }
+    }
+}
+
+extension TestBackbone {
+    /// Runs a projector alone until `done` holds, then stops it: gracefully, or by cancelling its
+    /// task (as a crash would: in-flight transactions roll back).
+    func runProjector(
+        until done: @escaping @Sendable (PostgresClient) async throws -> Bool,
+        gracefully: Bool,
+        timeout: Duration = .seconds(90)
+    ) async throws {
+        let logger = testLogger()
+        let client = PostgresClient(
+            configuration: Self.clientConfiguration(database: database),
+            backgroundLogger: logger
+        )
+        let projector = try Backbone.projector(
+            topic: topic,
+            configuration: projectorConfiguration,
+            postgres: client,
+            ruleSet: ruleSet,
+            logger: logger
+        )
+        let group = ServiceGroup(
+            configuration: .init(
+                services: ([client] + projector.services).map { .init(service: $0) },
+                gracefulShutdownSignals: [],
+                logger: logger
+            )
+        )
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let deadline = ContinuousClock.now + timeout
+            while try await !done(client) {
+                guard ContinuousClock.now < deadline else {
+                    throw TestFailure("projector did not reach its goal in \(timeout)")
+                }
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            if gracefully {
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            } else {
+                tasks.cancelAll()
+                try? await tasks.waitForAll()
+            }
+        }
+    }
+}
