@@ -120,6 +120,52 @@ struct KafkaGroupTests {
         #expect(Set(processed) == Set((0..<total).map { "value-\($0)" }))
     }
 
+    /// A member that dies without leaving the group (its run is cancelled: the client is destroyed without
+    /// a LeaveGroup, as in a crash) loses its partitions after the session timeout; the surviving member
+    /// takes them over from the stored offsets: nothing is lost or applied twice.
+    @Test func crashedMembersPartitionsMoveWithoutLoss() async throws {
+        let topic = try await makeTopic("crash", partitions: 2)
+        let group = LocalInfrastructure.uniqueName("group")
+        let total = 2000
+        let store = OffsetStore()
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        try await withServices([producer]) { _ = try await producer.send(makeMessages(topic: topic, count: total)) }
+        func makeConsumer(_ name: String) throws -> KafkaConsumer {
+            var configuration = fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group)
+            configuration.maxPollMessages = 20
+            let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger())
+            try consumer.subscribe(topics: [topic]) { partitions in store.startOffsets(partitions, consumer: name) }
+            return consumer
+        }
+        let doomed = try makeConsumer("doomed")
+        let crashed = Task {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await doomed.run() }
+                for try await batch in doomed.batches {
+                    _ = store.apply(batch, consumer: "doomed")
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+            }
+        }
+        while store.processedCount < 200 { try await Task.sleep(for: .milliseconds(20)) }
+        crashed.cancel()
+        _ = await crashed.result
+        let processedByDoomed = store.processedCount
+        #expect(processedByDoomed < total)
+
+        let survivor = try makeConsumer("survivor")
+        try await withServices([survivor]) {
+            for try await batch in survivor.batches {
+                _ = store.apply(batch, consumer: "survivor")
+                if store.processedCount >= total { break }
+            }
+        }
+        #expect(store.violations == 0)
+        #expect(Set(store.assignments(of: "survivor")).count == 2)
+        #expect(store.processed.count == total)
+        #expect(Set(store.processed) == Set((0..<total).map { "value-\($0)" }))
+    }
+
     /// A consumer restarted in the same group starts from the offsets its assignment hook returns, with
     /// incremental (cooperative) and eager assignment.
     @Test(arguments: [KafkaRebalanceProtocol.cooperativeSticky, .eagerRange])
