@@ -155,7 +155,7 @@ extension EventValidationError: Encodable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode("\(code)", forKey: .code)
+        try container.encode(code.rawValue, forKey: .code)
         try container.encode(fieldPath, forKey: .field)
         try container.encode(reason, forKey: .reason)
     }

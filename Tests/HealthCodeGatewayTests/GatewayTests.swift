@@ -160,12 +160,17 @@ import Testing
         }
     }
 
-    @Test("a body that is not JSON is a 400 naming the problem")
+    @Test("a broken JSON array is a 400 problem; a broken NDJSON line is rejected on its own")
     func rejectsGarbage() async throws {
         try await withGateway { client, _, _ in
-            let (status, _, response) = try await post(client, "this is not json")
-            #expect(status == .badRequest)
-            #expect(response.headers[.contentType] == "application/problem+json")
+            let (arrayStatus, _, arrayResponse) = try await post(client, "[" + event(id: "cut"))
+            #expect(arrayStatus == .badRequest)
+            #expect(arrayResponse.headers[.contentType] == "application/problem+json")
+
+            let (lineStatus, answer, _) = try await post(client, "this is not json\n" + event(id: "fine"))
+            #expect(lineStatus == .accepted)
+            #expect(answer?.results.map(\.status) == ["rejected", "accepted"])
+            #expect(answer?.results.first?.errors?.first?.code == "malformed-json")
         }
     }
 
