@@ -241,13 +241,11 @@ public final class KafkaConsumer: Service, Sendable {
             case .park:
                 parker.park()
             case .poll(let handle):
-                var count = 0
-                if let first = rd_kafka_consumer_poll(client, 500) {
-                    messages[0] = first
-                    count = 1
-                    if capacity > 1 {
-                        count += max(0, rd_kafka_consume_batch_queue(handle.queue, 0, messages + 1, capacity - 1))
-                    }
+                // Wait (interruptibly: commands yield the queue) for a first message, then take what is
+                // already there without waiting: low latency when idle, full batches under load.
+                var count = max(0, rd_kafka_consume_batch_queue(handle.queue, 500, messages, 1))
+                if count == 1, capacity > 1 {
+                    count += max(0, rd_kafka_consume_batch_queue(handle.queue, 0, messages + 1, capacity - 1))
                 }
                 let batches = makeBatches(messages, count: count, client: client)
                 state.withLock { $0.received(batches) }?.resume()
