@@ -85,7 +85,7 @@ struct ConsumerStateMachine {
     private let maxBufferedMessages: Int
     private(set) var phase: Phase = .idle
     private var pollThread = PollThreadStatus.working
-    private(set) var hooks: Hooks?
+    private var hooks: Hooks?
     private var commands: [PendingConsumerCommand] = []
     private var rebalance = Rebalance.none
     private var buffer: [KafkaMessageBatch] = []
@@ -248,7 +248,7 @@ struct ConsumerStateMachine {
         case execute([PendingConsumerCommand])
         case poll(ConsumerHandle)
         case park
-        case close(ConsumerHandle?, graceful: Bool)
+        case close(graceful: Bool)
     }
 
     mutating func start(_ handle: ConsumerHandle) {
@@ -263,9 +263,9 @@ struct ConsumerStateMachine {
         switch phase {
         case .idle, .finished:
             preconditionFailure("the poll thread runs only while the consumer runs")
-        case .closing(let handle, let graceful):
+        case .closing(_, let graceful):
             pollThread = .working
-            return .close(handle, graceful: graceful)
+            return .close(graceful: graceful)
         case .running(let handle):
             if !commands.isEmpty {
                 let pending = commands

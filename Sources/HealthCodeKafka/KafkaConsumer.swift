@@ -249,7 +249,7 @@ public final class KafkaConsumer: Service, Sendable {
                 }
                 let batches = makeBatches(messages, count: count, client: client)
                 state.withLock { $0.received(batches) }?.resume()
-            case .close(_, let graceful):
+            case .close(let graceful):
                 if graceful {
                     let error = rd_kafka_consumer_close(client)
                     if error != RD_KAFKA_RESP_ERR_NO_ERROR {

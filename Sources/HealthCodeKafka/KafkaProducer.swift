@@ -183,15 +183,17 @@ public final class KafkaProducer: Service, Sendable {
                 break loop
             }
         }
-        // Whatever is left is failed (purge reports are errors: these messages count as not delivered).
+        // Whatever is left is failed: purged messages get error reports (never counted as delivered),
+        // served here so that their senders return.
         rd_kafka_purge(client.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
-        while rd_kafka_outq_len(client.pointer) > 0 || counter.count > 0 {
-            rd_kafka_poll(client.pointer, 10)
-            releaseDelivered(counter)
-            if rd_kafka_outq_len(client.pointer) > 0, counter.count == 0 {
-                // Only non-message events (or in-flight requests) remain: give them a moment.
-                if rd_kafka_flush(client.pointer, 100) == RD_KAFKA_RESP_ERR__TIMED_OUT { break }
-            }
+        let deadline = ContinuousClock.now + .seconds(5)
+        while rd_kafka_outq_len(client.pointer) > 0, ContinuousClock.now < deadline {
+            rd_kafka_poll(client.pointer, 50)
+        }
+        releaseDelivered(counter)
+        let stuck = rd_kafka_outq_len(client.pointer)
+        if stuck > 0 {
+            logger.warning("Kafka producer destroyed with unreported events", metadata: ["kafka.events": "\(stuck)"])
         }
         handle.destroy()
         state.withLock { $0.finish() }

@@ -15,7 +15,7 @@ struct ProducerStateMachine {
         case idle
         case running(ProducerHandle)
         /// Shutting down: no new sends; the poll thread waits for enqueuing senders, then flushes.
-        case draining(ProducerHandle, graceful: Bool)
+        case draining(graceful: Bool)
         case finished
     }
 
@@ -135,10 +135,10 @@ struct ProducerStateMachine {
         case .idle:
             shutdownBeforeStart = graceful && (shutdownBeforeStart ?? true)
             return resumptions
-        case .running(let handle):
-            phase = .draining(handle, graceful: graceful)
-        case .draining(let handle, let wasGraceful):
-            phase = .draining(handle, graceful: wasGraceful && graceful)
+        case .running:
+            phase = .draining(graceful: graceful)
+        case .draining(let wasGraceful):
+            phase = .draining(graceful: wasGraceful && graceful)
         case .finished:
             return resumptions
         }
@@ -160,7 +160,7 @@ struct ProducerStateMachine {
         switch phase {
         case .idle, .finished, .running:
             return .poll
-        case .draining(_, let graceful):
+        case .draining(let graceful):
             if enqueuing > 0 {
                 pollThreadParked = true
                 return .park
@@ -171,7 +171,7 @@ struct ProducerStateMachine {
 
     /// Whether a graceful drain was turned into a cancellation meanwhile.
     var isCancelled: Bool {
-        if case .draining(_, graceful: false) = phase { return true }
+        if case .draining(graceful: false) = phase { return true }
         return false
     }
 

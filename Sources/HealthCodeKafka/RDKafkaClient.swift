@@ -101,19 +101,6 @@ final class RDKafkaClient: @unchecked Sendable {
     func destroy(flags: Int32 = 0) {
         rd_kafka_destroy_flags(pointer, flags)
     }
-
-    /// The broker-reported fatal error, if the client is in a fatal state (idempotent producer fencing).
-    func fatalError() -> KafkaError? {
-        var errorText = [CChar](repeating: 0, count: 512)
-        let code = rd_kafka_fatal_error(pointer, &errorText, errorText.count)
-        guard code != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
-        return KafkaError(
-            code: .enqueue,
-            isRetriable: false,
-            reason: String(decoding: errorText.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self),
-            rdkafkaCode: code.rawValue
-        )
-    }
 }
 
 private func logCallback(

@@ -14,7 +14,7 @@ struct BenchKafka: AsyncParsableCommand {
     var messages = 200_000
 
     @Option(help: "Rounds; each side's best round is reported.")
-    var rounds = 3
+    var rounds = 4
 
     @Option(help: "Value size in bytes.")
     var messageSize = 300

@@ -188,6 +188,30 @@ struct KafkaFaultInjectionTests {
         #expect(late.code == .closed)
     }
 
+    /// Cancellation (unlike graceful shutdown) does not wait: in-flight sends fail at once, retriably,
+    /// and are never reported delivered.
+    @Test func cancellationFailsInFlightSendsRetriably() async throws {
+        let producer = try producer()
+        let running = Task { try await producer.run() }
+        _ = try await producer.send(makeMessages(topic: topic, count: 1))  // connected, producer id known
+        try cluster.setBrokerRoundTrip(1, latency: .seconds(3))
+        let sending = Task { await producer.sendReportingEach(makeMessages(topic: topic, count: 10, start: 1)) }
+        try await Task.sleep(for: .milliseconds(300))
+        let start = ContinuousClock.now
+        running.cancel()
+        let results = await sending.value
+        #expect(ContinuousClock.now - start < .seconds(2))
+        for result in results {
+            guard case .failure(let error) = result else {
+                Issue.record("a purged message was reported delivered")
+                continue
+            }
+            #expect(error.isRetriable)
+            #expect(["_PURGE_INFLIGHT", "_PURGE_QUEUE"].contains(error.rdkafkaName))
+        }
+        _ = await running.result
+    }
+
     /// At most `maxInFlightMessages` are unacknowledged: later sends wait for earlier reports.
     @Test func inFlightBoundMakesSendersWait() async throws {
         var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)

@@ -75,8 +75,12 @@ def consume(args):
     })
     received = 0
     value_bytes = 0
+    partitions = [TopicPartition(args.topic, p, 0) for p in range(args.partitions)]
+    # Learn the partitions' leaders first, as the Swift side does.
+    for partition in partitions:
+        consumer.get_watermark_offsets(partition, timeout=10)
     start = time.perf_counter()
-    consumer.assign([TopicPartition(args.topic, p, 0) for p in range(args.partitions)])
+    consumer.assign(partitions)
     deadline = start + 120
     while received < args.messages and time.perf_counter() < deadline:
         for message in consumer.consume(num_messages=2048, timeout=1.0):
