@@ -96,4 +96,13 @@ public struct CodeQueries: Sendable {
         let decision = policy.evaluate(person?.state ?? PersonState(), areas: areas, at: at, knownAt: knownAt)
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
     }
+
+    /// The policy over `subject`'s stored state and the current designations, to evaluate at many
+    /// instants (`at`, `knownAt`) without reading them again.
+    public func evaluator(for subject: String) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
+        let state = try await codes.person(subject)?.state ?? PersonState()
+        let areas = try await catalog.designations(maximumAge: refreshInterval)
+        let policy = policy
+        return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
+    }
 }

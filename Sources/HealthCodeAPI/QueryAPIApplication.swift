@@ -2,14 +2,54 @@ import Foundation
 import HTTPTypes
 import HealthCodeCore
 import HealthCodeHTTP
+import HealthCodePostgres
 import Hummingbird
 import Logging
+import Metrics
 
-/// The query API's HTTP interface: `GET /v1/people/{pseudonym}/code` plus `/health` and `/metrics`.
+/// What the query API answers with: codes, lookups by raw identifier, explanations and exports.
+public struct QueryAPI: Sendable {
+    let queries: CodeQueries
+    let explanations: PersonExplanations
+    let records: PersonRecordStore
+    let analysts: AnalystAccess
+    let pseudonymizer: Pseudonymizer
+
+    /// - Parameter pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
+    public init(
+        queries: CodeQueries,
+        explanations: PersonExplanations,
+        records: PersonRecordStore,
+        analysts: AnalystAccess,
+        pseudonymizer: Pseudonymizer
+    ) {
+        self.queries = queries
+        self.explanations = explanations
+        self.records = records
+        self.analysts = analysts
+        self.pseudonymizer = pseudonymizer
+    }
+}
+
+/// The query API's HTTP interface: `GET /v1/people/{pseudonym}/code`, `POST /v1/code-lookups`,
+/// the analyst endpoints `GET /v1/people/{pseudonym}/explain` and `…/export`, plus `/health` and
+/// `/metrics`.
 public enum QueryAPIApplication {
+    /// Largest code-lookup body: `{"subject": …}` with an identifier of at most 128 characters.
+    static let maximumLookupBytes = 1024
+    static let refusals: [Int: Counter] = Dictionary(
+        uniqueKeysWithValues: [401, 403, 503].map {
+            ($0, Counter(label: "hc_api_refusals_total", dimensions: [("status", "\($0)")]))
+        }
+    )
+
+    struct LookupRequest: Decodable {
+        var subject: String
+    }
+
     /// Builds the router. `now` is the clock (injectable for tests).
     public static func router(
-        queries: CodeQueries,
+        api: QueryAPI,
         now: @escaping @Sendable () -> Instant,
         metrics: (@Sendable () -> [UInt8])? = nil
     ) -> Router<BasicRequestContext> {
@@ -17,38 +57,148 @@ public enum QueryAPIApplication {
         OperationalRoutes.add(to: router, metrics: metrics)
         router.get("v1/people/:pseudonym/code") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
-            guard Pseudonymizer.isPseudonym(subject) else {
+            if let problem = invalidPseudonym(subject) { return problem }
+            let current = now()
+            switch instants(of: request, now: current) {
+            case .failure(let problem):
+                return problem.response
+            case .success(let (at, knownAt)):
+                let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
+                return try JSONResponse.make(code)
+            }
+        }
+        router.post("v1/code-lookups") { request, _ -> Response in
+            let body: ByteBuffer
+            do {
+                body = try await request.body.collect(upTo: maximumLookupBytes)
+            } catch {
                 return JSONResponse.problem(
-                    status: .badRequest,
-                    code: "invalid-pseudonym",
-                    detail: "the path must hold a pseudonym: 32 lowercase hexadecimal characters"
+                    status: .contentTooLarge,
+                    code: "body-too-large",
+                    detail: "a code lookup is {\"subject\": identifier}, at most \(maximumLookupBytes) bytes"
                 )
             }
-            let current = now()
-            var at = current
-            var knownAt: Instant?
-            for (name, value) in [
-                ("at", request.uri.queryParameters["at"]), ("knownAt", request.uri.queryParameters["knownAt"]),
-            ] {
-                guard let value else { continue }
-                guard let instant = Instant(rfc3339: String(value)) else {
-                    return JSONResponse.problem(
-                        status: .badRequest,
-                        code: "invalid-instant",
-                        detail: "query parameter '\(name)' must be an RFC 3339 instant such as 2020-04-03T10:00:00Z"
-                    )
-                }
-                if name == "at" { at = instant } else { knownAt = instant }
+            guard let lookup = try? JSONDecoder().decode(LookupRequest.self, from: Data(body.readableBytesView)),
+                (1...128).contains(lookup.subject.count)
+            else {
+                return JSONResponse.problem(
+                    status: .badRequest,
+                    code: "invalid-lookup",
+                    detail: "the body must be {\"subject\": identifier} with an identifier of 1 to 128 characters"
+                )
             }
-            let code = try await queries.code(of: subject, at: at, knownAt: knownAt, now: current)
+            // The raw identifier is hashed here and goes no further: not logged, not stored.
+            let subject = api.pseudonymizer.pseudonym(of: lookup.subject)
+            let current = now()
+            let code = try await api.queries.code(of: subject, at: current, knownAt: nil, now: current)
             return try JSONResponse.make(code)
+        }
+        router.get("v1/people/:pseudonym/explain") { request, context -> Response in
+            let subject = try context.parameters.require("pseudonym")
+            return try await analystRead(request, subject: subject, endpoint: "explain", api: api) {
+                switch instants(of: request, now: now()) {
+                case .failure(let problem):
+                    return problem.response
+                case .success(let (at, knownAt)):
+                    return try JSONResponse.make(try await api.explanations.explain(subject, at: at, knownAt: knownAt))
+                }
+            }
+        }
+        router.get("v1/people/:pseudonym/export") { request, context -> Response in
+            let subject = try context.parameters.require("pseudonym")
+            return try await analystRead(request, subject: subject, endpoint: "export", api: api) {
+                try exportResponse(subject: subject, tables: try await api.records.export(of: subject))
+            }
         }
         return router
     }
 
+    /// Authenticates the analyst, records the read, then serves it.
+    static func analystRead(
+        _ request: Request,
+        subject: String,
+        endpoint: String,
+        api: QueryAPI,
+        serve: () async throws -> Response
+    ) async throws -> Response {
+        if let problem = invalidPseudonym(subject) { return problem }
+        let response: Response
+        switch try await api.analysts.authenticate(
+            authorization: request.headers[.authorization],
+            purpose: request.headers[HTTPField.Name("X-HC-Purpose")!]
+        ) {
+        case .failure(let denied):
+            response = JSONResponse.problem(
+                status: denied.code == "missing-purpose" ? .forbidden : .unauthorized,
+                code: denied.code,
+                detail: denied.reason,
+                headers: denied.code == "missing-purpose" ? [:] : [.wwwAuthenticate: "Bearer realm=\"healthcode-api\""]
+            )
+        case .success(let credential):
+            try await api.analysts.recordRead(by: credential, subject: subject, endpoint: endpoint)
+            response = try await serve()
+        }
+        refusals[response.status.code]?.increment()
+        return response
+    }
+
+    static func invalidPseudonym(_ subject: String) -> Response? {
+        guard !Pseudonymizer.isPseudonym(subject) else { return nil }
+        return JSONResponse.problem(
+            status: .badRequest,
+            code: "invalid-pseudonym",
+            detail: "the path must hold a pseudonym: 32 lowercase hexadecimal characters"
+        )
+    }
+
+    /// `at` (default now) and `knownAt` (default `at`) from the query string.
+    static func instants(of request: Request, now: Instant) -> Result<(Instant, Instant?), ProblemResponse> {
+        var at = now
+        var knownAt: Instant?
+        for (name, value) in [
+            ("at", request.uri.queryParameters["at"]), ("knownAt", request.uri.queryParameters["knownAt"]),
+        ] {
+            guard let value else { continue }
+            guard let instant = Instant(rfc3339: String(value)) else {
+                return .failure(
+                    ProblemResponse(
+                        JSONResponse.problem(
+                            status: .badRequest,
+                            code: "invalid-instant",
+                            detail: "query parameter '\(name)' must be an RFC 3339 instant such as 2020-04-03T10:00:00Z"
+                        )
+                    )
+                )
+            }
+            if name == "at" { at = instant } else { knownAt = instant }
+        }
+        return .success((at, knownAt))
+    }
+
+    /// A problem response carried as an error value.
+    struct ProblemResponse: Error {
+        var response: Response
+        init(_ response: Response) { self.response = response }
+    }
+
+    static func exportResponse(subject: String, tables: [(table: String, rowsJSON: String)]) throws -> Response {
+        let encoder = JSONEncoder()
+        var json = "{\"subject\":" + String(decoding: try encoder.encode(subject), as: UTF8.self) + ",\"tables\":{"
+        for (index, table) in tables.enumerated() {
+            if index > 0 { json += "," }
+            json += String(decoding: try encoder.encode(table.table), as: UTF8.self) + ":" + table.rowsJSON
+        }
+        json += "}}"
+        return Response(
+            status: .ok,
+            headers: [.contentType: "application/json"],
+            body: ResponseBody(byteBuffer: ByteBuffer(string: json))
+        )
+    }
+
     /// Builds the API application listening where the configuration says.
     public static func make(
-        queries: CodeQueries,
+        api: QueryAPI,
         configuration: QueryAPIConfiguration,
         now: @escaping @Sendable () -> Instant,
         metrics: (@Sendable () -> [UInt8])? = nil,
@@ -56,7 +206,7 @@ public enum QueryAPIApplication {
         logger: Logger
     ) -> some ApplicationProtocol {
         Application(
-            router: router(queries: queries, now: now, metrics: metrics),
+            router: router(api: api, now: now, metrics: metrics),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "healthcode-api"

@@ -41,33 +41,43 @@ public enum Backbone {
         try await admin.createTopics([KafkaTopicSpecification(name: topic.topic, partitions: topic.partitions)])
     }
 
-    /// The gateway's services: its Kafka producer and its HTTP server.
+    /// The gateway's services: its Kafka producer, its publisher registry and its HTTP server.
+    /// `postgres` (publishers, retraction checks) must run in the same group, before them.
     public static func gateway(
         topic: EventTopicConfiguration,
         configuration: GatewayConfiguration,
         pseudonymizer: Pseudonymizer,
+        postgres: PostgresClient,
         metrics: (@Sendable () -> [UInt8])?,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) throws -> [any Service] {
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: topic.bootstrapServers)
         producerConfiguration.clientID = "healthcode-gateway"
+        producerConfiguration.deliveryTimeout = configuration.deliveryTimeout
+        producerConfiguration.requestTimeout = min(producerConfiguration.requestTimeout, configuration.deliveryTimeout)
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        let store = PublisherStore(client: postgres, logger: logger)
+        let registry = PublisherRegistry(configuration: configuration, logger: logger) { try await store.all() }
         let ingestion = EventIngestion(
             log: KafkaEventLog(producer: producer, topic: topic.topic),
             pseudonymizer: pseudonymizer,
             configuration: configuration,
+            retractionTargets: { id, subject, isArea in
+                try await store.sources(ofEvent: id, subject: subject, isArea: isArea)
+            },
             now: Instant.now,
             logger: logger
         )
         let application = GatewayApplication.make(
             ingestion: ingestion,
+            publishers: registry,
             configuration: configuration,
             metrics: metrics,
             onServerRunning: onServerRunning,
             logger: logger
         )
-        return [producer, application]
+        return [producer, registry, application]
     }
 
     /// The projector's services: its Kafka consumer and the projection loop. `postgres` must run in
@@ -107,11 +117,13 @@ public enum Backbone {
         return (consumer, [consumer, service])
     }
 
-    /// The query API's HTTP server. `postgres` must run in the same group, before it.
+    /// The query API's HTTP server. `postgres` must run in the same group, before it; `pseudonymizer`
+    /// (the gateway's key) hashes the identifiers of code lookups.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
         ruleSet: RuleSet,
+        pseudonymizer: Pseudonymizer,
         metrics: (@Sendable () -> [UInt8])?,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
@@ -124,8 +136,16 @@ public enum Backbone {
             ruleSet: ruleSet,
             refreshInterval: configuration.designationRefreshInterval
         )
-        return QueryAPIApplication.make(
+        let records = PersonRecordStore(client: postgres, logger: logger)
+        let api = QueryAPI(
             queries: queries,
+            explanations: PersonExplanations(queries: queries, records: records),
+            records: records,
+            analysts: AnalystAccess(store: AnalystStore(client: postgres, logger: logger)),
+            pseudonymizer: pseudonymizer
+        )
+        return QueryAPIApplication.make(
+            api: api,
             configuration: configuration,
             now: Instant.now,
             metrics: metrics,

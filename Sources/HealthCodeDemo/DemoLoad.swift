@@ -28,6 +28,9 @@ public struct DemoLoad: Service {
         public var apiURL: String
         /// Longest wait for the projector to catch up. Default 10 minutes.
         public var projectionTimeout: Duration = .seconds(600)
+        /// The API key of each demo publisher (``DemoPopulation/Publisher``), by publisher id;
+        /// `healthcode up` registers them. Never logged. Default: none.
+        public var credentials: [String: String] = [:]
 
         public init(gatewayURL: String, apiURL: String) {
             self.gatewayURL = gatewayURL
@@ -83,7 +86,12 @@ public struct DemoLoad: Service {
 
     private func load() async throws {
         let population = DemoPopulation(people: configuration.people, seed: configuration.seed, anchor: now())
-        let publisher = GatewayPublisher(gatewayBaseURL: configuration.gatewayURL, client: client, logger: logger)
+        let publisher = GatewayPublisher(
+            gatewayBaseURL: configuration.gatewayURL,
+            credentials: configuration.credentials,
+            client: client,
+            logger: logger
+        )
 
         // Designations first, so that travellers' presences meet them when their events are folded.
         _ = try await publisher.publish(batches: [population.designations()], concurrency: 1)
@@ -94,8 +102,13 @@ public struct DemoLoad: Service {
         for index in 0..<configuration.people {
             lines.append(contentsOf: population.events(ofPerson: index))
         }
-        let batches = stride(from: 0, to: lines.count, by: configuration.batchSize).map {
-            Array(lines[$0..<min($0 + configuration.batchSize, lines.count)])
+        // A batch is published by one publisher: group the events by their source.
+        let bySource = Dictionary(grouping: lines) { GatewayPublisher.source(ofLine: $0) ?? "" }
+        let batches = bySource.keys.sorted().flatMap { source in
+            let group = bySource[source] ?? []
+            return stride(from: 0, to: group.count, by: configuration.batchSize).map {
+                Array(group[$0..<min($0 + configuration.batchSize, group.count)])
+            }
         }
         let bar = ProgressBar(total: lines.count, label: "loading demo")
         let report = try await publisher.publish(

@@ -26,6 +26,15 @@ public struct DemoPopulation: Sendable {
         public static let transport = "urn:hc:publisher:demo-transport"
         public static let residents = "urn:hc:publisher:demo-residents"
         public static let cdc = "urn:hc:publisher:demo-cdc"
+
+        /// Every demo publisher with the one event type it publishes.
+        public static let all: [(id: String, eventType: String)] = [
+            (stateCouncil, "hc.risk-area.v1"),
+            (healthBureau, "hc.test-result.v1"),
+            (transport, "hc.travel.v1"),
+            (residents, "hc.declaration.v1"),
+            (cdc, "hc.exposure.v1"),
+        ]
     }
 
     public init(people: Int, seed: UInt64 = 2020, anchor: Instant) {

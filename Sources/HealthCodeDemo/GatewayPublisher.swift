@@ -31,13 +31,17 @@ public struct GatewayPublisher: Sendable {
     }
 
     private let endpoint: String
+    private let credentials: [String: String]
     private let client: HTTPClient
     private let logger: Logger
 
     /// - Parameters:
     ///   - gatewayBaseURL: e.g. `http://127.0.0.1:8080`.
-    public init(gatewayBaseURL: String, client: HTTPClient, logger: Logger) {
+    /// - Parameter credentials: each publisher's bearer credential (an API key), by publisher id;
+    ///   every batch is sent with the credential of the `source` of its events.
+    public init(gatewayBaseURL: String, credentials: [String: String], client: HTTPClient, logger: Logger) {
         self.endpoint = gatewayBaseURL + "/v1/events"
+        self.credentials = credentials
         self.client = client
         self.logger = logger
     }
@@ -73,6 +77,14 @@ public struct GatewayPublisher: Sendable {
         return report
     }
 
+    /// The `source` of an event line as the demo writes it (`"source":"…"`).
+    public static func source(ofLine line: String) -> String? {
+        guard let start = line.range(of: #""source":""#)?.upperBound,
+            let end = line[start...].firstIndex(of: "\"")
+        else { return nil }
+        return String(line[start..<end])
+    }
+
     private struct BatchAnswer: Decodable {
         var accepted: Int
         var rejected: Int
@@ -91,6 +103,9 @@ public struct GatewayPublisher: Sendable {
             var request = HTTPClientRequest(url: endpoint)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/x-ndjson")
+            if let credential = lines.first.flatMap(Self.source(ofLine:)).flatMap({ credentials[$0] }) {
+                request.headers.add(name: "Authorization", value: "Bearer \(credential)")
+            }
             request.body = .bytes(body)
             let response = try await client.execute(request, timeout: .seconds(60))
             let payload = try await response.body.collect(upTo: 16 << 20)

@@ -2,37 +2,56 @@ import HealthCodeCore
 import Logging
 import Metrics
 
-/// Validates, pseudonymises and appends one batch of publisher events.
+/// The sources of archived events with a given id and subject: what a retraction could refer to.
+/// `isArea` tells an area code from a pseudonym.
+public typealias RetractionTargetLookup =
+    @Sendable (_ eventID: String, _ subject: String, _ isArea: Bool) async throws -> Set<String>
+
+/// Authorises, validates, pseudonymises and appends one batch of a publisher's events.
 ///
-/// This is the gateway's logic without HTTP: every event is checked against the contract, its
-/// person subject is replaced by the pseudonym, `recordedtime` is set to the acceptance instant,
-/// and the valid events are appended to the log in one go. The outcome has one result per event.
+/// This is the gateway's logic without HTTP: the batch is charged to the publisher's rate limit,
+/// every event is checked against the contract and against what the publisher may publish (its
+/// own `source`, its event types, retractions of its own events only), its person subject is
+/// replaced by the pseudonym, `recordedtime` is set to the acceptance instant, and the valid
+/// events are appended to the log in one go. The outcome has one result per event.
 public struct EventIngestion: Sendable {
     private let log: any EventLog
     private let pseudonymizer: Pseudonymizer
     private let configuration: GatewayConfiguration
+    private let retractionTargets: RetractionTargetLookup
     private let now: @Sendable () -> Instant
     private let logger: Logger
+    private let rateLimits: PublisherRateLimits
+    private let recent: RecentEvents
     private let acceptedCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "accepted")])
+    private let duplicateCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "duplicate")])
     private let rejectedCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "rejected")])
+    private let forbiddenCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "forbidden")])
     private let failedCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "failed")])
 
     public init(
         log: any EventLog,
         pseudonymizer: Pseudonymizer,
         configuration: GatewayConfiguration,
+        retractionTargets: @escaping RetractionTargetLookup,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
         self.log = log
         self.pseudonymizer = pseudonymizer
         self.configuration = configuration
+        self.retractionTargets = retractionTargets
         self.now = now
         self.logger = logger
+        self.rateLimits = PublisherRateLimits(
+            eventsPerSecond: configuration.publisherEventsPerSecond,
+            burst: max(configuration.publisherBurstEvents, configuration.maximumBatchEvents)
+        )
+        self.recent = RecentEvents(capacity: configuration.recentEventCapacity)
     }
 
-    /// Ingests a request body (a JSON array of CloudEvents or NDJSON).
-    public func ingest(_ body: some Collection<UInt8>) async -> IngestOutcome {
+    /// Ingests a request body (a JSON array of CloudEvents or NDJSON) sent by `publisher`.
+    public func ingest(_ body: some Collection<UInt8>, from publisher: Publisher) async -> IngestOutcome {
         let batch = EventDecoder.decodeBatch(body)
         if let error = batch.error {
             return .invalidBody(error)
@@ -45,18 +64,23 @@ public struct EventIngestion: Sendable {
         guard batch.items.count <= configuration.maximumBatchEvents else {
             return .tooManyEvents(count: batch.items.count, limit: configuration.maximumBatchEvents)
         }
+        if case .reject(let retryAfter) = rateLimits.take(batch.items.count, for: publisher.id) {
+            return .rateLimited(retryAfter: retryAfter)
+        }
         let recordedTime = now()
         let latestTime = recordedTime + configuration.maximumClockSkew
         var results = [EventResult?](repeating: nil, count: batch.items.count)
-        var records: [EventRecord] = []
-        var recordIndices: [Int] = []
-        records.reserveCapacity(batch.items.count)
+        var candidates: [(index: Int, event: CloudEvent)] = []
         for (index, item) in batch.items.enumerated() {
             switch item {
             case .failure(var error):
                 error.eventIndex = index
                 results[index] = EventResult(index: index, id: error.eventID, status: .rejected, errors: [error])
             case .success(var event):
+                if let problem = Self.forbidden(event, for: publisher) {
+                    results[index] = EventResult(index: index, id: event.id, status: .rejected, problem: problem)
+                    continue
+                }
                 guard event.time <= latestTime else {
                     let error = EventValidationError(
                         code: .invalidValue,
@@ -72,42 +96,157 @@ public struct EventIngestion: Sendable {
                 // Within the allowed clock skew an event may be timed after the gateway's clock;
                 // its recording instant is then its own time, so that recordedtime >= time holds.
                 event.recordedTime = max(recordedTime, event.time)
-                records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
-                recordIndices.append(index)
-                results[index] = EventResult(index: index, id: event.id, status: .accepted)
+                candidates.append((index, event))
             }
+        }
+        let keys = candidates.map { RecentEvents.key(source: $0.event.source, id: $0.event.id) }
+        let seen = recent.contains(keys)
+        var batchKeys = Set<String>()
+        var records: [EventRecord] = []
+        var recordIndices: [Int] = []
+        var recordKeys: [String] = []
+        for ((index, event), (key, wasSeen)) in zip(candidates, zip(keys, seen)) {
+            guard !wasSeen, batchKeys.insert(key).inserted else {
+                results[index] = EventResult(index: index, id: event.id, status: .duplicate)
+                continue
+            }
+            if case .retraction(let retraction) = event.payload {
+                switch await checkRetraction(of: retraction.retracts, by: event) {
+                case .allowed:
+                    break
+                case .forbidden(let problem):
+                    results[index] = EventResult(index: index, id: event.id, status: .rejected, problem: problem)
+                    continue
+                case .unverifiable:
+                    var result = EventResult(index: index, id: event.id, status: .failed)
+                    result.failure = "archive-unavailable"
+                    result.retriable = true
+                    results[index] = result
+                    continue
+                }
+            }
+            records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
+            recordIndices.append(index)
+            recordKeys.append(key)
+            results[index] = EventResult(index: index, id: event.id, status: .accepted)
         }
         if !records.isEmpty {
             let positions = await log.append(records)
-            for (recordIndex, position) in zip(recordIndices, positions) {
+            var acknowledged: [String] = []
+            for ((recordIndex, key), position) in zip(zip(recordIndices, recordKeys), positions) {
                 switch position {
                 case .success(let position):
                     results[recordIndex]?.partition = position.partition
                     results[recordIndex]?.offset = position.offset
+                    acknowledged.append(key)
                 case .failure(let error):
                     results[recordIndex]?.status = .failed
                     results[recordIndex]?.failure = error.code
                     results[recordIndex]?.retriable = error.isRetriable
                 }
             }
+            recent.insert(acknowledged)
         }
-        let outcome = IngestOutcome.processed(results.map { $0! })
-        if case .processed(let results) = outcome {
-            let accepted = results.count { $0.status == .accepted }
-            let rejected = results.count { $0.status == .rejected }
-            let failed = results.count { $0.status == .failed }
-            acceptedCounter.increment(by: accepted)
-            rejectedCounter.increment(by: rejected)
-            failedCounter.increment(by: failed)
-            if failed > 0 {
-                logger.warning(
-                    "events not appended to the log",
-                    metadata: ["failed": "\(failed)", "accepted": "\(accepted)"]
-                )
-            }
-        }
-        return outcome
+        let final = results.map { $0! }
+        count(final, publisher: publisher)
+        return .processed(final)
     }
+
+    private func count(_ results: [EventResult], publisher: Publisher) {
+        let accepted = results.count { $0.status == .accepted }
+        let failed = results.count { $0.status == .failed }
+        let forbidden = results.count { $0.isForbidden }
+        acceptedCounter.increment(by: accepted)
+        duplicateCounter.increment(by: results.count { $0.status == .duplicate })
+        rejectedCounter.increment(by: results.count { $0.status == .rejected } - forbidden)
+        forbiddenCounter.increment(by: forbidden)
+        failedCounter.increment(by: failed)
+        if failed > 0 {
+            logger.warning(
+                "events not appended to the log",
+                metadata: ["failed": "\(failed)", "accepted": "\(accepted)", "publisher": "\(publisher.id)"]
+            )
+        }
+        if forbidden > 0 {
+            logger.notice(
+                "events refused: not authorised for this publisher",
+                metadata: ["forbidden": "\(forbidden)", "publisher": "\(publisher.id)"]
+            )
+        }
+    }
+
+    /// Why `publisher` may not publish `event` (its `source` or its type), if it may not.
+    static func forbidden(_ event: CloudEvent, for publisher: Publisher) -> EventProblem? {
+        if event.source != publisher.id {
+            return EventProblem(
+                code: EventProblem.forbiddenSource,
+                field: "source",
+                reason: "is not the authenticated publisher; a publisher publishes under its own source only"
+            )
+        }
+        if !publisher.eventTypes.contains(event.type.rawValue) {
+            return EventProblem(
+                code: EventProblem.forbiddenType,
+                field: "type",
+                reason: "this publisher is not registered to publish \(event.type.rawValue)"
+            )
+        }
+        return nil
+    }
+
+    enum RetractionCheck {
+        /// It retracts an event of its own publisher, or one not archived (yet): the policy
+        /// matches retractions by `source` and `id`, so it cannot touch another publisher's event.
+        case allowed
+        case forbidden(EventProblem)
+        /// The archive could not be asked; the event fails (retriable).
+        case unverifiable
+    }
+
+    /// Whether a retraction names an archived event of another publisher.
+    private func checkRetraction(of target: String, by event: CloudEvent) async -> RetractionCheck {
+        let sources: Set<String>
+        do {
+            sources = try await retractionTargets(target, event.subject, event.subjectIsAreaCode)
+        } catch {
+            return .unverifiable
+        }
+        guard !sources.isEmpty, !sources.contains(event.source) else { return .allowed }
+        return .forbidden(
+            EventProblem(
+                code: EventProblem.forbiddenRetraction,
+                field: "data.retracts",
+                reason: "names an event of another publisher; only its publisher may retract it"
+            )
+        )
+    }
+}
+
+/// What is wrong with one event: a stable code, the field and a reason; never a payload value.
+public struct EventProblem: Sendable, Hashable, Encodable {
+    /// The event's `source` is not the authenticated publisher.
+    public static let forbiddenSource = "forbidden-source"
+    /// The publisher may not publish the event's type.
+    public static let forbiddenType = "forbidden-type"
+    /// A retraction of another publisher's event.
+    public static let forbiddenRetraction = "forbidden-retraction"
+
+    public var code: String
+    public var field: String
+    public var reason: String
+
+    init(code: String, field: String, reason: String) {
+        self.code = code
+        self.field = field
+        self.reason = reason
+    }
+
+    init(_ error: EventValidationError) {
+        self.init(code: error.code.rawValue, field: error.fieldPath, reason: error.reason)
+    }
+
+    /// Whether it is an authorisation problem (403) rather than a contract violation (422).
+    public var isForbidden: Bool { code.hasPrefix("forbidden-") }
 }
 
 /// What happened to one event of a batch.
@@ -115,7 +254,9 @@ public struct EventResult: Sendable, Encodable {
     public enum Status: String, Sendable, Encodable {
         /// Durably appended to the log.
         case accepted
-        /// Invalid: it breaks the event contract; sending it again will not help.
+        /// Already appended recently (same `source` and `id`); not appended again.
+        case duplicate
+        /// Invalid or not authorised; sending it again will not help.
         case rejected
         /// Valid, but the log did not take it; send the batch again (it is idempotent).
         case failed
@@ -126,7 +267,7 @@ public struct EventResult: Sendable, Encodable {
     public var status: Status
     public var partition: Int32?
     public var offset: Int64?
-    public var errors: [EventValidationError]?
+    public var errors: [EventProblem]?
     public var failure: String?
     public var retriable: Bool?
 
@@ -134,8 +275,18 @@ public struct EventResult: Sendable, Encodable {
         self.index = index
         self.id = id
         self.status = status
-        self.errors = errors
+        self.errors = errors?.map(EventProblem.init)
     }
+
+    init(index: Int, id: String?, status: Status, problem: EventProblem) {
+        self.index = index
+        self.id = id
+        self.status = status
+        self.errors = [problem]
+    }
+
+    /// Whether the event was rejected because the publisher may not publish it.
+    public var isForbidden: Bool { errors?.contains(where: \.isForbidden) ?? false }
 }
 
 /// The outcome of one ingest request.
@@ -144,19 +295,8 @@ public enum IngestOutcome: Sendable {
     case invalidBody(EventValidationError)
     /// The batch exceeds the configured number of events.
     case tooManyEvents(count: Int, limit: Int)
+    /// The publisher exceeded its rate; nothing was appended.
+    case rateLimited(retryAfter: Duration)
     /// Every event was processed; one result per event, in request order.
     case processed([EventResult])
-}
-
-extension EventValidationError: Encodable {
-    enum CodingKeys: String, CodingKey {
-        case code, field, reason
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(code.rawValue, forKey: .code)
-        try container.encode(fieldPath, forKey: .field)
-        try container.encode(reason, forKey: .reason)
-    }
 }

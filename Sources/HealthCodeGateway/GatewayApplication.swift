@@ -3,44 +3,106 @@ import HealthCodeCore
 import HealthCodeHTTP
 import Hummingbird
 import Logging
+import Metrics
 
-/// The gateway's HTTP interface: `POST /v1/events` plus `/health` and `/metrics`.
+/// The gateway's HTTP interface: `POST /v1/events` plus `/health`, `/metrics` and `/openapi.json`.
 public enum GatewayApplication {
+    /// Responses by refusal, for dashboards of overload (429, 503) and authorisation (401, 403).
+    static let refusals: [Int: Counter] = Dictionary(
+        uniqueKeysWithValues: [401, 403, 413, 429, 503].map {
+            ($0, Counter(label: "hc_gateway_refusals_total", dimensions: [("status", "\($0)")]))
+        }
+    )
+
     /// Builds the router; `metrics` renders the Prometheus exposition when given.
     public static func router(
         ingestion: EventIngestion,
+        publishers: PublisherRegistry,
         configuration: GatewayConfiguration,
         metrics: (@Sendable () -> [UInt8])? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, metrics: metrics)
+        let admission = IngestAdmission(limit: configuration.maximumConcurrentRequests)
         router.post("v1/events") { request, _ -> Response in
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: configuration.maximumBodyBytes)
-            } catch {
-                return JSONResponse.problem(
-                    status: .contentTooLarge,
-                    code: "body-too-large",
-                    detail: "the request body exceeds \(configuration.maximumBodyBytes) bytes; send smaller batches"
-                )
-            }
-            let outcome = await ingestion.ingest(body.readableBytesView)
-            return try response(for: outcome, configuration: configuration)
+            let response = try await ingest(
+                request,
+                ingestion: ingestion,
+                publishers: publishers,
+                admission: admission,
+                configuration: configuration
+            )
+            refusals[response.status.code]?.increment()
+            return response
         }
         return router
+    }
+
+    static func ingest(
+        _ request: Request,
+        ingestion: EventIngestion,
+        publishers: PublisherRegistry,
+        admission: IngestAdmission,
+        configuration: GatewayConfiguration
+    ) async throws -> Response {
+        guard admission.enter() == .admit else {
+            return JSONResponse.problem(
+                status: .serviceUnavailable,
+                code: "overloaded",
+                detail: "the gateway is at its limit of concurrent requests; retry after the indicated delay",
+                headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
+            )
+        }
+        defer { admission.leave() }
+        let publisher: Publisher
+        switch await publishers.authenticate(authorization: request.headers[.authorization]) {
+        case .success(let authenticated):
+            publisher = authenticated
+        case .failure(let failure) where failure.code == "registry-unavailable":
+            return JSONResponse.problem(
+                status: .serviceUnavailable,
+                code: failure.code,
+                detail: failure.reason,
+                headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
+            )
+        case .failure(let failure):
+            return JSONResponse.problem(
+                status: .unauthorized,
+                code: failure.code,
+                detail: failure.reason,
+                headers: [.wwwAuthenticate: "Bearer realm=\"healthcode-gateway\""]
+            )
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: configuration.maximumBodyBytes)
+        } catch {
+            return JSONResponse.problem(
+                status: .contentTooLarge,
+                code: "body-too-large",
+                detail: "the request body exceeds \(configuration.maximumBodyBytes) bytes; send smaller batches"
+            )
+        }
+        let outcome = await ingestion.ingest(body.readableBytesView, from: publisher)
+        return try response(for: outcome, configuration: configuration)
     }
 
     /// Builds the gateway application listening where the configuration says.
     public static func make(
         ingestion: EventIngestion,
+        publishers: PublisherRegistry,
         configuration: GatewayConfiguration,
         metrics: (@Sendable () -> [UInt8])? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) -> some ApplicationProtocol {
         Application(
-            router: router(ingestion: ingestion, configuration: configuration, metrics: metrics),
+            router: router(
+                ingestion: ingestion,
+                publishers: publishers,
+                configuration: configuration,
+                metrics: metrics
+            ),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "healthcode-gateway"
@@ -52,6 +114,7 @@ public enum GatewayApplication {
 
     struct BatchResponse: Encodable {
         var accepted: Int
+        var duplicate: Int
         var rejected: Int
         var failed: Int
         var results: [EventResult]
@@ -61,6 +124,14 @@ public enum GatewayApplication {
         switch outcome {
         case .invalidBody(let error):
             return JSONResponse.problem(status: .badRequest, code: "invalid-batch", detail: error.description)
+        case .rateLimited(let retryAfter):
+            let seconds = max(1, Int((retryAfter / .seconds(1)).rounded(.up)))
+            return JSONResponse.problem(
+                status: .tooManyRequests,
+                code: "rate-limited",
+                detail: "this publisher sends faster than its rate limit; retry after the indicated delay",
+                headers: [.retryAfter: "\(seconds)"]
+            )
         case .tooManyEvents(let count, let limit):
             return JSONResponse.problem(
                 status: .contentTooLarge,
@@ -70,6 +141,7 @@ public enum GatewayApplication {
         case .processed(let results):
             let summary = BatchResponse(
                 accepted: results.count { $0.status == .accepted },
+                duplicate: results.count { $0.status == .duplicate },
                 rejected: results.count { $0.status == .rejected },
                 failed: results.count { $0.status == .failed },
                 results: results
@@ -81,8 +153,10 @@ public enum GatewayApplication {
                     headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
                 )
             }
-            if summary.accepted == 0 {
-                return try JSONResponse.make(summary, status: .unprocessableContent)
+            if summary.accepted == 0 && summary.duplicate == 0 {
+                // Nothing appended: 403 if every refusal is about authorisation, else 422.
+                let forbidden = results.allSatisfy(\.isForbidden)
+                return try JSONResponse.make(summary, status: forbidden ? .forbidden : .unprocessableContent)
             }
             return try JSONResponse.make(summary, status: .accepted)
         }

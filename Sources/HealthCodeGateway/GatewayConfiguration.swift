@@ -16,6 +16,26 @@ public struct GatewayConfiguration: Sendable {
     public var maximumClockSkew: Duration = .seconds(300)
     /// Seconds a client should wait before retrying after a 503. Default 1.
     public var retryAfterSeconds: Int = 1
+    /// Ingest requests handled at once; more are shed with 503 + `Retry-After` before their body is
+    /// read, so at most this many bodies (each up to ``maximumBodyBytes``) are in memory. Default 64.
+    public var maximumConcurrentRequests: Int = 64
+    /// Sustained events per second each publisher may send; faster gets 429 + `Retry-After`.
+    /// Default 20 000.
+    public var publisherEventsPerSecond: Int = 20_000
+    /// Events a publisher may send in a burst above its rate (at least one full batch). Default 40 000.
+    public var publisherBurstEvents: Int = 40_000
+    /// How long the log may take to acknowledge an event before the gateway gives up on it and
+    /// answers 503 (Kafka `delivery.timeout.ms`). Default 15 s.
+    public var deliveryTimeout: Duration = .seconds(15)
+    /// How often the registered publishers are re-read (a revocation takes effect within it). Default 5 s.
+    public var publisherRefreshInterval: Duration = .seconds(5)
+    /// The `aud` that publishers' JWT client assertions must carry. Default `urn:hc:gateway`.
+    public var assertionAudience: String = "urn:hc:gateway"
+    /// Longest accepted lifetime (`exp` − `iat`) of a client assertion. Default 5 minutes.
+    public var maximumAssertionLifetime: Duration = .seconds(300)
+    /// Recently acknowledged (source, id) keys remembered to answer re-sent events `duplicate`.
+    /// Default 200 000.
+    public var recentEventCapacity: Int = 200_000
 
     /// The local defaults.
     public init() {}

@@ -13,6 +13,9 @@ struct HealthCode: AsyncParsableCommand {
             SetupCommand.self,
             MigrateCommand.self,
             PseudonymCommand.self,
+            Publishers.self,
+            Analysts.self,
+            Audit.self,
             Evaluate.self,
             Bench.self,
         ]

@@ -98,6 +98,34 @@ struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("max-body-bytes"), help: "Largest ingest request body (HC_MAX_BODY_BYTES).")
     var maximumBodyBytes: Int = Env.int("HC_MAX_BODY_BYTES", 4 << 20)
 
+    @Option(
+        name: .customLong("max-concurrent-requests"),
+        help: "Ingest requests handled at once; more get 503 (HC_GATEWAY_MAX_CONCURRENT_REQUESTS)."
+    )
+    var maximumConcurrentRequests: Int = Env.int("HC_GATEWAY_MAX_CONCURRENT_REQUESTS", 64)
+    @Option(
+        name: .customLong("publisher-rate"),
+        help: "Events per second per publisher; faster gets 429 (HC_PUBLISHER_EVENTS_PER_SECOND)."
+    )
+    var publisherEventsPerSecond: Int = Env.int("HC_PUBLISHER_EVENTS_PER_SECOND", 20_000)
+    @Option(name: .customLong("publisher-burst"), help: "Burst events per publisher (HC_PUBLISHER_BURST_EVENTS).")
+    var publisherBurstEvents: Int = Env.int("HC_PUBLISHER_BURST_EVENTS", 40_000)
+    @Option(
+        name: .customLong("delivery-timeout-seconds"),
+        help: "Seconds Kafka may take to acknowledge an event before 503 (HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS)."
+    )
+    var deliveryTimeoutSeconds: Int = Env.int("HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS", 15)
+    @Option(
+        name: .customLong("publisher-refresh-seconds"),
+        help: "Seconds between re-reads of the publisher registry (HC_PUBLISHER_REFRESH_SECONDS)."
+    )
+    var publisherRefreshSeconds: Int = Env.int("HC_PUBLISHER_REFRESH_SECONDS", 5)
+    @Option(
+        name: .customLong("assertion-audience"),
+        help: "The 'aud' publishers' JWT client assertions must carry (HC_ASSERTION_AUDIENCE)."
+    )
+    var assertionAudience: String = Env.string("HC_ASSERTION_AUDIENCE", "urn:hc:gateway")
+
     func configuration(topic: String) -> GatewayConfiguration {
         var configuration = GatewayConfiguration()
         configuration.host = host
@@ -105,6 +133,12 @@ struct GatewayOptions: ParsableArguments {
         configuration.topic = topic
         configuration.maximumBatchEvents = maximumBatchEvents
         configuration.maximumBodyBytes = maximumBodyBytes
+        configuration.maximumConcurrentRequests = maximumConcurrentRequests
+        configuration.publisherEventsPerSecond = publisherEventsPerSecond
+        configuration.publisherBurstEvents = publisherBurstEvents
+        configuration.deliveryTimeout = .seconds(deliveryTimeoutSeconds)
+        configuration.publisherRefreshInterval = .seconds(publisherRefreshSeconds)
+        configuration.assertionAudience = assertionAudience
         return configuration
     }
 }

@@ -54,20 +54,26 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var logging: LoggingOptions
 
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.gateway")
+        let client = PostgresClient(
+            configuration: postgres.configuration.clientConfiguration(),
+            backgroundLogger: logger
+        )
         let services = try Backbone.gateway(
             topic: kafka.configuration,
             configuration: gateway.configuration(topic: kafka.topic),
             pseudonymizer: try pseudonym.pseudonymizer(),
+            postgres: client,
             metrics: metrics,
             logger: logger
         )
-        try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
+        try await runServiceGroup(([client] + services).map { .init(service: $0) }, logger: logger)
     }
 }
 
@@ -126,6 +132,7 @@ struct APICommand: AsyncParsableCommand {
 
     @OptionGroup var api: APIOptions
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var rules: RulesOptions
     @OptionGroup var logging: LoggingOptions
 
@@ -140,6 +147,7 @@ struct APICommand: AsyncParsableCommand {
             configuration: api.configuration,
             postgres: client,
             ruleSet: try rules.ruleSet(),
+            pseudonymizer: try pseudonym.pseudonymizer(),
             metrics: metrics,
             logger: logger
         )

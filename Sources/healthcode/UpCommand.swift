@@ -44,8 +44,13 @@ struct UpCommand: AsyncParsableCommand {
         let pgConfiguration = postgres.configuration.clientConfiguration()
 
         ConsoleOutput.line("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
-        try await Backbone.withPostgres(pgConfiguration, logger: logger) { client in
+        let demoCredentials = try await Backbone.withPostgres(pgConfiguration, logger: logger) { client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
+            return try await Backbone.enrollPublishers(
+                DemoPopulation.Publisher.all.map { ($0.id, [$0.eventType]) },
+                postgres: client,
+                logger: logger
+            )
         }
 
         let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
@@ -62,6 +67,7 @@ struct UpCommand: AsyncParsableCommand {
             topic: topic,
             configuration: gateway.configuration(topic: topic.topic),
             pseudonymizer: pseudonymizer,
+            postgres: client,
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger
@@ -70,6 +76,7 @@ struct UpCommand: AsyncParsableCommand {
             configuration: api.configuration,
             postgres: client,
             ruleSet: ruleSet,
+            pseudonymizer: pseudonymizer,
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger
@@ -79,6 +86,7 @@ struct UpCommand: AsyncParsableCommand {
             apiURL: "http://\(api.host):\(api.port)"
         )
         demoConfiguration.people = demoPeople
+        demoConfiguration.credentials = demoCredentials
         let consumer = projection.consumer
         let demo = DemoLoad(
             configuration: demoConfiguration,

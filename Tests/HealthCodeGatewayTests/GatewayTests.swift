@@ -3,8 +3,10 @@ import HTTPTypes
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
+import HealthCodePostgres
 import Hummingbird
 import HummingbirdTesting
+import JWTKit
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -37,14 +39,42 @@ import Testing
             var retriable: Bool?
         }
         var accepted: Int
+        var duplicate: Int
         var rejected: Int
         var failed: Int
         var results: [Result]
     }
 
+    /// The API key of the test publisher `urn:hc:publisher:gd` (test results and retractions).
+    static let apiKey = "hcpk_" + String(repeating: "ab", count: 32)
+    /// Its `Authorization` header value.
+    static let bearer = "Bearer \(apiKey)"
+    /// The ES256 key of `urn:hc:publisher:cdc` (exposures), which signs client assertions.
+    static let cdcKey = ES256PrivateKey()
+
+    /// The registered publishers of these tests; `revoked` marks `urn:hc:publisher:gd` revoked.
+    static func publishers(revoked: Bool = false) throws -> [PublisherRecord] {
+        var gd = PublisherRecord.apiKey(
+            id: "urn:hc:publisher:gd",
+            apiKey: apiKey,
+            eventTypes: ["hc.test-result.v1", "hc.retraction.v1"]
+        )
+        gd.revokedAt = revoked ? fixedNow : nil
+        return [
+            gd,
+            try .es256(
+                id: "urn:hc:publisher:cdc",
+                publicKeyPEM: cdcKey.publicKey.pemRepresentation,
+                eventTypes: ["hc.exposure.v1"]
+            ),
+        ]
+    }
+
     /// Runs `body` against a gateway whose producer writes to a fresh mock cluster.
     func withGateway(
         configuration base: GatewayConfiguration = GatewayConfiguration(),
+        retractionTargets: @escaping RetractionTargetLookup = { _, _, _ in [] },
+        registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
         _ body: @escaping @Sendable (any TestClientProtocol, KafkaMockCluster, String) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-tests")
@@ -62,10 +92,19 @@ import Testing
             log: KafkaEventLog(producer: producer, topic: topic),
             pseudonymizer: try Pseudonymizer(hexKey: Self.key),
             configuration: configuration,
+            retractionTargets: retractionTargets,
             now: { Self.fixedNow },
             logger: logger
         )
-        let router = GatewayApplication.router(ingestion: ingestion, configuration: configuration)
+        let publishers =
+            registry?(configuration)
+            ?? PublisherRegistry(configuration: configuration, logger: logger) { try Self.publishers() }
+        try await publishers.refresh()
+        let router = GatewayApplication.router(
+            ingestion: ingestion,
+            publishers: publishers,
+            configuration: configuration
+        )
         let application = Application(router: router, logger: logger)
         let group = ServiceGroup(services: [producer], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -80,12 +119,15 @@ import Testing
 
     func post(
         _ client: any TestClientProtocol,
-        _ body: String
+        _ body: String,
+        authorization: String? = GatewayTests.bearer
     ) async throws -> (HTTPResponse.Status, Answer?, TestResponse) {
-        try await client.execute(
+        var headers: HTTPFields = [.contentType: "application/x-ndjson"]
+        headers[.authorization] = authorization
+        return try await client.execute(
             uri: "/v1/events",
             method: .post,
-            headers: [.contentType: "application/x-ndjson"],
+            headers: headers,
             body: ByteBuffer(string: body)
         ) { response in
             let answer = try? JSONDecoder().decode(Answer.self, from: Data(response.body.readableBytesView))
@@ -220,17 +262,24 @@ import Testing
             log: log,
             pseudonymizer: pseudonymizer,
             configuration: GatewayConfiguration(),
+            retractionTargets: { _, _, _ in [] },
             now: { GatewayTests.fixedNow },
             logger: Logger(label: "test")
         )
         let area =
             #"{"specversion":"1.0","id":"a1","source":"urn:hc:publisher:sc","type":"hc.risk-area.v1","subject":"420106","time":"2020-04-01T00:00:00Z","data":{"level":"high","effectiveFrom":"2020-04-01T00:00:00Z"}}"#
         let body = GatewayTests().event(id: "p1", subject: "440106199001011234") + "\n" + area
-        guard case .processed(let results) = await ingestion.ingest(Array(body.utf8)) else {
+        let publisher = Publisher(id: "urn:hc:publisher:gd", eventTypes: ["hc.test-result.v1"])
+        let council = Publisher(id: "urn:hc:publisher:sc", eventTypes: ["hc.risk-area.v1"])
+        guard case .processed(let personResults) = await ingestion.ingest(Array(body.utf8), from: publisher),
+            case .processed(let areaResults) = await ingestion.ingest(Array(area.utf8), from: council)
+        else {
             Issue.record("the batch was not processed")
             return
         }
-        #expect(results.map(\.status) == [.accepted, .accepted])
+        #expect(personResults.map(\.status) == [.accepted, .rejected])
+        #expect(personResults[1].errors?.first?.code == "forbidden-source")
+        #expect(areaResults.map(\.status) == [.accepted])
         let records = log.records.withLock { $0 }
         let person = try EventDecoder.decode(records[0].value)
         #expect(person.subject == pseudonymizer.pseudonym(of: "440106199001011234"))

@@ -48,6 +48,12 @@ struct TestBackbone: Sendable {
         )
         try await Backbone.withPostgres(clientConfiguration(database: database), logger: logger) { client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
+            let store = PublisherStore(client: client, logger: logger)
+            for source in testPublishers {
+                try await store.add(
+                    .apiKey(id: source, apiKey: apiKey(of: source), eventTypes: EventType.allCases.map(\.rawValue))
+                )
+            }
         }
         let rules = try Data(
             contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json")
@@ -59,6 +65,17 @@ struct TestBackbone: Sendable {
             pseudonymizer: try Pseudonymizer(hexKey: key),
             ruleSet: try RuleSet.decode([UInt8](rules))
         )
+    }
+
+    /// The publishers the tests publish as, registered in every test database.
+    static let testPublishers = [
+        "urn:hc:publisher:test-bureau", "urn:hc:publisher:test-cdc", "urn:hc:publisher:test-transport",
+        "urn:hc:publisher:test-residents", "urn:hc:publisher:test-state-council",
+    ]
+
+    /// The API key of a test publisher (derived from its id; test databases only).
+    static func apiKey(of source: String) -> String {
+        PublisherAPIKey.prefix + PublisherAPIKey.hash("test-publisher:" + source)
     }
 
     static func clientConfiguration(database: String) -> PostgresClient.Configuration {
@@ -134,6 +151,7 @@ struct TestBackbone: Sendable {
             topic: topic,
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
+            postgres: client,
             metrics: nil,
             onServerRunning: { port in
                 ports.gateway = port
@@ -152,6 +170,7 @@ struct TestBackbone: Sendable {
             configuration: apiConfiguration,
             postgres: client,
             ruleSet: ruleSet,
+            pseudonymizer: pseudonymizer,
             metrics: nil,
             onServerRunning: { port in
                 ports.api = port

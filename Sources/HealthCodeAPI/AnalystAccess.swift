@@ -1,0 +1,102 @@
+import Crypto
+import Foundation
+import HealthCodePostgres
+
+/// An authenticated analyst and the purpose it declared for a read.
+public struct AnalystCredential: Sendable, Hashable {
+    /// The analyst's id.
+    public var analyst: String
+    /// The declared purpose (`X-HC-Purpose`), recorded with every read.
+    public var purpose: String
+}
+
+/// Why an analyst read was refused; never holds the credential.
+public struct AccessDenied: Error, Sendable, Hashable, CustomStringConvertible {
+    /// `missing-credentials`, `invalid-credentials` or `missing-purpose`.
+    public var code: String
+    public var reason: String
+    public var description: String { "\(code): \(reason)" }
+}
+
+/// Analyst authentication (an `hcak_` API key as `Authorization: Bearer`, plus a declared purpose
+/// in `X-HC-Purpose`) and the audit trail: every read is appended to `analyst_audit` before any
+/// data is returned; a read that cannot be recorded is not served.
+public struct AnalystAccess: Sendable {
+    /// The prefix of analyst API keys.
+    public static let keyPrefix = "hcak_"
+    /// Longest accepted purpose.
+    public static let maximumPurposeLength = 200
+
+    private let analyst: @Sendable (_ keyHash: String) async throws -> String?
+    private let record:
+        @Sendable (_ credential: AnalystCredential, _ subject: String, _ endpoint: String) async throws -> Void
+
+    /// - Parameters:
+    ///   - analyst: the active analyst whose API key has this SHA-256 (hex).
+    ///   - record: appends one read to the audit trail.
+    public init(
+        analyst: @escaping @Sendable (_ keyHash: String) async throws -> String?,
+        record:
+            @escaping @Sendable (_ credential: AnalystCredential, _ subject: String, _ endpoint: String)
+            async throws -> Void
+    ) {
+        self.analyst = analyst
+        self.record = record
+    }
+
+    /// Access backed by the `analyst_credential` and `analyst_audit` tables.
+    public init(store: AnalystStore) {
+        self.init(
+            analyst: { try await store.analyst(apiKeySHA256: $0) },
+            record: { credential, subject, endpoint in
+                try await store.record(
+                    analyst: credential.analyst,
+                    purpose: credential.purpose,
+                    subject: subject,
+                    endpoint: endpoint
+                )
+            }
+        )
+    }
+
+    /// A new analyst API key.
+    public static func generateKey() -> String {
+        keyPrefix + SymmetricKey(size: .bits256).withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+    }
+
+    /// The SHA-256 (hex) under which an analyst key is stored.
+    public static func hash(_ key: some StringProtocol) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// The analyst proven by the headers, with its declared purpose.
+    public func authenticate(
+        authorization: String?,
+        purpose: String?
+    ) async throws -> Result<AnalystCredential, AccessDenied> {
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+            return .failure(
+                AccessDenied(code: "missing-credentials", reason: "send 'Authorization: Bearer' with an analyst key")
+            )
+        }
+        let key = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
+        guard key.hasPrefix(Self.keyPrefix), let id = try await analyst(Self.hash(key)) else {
+            return .failure(AccessDenied(code: "invalid-credentials", reason: "the analyst key is unknown or revoked"))
+        }
+        let purpose = purpose?.trimmingCharacters(in: .whitespaces) ?? ""
+        guard !purpose.isEmpty, purpose.count <= Self.maximumPurposeLength else {
+            return .failure(
+                AccessDenied(
+                    code: "missing-purpose",
+                    reason: "declare the purpose of the read in X-HC-Purpose (1 to 200 characters)"
+                )
+            )
+        }
+        return .success(AnalystCredential(analyst: id, purpose: purpose))
+    }
+
+    /// Records a read; throws if it could not be recorded (the read must then not be served).
+    public func recordRead(by credential: AnalystCredential, subject: String, endpoint: String) async throws {
+        try await record(credential, subject, endpoint)
+    }
+}

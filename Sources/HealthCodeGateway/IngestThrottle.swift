@@ -1,0 +1,131 @@
+import Synchronization
+
+/// Per-publisher token buckets in events per second: a publisher that sends faster than its rate
+/// (after a burst) gets 429 with the time until its batch would fit.
+final class PublisherRateLimits: Sendable {
+    /// The state machine; the mutex around it is held only for arithmetic.
+    struct State: Sendable {
+        struct Bucket: Sendable {
+            var tokens: Double
+            var updated: ContinuousClock.Instant
+        }
+
+        /// What to do with a batch.
+        enum Action: Equatable, Sendable {
+            case admit
+            case reject(retryAfter: Duration)
+        }
+
+        let rate: Double
+        let capacity: Double
+        var buckets: [String: Bucket] = [:]
+
+        init(eventsPerSecond: Int, burst: Int) {
+            rate = Double(max(eventsPerSecond, 1))
+            capacity = Double(max(burst, 1))
+        }
+
+        /// Takes `events` tokens from the publisher's bucket, or says how long until they exist.
+        mutating func take(_ events: Int, for publisher: String, now: ContinuousClock.Instant) -> Action {
+            var bucket = buckets[publisher] ?? Bucket(tokens: capacity, updated: now)
+            let elapsed = now - bucket.updated
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            bucket.tokens = min(capacity, bucket.tokens + seconds * rate)
+            bucket.updated = now
+            let needed = min(Double(events), capacity)
+            defer { buckets[publisher] = bucket }
+            guard bucket.tokens >= needed else {
+                return .reject(retryAfter: .milliseconds(Int64(((needed - bucket.tokens) / rate * 1000).rounded(.up))))
+            }
+            bucket.tokens -= needed
+            return .admit
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(eventsPerSecond: Int, burst: Int) {
+        state = Mutex(State(eventsPerSecond: eventsPerSecond, burst: burst))
+    }
+
+    func take(_ events: Int, for publisher: String) -> State.Action {
+        state.withLock { $0.take(events, for: publisher, now: .now) }
+    }
+}
+
+/// Bounds the ingest requests in progress (and so the request bodies held in memory): beyond
+/// ``GatewayConfiguration/maximumConcurrentRequests`` a request is shed at once with 503.
+final class IngestAdmission: Sendable {
+    struct State: Sendable {
+        enum Action: Equatable, Sendable {
+            case admit
+            case shed
+        }
+
+        let limit: Int
+        var inFlight = 0
+
+        mutating func enter() -> Action {
+            guard inFlight < limit else { return .shed }
+            inFlight += 1
+            return .admit
+        }
+
+        mutating func leave() {
+            inFlight -= 1
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        state = Mutex(State(limit: max(limit, 1)))
+    }
+
+    func enter() -> State.Action { state.withLock { $0.enter() } }
+    func leave() { state.withLock { $0.leave() } }
+}
+
+/// The (source, id) keys of events recently acknowledged by the log, bounded, oldest forgotten
+/// first: a re-sent event is answered `duplicate` without producing it again. (Duplicates older
+/// than the window, or sent to another gateway instance, reach Kafka and are absorbed by the
+/// projector's idempotent archive.)
+final class RecentEvents: Sendable {
+    struct State: Sendable {
+        let capacity: Int
+        var keys: Set<String> = []
+        var order: [String] = []
+        var head = 0
+
+        func contains(_ key: String) -> Bool { keys.contains(key) }
+
+        mutating func insert(_ key: String) {
+            guard capacity > 0, keys.insert(key).inserted else { return }
+            if order.count < capacity {
+                order.append(key)
+            } else {
+                keys.remove(order[head])
+                order[head] = key
+                head = (head + 1) % capacity
+            }
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(capacity: Int) {
+        state = Mutex(State(capacity: capacity))
+    }
+
+    static func key(source: String, id: String) -> String { source + "\u{0}" + id }
+
+    func contains(_ keys: [String]) -> [Bool] {
+        state.withLock { state in keys.map { state.contains($0) } }
+    }
+
+    func insert(_ keys: [String]) {
+        state.withLock { state in
+            for key in keys { state.insert(key) }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Crypto
+import Foundation
+import HealthCodePostgres
+import JWTKit
+
+/// An authenticated publisher: its id (the CloudEvents `source` of all it publishes) and the
+/// event types it may publish.
+public struct Publisher: Sendable, Hashable {
+    public var id: String
+    public var eventTypes: Set<String>
+
+    public init(id: String, eventTypes: Set<String>) {
+        self.id = id
+        self.eventTypes = eventTypes
+    }
+}
+
+/// A publisher's API key: 32 random bytes as 64 lowercase hex characters, prefixed `hcpk_`.
+/// Only its SHA-256 is stored; the key itself is shown once, when it is created.
+public enum PublisherAPIKey {
+    /// The prefix that tells API keys from JWT client assertions in `Authorization: Bearer …`.
+    public static let prefix = "hcpk_"
+
+    /// A new random API key.
+    public static func generate() -> String {
+        prefix + SymmetricKey(size: .bits256).withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+    }
+
+    /// The SHA-256 (lowercase hex) under which the key is stored.
+    public static func hash(_ key: some StringProtocol) -> String {
+        SHA256.hash(data: Array(key.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// The claims of a publisher's JWT client assertion (RFC 7523 style), signed ES256 with the
+/// publisher's private key: `iss` = `sub` = the publisher id, `aud` = the gateway's audience,
+/// `exp` no later than the configured assertion lifetime after `iat`.
+public struct ClientAssertion: JWTPayload, Equatable {
+    public var iss: IssuerClaim
+    public var sub: SubjectClaim
+    public var aud: AudienceClaim
+    public var iat: IssuedAtClaim
+    public var exp: ExpirationClaim
+
+    public init(publisher: String, audience: String, issuedAt: Date, lifetime: Duration) {
+        iss = IssuerClaim(value: publisher)
+        sub = SubjectClaim(value: publisher)
+        aud = AudienceClaim(value: audience)
+        iat = IssuedAtClaim(value: issuedAt)
+        exp = ExpirationClaim(value: issuedAt.addingTimeInterval(TimeInterval(lifetime.components.seconds)))
+    }
+
+    public func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+
+    /// Signs an assertion for `publisher` with its ES256 private key (what a publisher's client does).
+    public static func sign(
+        publisher: String,
+        audience: String,
+        privateKey: ES256PrivateKey,
+        issuedAt: Date = Date(),
+        lifetime: Duration = .seconds(60)
+    ) async throws -> String {
+        let keys = JWTKeyCollection()
+        await keys.add(ecdsa: privateKey)
+        return try await keys.sign(
+            ClientAssertion(publisher: publisher, audience: audience, issuedAt: issuedAt, lifetime: lifetime)
+        )
+    }
+}
+
+extension PublisherRecord {
+    /// The publisher this record authenticates as.
+    var publisher: Publisher { Publisher(id: id, eventTypes: Set(eventTypes)) }
+}
+
+extension PublisherRecord {
+    /// A publisher that authenticates with ES256 client assertions; throws if `pem` is not an
+    /// ES256 (P-256) public key.
+    public static func es256(id: String, publicKeyPEM pem: String, eventTypes: [String]) throws -> PublisherRecord {
+        let key = try ES256PublicKey(pem: pem)
+        return PublisherRecord(id: id, credential: .es256PublicKey(pem: key.pemRepresentation), eventTypes: eventTypes)
+    }
+
+    /// A publisher that authenticates with `apiKey` (only its hash is kept).
+    public static func apiKey(id: String, apiKey: String, eventTypes: [String]) -> PublisherRecord {
+        PublisherRecord(
+            id: id,
+            credential: .apiKeyHash(sha256Hex: PublisherAPIKey.hash(apiKey)),
+            eventTypes: eventTypes
+        )
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import HealthCodeCore
+import Logging
+import PostgresNIO
+
+/// One analyst read as recorded in the insert-only table `analyst_audit`.
+public struct AuditEntry: Sendable, Hashable, Codable {
+    public var analyst: String
+    public var purpose: String
+    /// The pseudonym read about.
+    public var subject: String
+    /// The endpoint, e.g. `explain` or `export`.
+    public var endpoint: String
+    public var readAt: Instant
+
+    public init(analyst: String, purpose: String, subject: String, endpoint: String, readAt: Instant) {
+        self.analyst = analyst
+        self.purpose = purpose
+        self.subject = subject
+        self.endpoint = endpoint
+        self.readAt = readAt
+    }
+}
+
+/// Tables `analyst_credential` and `analyst_audit`: who may read explanations and exports, and
+/// the record of every such read.
+public struct AnalystStore: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Registers an analyst with the SHA-256 (hex) of its API key.
+    public func add(id: String, apiKeySHA256 hash: String) async throws {
+        let rows = try await client.query(
+            """
+            INSERT INTO analyst_credential (analyst_id, api_key_sha256) VALUES (\(id), \(hash))
+            ON CONFLICT (analyst_id) DO NOTHING RETURNING analyst_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows.decode(String.self) { return }
+        throw RegistryError(code: "already-registered", context: id)
+    }
+
+    /// Revokes an analyst's credential.
+    public func revoke(_ id: String) async throws {
+        let rows = try await client.query(
+            """
+            UPDATE analyst_credential SET revoked_at = now()
+            WHERE analyst_id = \(id) AND revoked_at IS NULL RETURNING analyst_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows.decode(String.self) { return }
+        throw RegistryError(code: "not-found", context: id)
+    }
+
+    /// Every analyst id with whether it is revoked.
+    public func all() async throws -> [(id: String, revoked: Bool)] {
+        let rows = try await client.query(
+            "SELECT analyst_id, revoked_at IS NOT NULL FROM analyst_credential ORDER BY analyst_id",
+            logger: logger
+        )
+        var analysts: [(id: String, revoked: Bool)] = []
+        for try await (id, revoked) in rows.decode((String, Bool).self) { analysts.append((id, revoked)) }
+        return analysts
+    }
+
+    /// The active analyst whose API key has this SHA-256 (hex), if any.
+    public func analyst(apiKeySHA256 hash: String) async throws -> String? {
+        let rows = try await client.query(
+            "SELECT analyst_id FROM analyst_credential WHERE api_key_sha256 = \(hash) AND revoked_at IS NULL",
+            logger: logger
+        )
+        for try await id in rows.decode(String.self) { return id }
+        return nil
+    }
+
+    /// Appends one read to the audit table.
+    public func record(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
+        try await client.query(
+            """
+            INSERT INTO analyst_audit (subject, analyst_id, purpose, endpoint)
+            VALUES (\(subject), \(analyst), \(purpose), \(endpoint))
+            """,
+            logger: logger
+        )
+    }
+
+    /// The most recent reads, newest first, optionally of one subject or one analyst.
+    public func entries(subject: String?, analyst: String?, limit: Int) async throws -> [AuditEntry] {
+        let rows = try await client.query(
+            """
+            SELECT analyst_id, purpose, subject, endpoint, hc_micros(read_at) FROM analyst_audit
+            WHERE (\(subject)::text IS NULL OR subject = \(subject))
+              AND (\(analyst)::text IS NULL OR analyst_id = \(analyst))
+            ORDER BY read_at DESC, audit_id DESC LIMIT \(limit)
+            """,
+            logger: logger
+        )
+        var entries: [AuditEntry] = []
+        for try await (analyst, purpose, subject, endpoint, readAt) in rows.decode(
+            (String, String, String, String, Int64).self
+        ) {
+            entries.append(
+                AuditEntry(
+                    analyst: analyst,
+                    purpose: purpose,
+                    subject: subject,
+                    endpoint: endpoint,
+                    readAt: Instant(microsecondsSinceEpoch: readAt)
+                )
+            )
+        }
+        return entries
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import HealthCodeCore
+import Logging
+import PostgresNIO
+
+/// A publisher as registered in table `publisher`: public material only, never a secret.
+public struct PublisherRecord: Sendable, Hashable {
+    /// How a publisher proves who it is.
+    public enum Credential: Sendable, Hashable {
+        /// An ES256 public key (PEM) that verifies the publisher's JWT client assertions.
+        case es256PublicKey(pem: String)
+        /// The SHA-256 (lowercase hex) of the publisher's API key.
+        case apiKeyHash(sha256Hex: String)
+    }
+
+    /// The publisher's id: the CloudEvents `source` of every event it publishes.
+    public var id: String
+    public var credential: Credential
+    /// The event types it may publish.
+    public var eventTypes: [String]
+    /// When it was revoked; a revoked publisher cannot authenticate.
+    public var revokedAt: Instant?
+
+    public init(id: String, credential: Credential, eventTypes: [String], revokedAt: Instant? = nil) {
+        self.id = id
+        self.credential = credential
+        self.eventTypes = eventTypes
+        self.revokedAt = revokedAt
+    }
+}
+
+/// Why a registry change was refused. The description names the problem, never a credential.
+public struct RegistryError: Error, Sendable, CustomStringConvertible {
+    /// A stable code: `already-registered` or `not-found`.
+    public var code: String
+    /// What was looked up (an id, never a key).
+    public var context: String
+
+    public var description: String { "\(code): \(context)" }
+}
+
+/// Table `publisher`: registration, revocation and the list the gateway authenticates against.
+public struct PublisherStore: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Registers a new publisher; throws ``RegistryError`` `already-registered` if the id exists.
+    public func add(_ publisher: PublisherRecord) async throws {
+        let (kind, pem, hash): (String, String?, String?) =
+            switch publisher.credential {
+            case .es256PublicKey(let pem): ("es256", pem, nil)
+            case .apiKeyHash(let hash): ("api-key", nil, hash)
+            }
+        let rows = try await client.query(
+            """
+            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types)
+            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes))
+            ON CONFLICT (publisher_id) DO NOTHING
+            RETURNING publisher_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows.decode(String.self) { return }
+        throw RegistryError(code: "already-registered", context: publisher.id)
+    }
+
+    /// Registers `publisher` or, if its id exists, replaces its credential and event types and
+    /// lifts a revocation (used by `healthcode up` to register the demo publishers on every start).
+    public func upsert(_ publisher: PublisherRecord) async throws {
+        let (kind, pem, hash): (String, String?, String?) =
+            switch publisher.credential {
+            case .es256PublicKey(let pem): ("es256", pem, nil)
+            case .apiKeyHash(let hash): ("api-key", nil, hash)
+            }
+        try await client.query(
+            """
+            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types)
+            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes))
+            ON CONFLICT (publisher_id) DO UPDATE SET credential = excluded.credential,
+                public_key_pem = excluded.public_key_pem, api_key_sha256 = excluded.api_key_sha256,
+                event_types = excluded.event_types, revoked_at = NULL
+            """,
+            logger: logger
+        )
+    }
+
+    /// Revokes a publisher; throws ``RegistryError`` `not-found` if no active publisher has that id.
+    public func revoke(_ id: String) async throws {
+        let rows = try await client.query(
+            """
+            UPDATE publisher SET revoked_at = now()
+            WHERE publisher_id = \(id) AND revoked_at IS NULL RETURNING publisher_id
+            """,
+            logger: logger
+        )
+        for try await _ in rows.decode(String.self) { return }
+        throw RegistryError(code: "not-found", context: id)
+    }
+
+    /// Every registered publisher, revoked ones included, ordered by id.
+    public func all() async throws -> [PublisherRecord] {
+        let rows = try await client.query(
+            """
+            SELECT publisher_id, credential, public_key_pem, api_key_sha256, event_types, hc_micros(revoked_at)
+            FROM publisher ORDER BY publisher_id
+            """,
+            logger: logger
+        )
+        var publishers: [PublisherRecord] = []
+        for try await (id, kind, pem, hash, types, revokedAt) in rows.decode(
+            (String, String, String?, String?, [String], Int64?).self
+        ) {
+            let credential: PublisherRecord.Credential =
+                kind == "es256" ? .es256PublicKey(pem: pem ?? "") : .apiKeyHash(sha256Hex: hash ?? "")
+            publishers.append(
+                PublisherRecord(
+                    id: id,
+                    credential: credential,
+                    eventTypes: types,
+                    revokedAt: revokedAt.map(Instant.init(microsecondsSinceEpoch:))
+                )
+            )
+        }
+        return publishers
+    }
+
+    /// The sources of archived events of `subject` (a pseudonym, or an area code when `isArea`)
+    /// whose id is `eventID`: what a retraction with `retracts = eventID` could refer to.
+    public func sources(ofEvent eventID: String, subject: String, isArea: Bool) async throws -> Set<String> {
+        let rows =
+            if isArea {
+                try await client.query(
+                    "SELECT source FROM area_event_archive WHERE area_code = \(subject) AND event_id = \(eventID)",
+                    logger: logger
+                )
+            } else {
+                try await client.query(
+                    "SELECT source FROM event_archive WHERE subject = \(subject) AND event_id = \(eventID)",
+                    logger: logger
+                )
+            }
+        var sources = Set<String>()
+        for try await source in rows.decode(String.self) { sources.insert(source) }
+        return sources
+    }
+}

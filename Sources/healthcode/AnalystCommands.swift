@@ -1,0 +1,95 @@
+import ArgumentParser
+import HealthCodeAPI
+import HealthCodeBackbone
+import HealthCodePostgres
+import Logging
+
+struct Analysts: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "analysts",
+        abstract: "Manage the analysts that may read explanations and exports from the query API.",
+        subcommands: [Add.self, List.self, Revoke.self]
+    )
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Register an analyst; its new API key is printed once (only its SHA-256 is stored)."
+        )
+
+        @Argument(help: "Analyst id, e.g. a staff number.") var id: String
+        @OptionGroup var postgres: PostgresOptions
+
+        func run() async throws {
+            let logger = Logger(label: "healthcode.analysts")
+            let key = AnalystAccess.generateKey()
+            try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
+                try await AnalystStore(client: client, logger: logger).add(
+                    id: id,
+                    apiKeySHA256: AnalystAccess.hash(key)
+                )
+            }
+            print("analyst \(id) registered; its API key (shown once, send as 'Authorization: Bearer KEY'")
+            print("with the purpose of each read in 'X-HC-Purpose'):")
+            print(key)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List analysts and whether they are revoked.")
+
+        @OptionGroup var postgres: PostgresOptions
+
+        func run() async throws {
+            let logger = Logger(label: "healthcode.analysts")
+            let analysts = try await Backbone.withPostgres(
+                postgres.configuration.clientConfiguration(),
+                logger: logger
+            ) { client in
+                try await AnalystStore(client: client, logger: logger).all()
+            }
+            for analyst in analysts { print("\(analyst.id)\t\(analyst.revoked ? "revoked" : "active")") }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an analyst's key.")
+
+        @Argument(help: "Analyst id.") var id: String
+        @OptionGroup var postgres: PostgresOptions
+
+        func run() async throws {
+            let logger = Logger(label: "healthcode.analysts")
+            try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
+                try await AnalystStore(client: client, logger: logger).revoke(id)
+            }
+            print("analyst \(id) revoked")
+        }
+    }
+}
+
+struct Audit: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Print the analyst audit trail, newest first: when, analyst, purpose, endpoint, subject."
+    )
+
+    @Option(help: "Only reads about this pseudonym.") var subject: String?
+    @Option(help: "Only reads by this analyst.") var analyst: String?
+    @Option(help: "Most entries to print.") var limit: Int = 100
+    @OptionGroup var postgres: PostgresOptions
+
+    func run() async throws {
+        let logger = Logger(label: "healthcode.audit")
+        let entries = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) {
+            client in
+            try await AnalystStore(client: client, logger: logger).entries(
+                subject: subject,
+                analyst: analyst,
+                limit: limit
+            )
+        }
+        for entry in entries {
+            print("\(entry.readAt.rfc3339)\t\(entry.analyst)\t\(entry.purpose)\t\(entry.endpoint)\t\(entry.subject)")
+        }
+    }
+}
