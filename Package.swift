@@ -140,6 +140,8 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
+                "HealthCodeHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -150,9 +152,14 @@ let package = Package(
         .target(
             name: "HealthCodeBenchmarks",
             dependencies: [
+                "HealthCodeBackbone",
                 "HealthCodeCore",
                 "HealthCodeKafka",
+                "HealthCodePostgres",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift
         ),
@@ -197,7 +204,13 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthCodeKafkaTests",
-            dependencies: ["HealthCodeKafka", "HealthCodeTestSupport"],
+            dependencies: [
+                "CRdkafka",
+                "HealthCodeKafka",
+                "HealthCodeTestSupport",
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(
@@ -223,6 +236,7 @@ let package = Package(
                 "HealthCodeProjector",
                 "HealthCodeAPI",
                 "HealthCodeBackbone",
+                "HealthCodeBenchmarks",
                 "HealthCodeTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

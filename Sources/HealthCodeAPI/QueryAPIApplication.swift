@@ -14,20 +14,29 @@ public struct QueryAPI: Sendable {
     let records: PersonRecordStore
     let analysts: AnalystAccess
     let pseudonymizer: Pseudonymizer
+    let issuer: CodeIssuer
+    let verifier: SignedCodeVerifier
 
-    /// - Parameter pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
+    /// - Parameters:
+    ///   - pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
+    ///   - issuer: signs the codes of lookups and publishes its keys.
+    ///   - verifier: accepts signed codes of this issuer and of the regions it recognises.
     public init(
         queries: CodeQueries,
         explanations: PersonExplanations,
         records: PersonRecordStore,
         analysts: AnalystAccess,
-        pseudonymizer: Pseudonymizer
+        pseudonymizer: Pseudonymizer,
+        issuer: CodeIssuer,
+        verifier: SignedCodeVerifier
     ) {
         self.queries = queries
         self.explanations = explanations
         self.records = records
         self.analysts = analysts
         self.pseudonymizer = pseudonymizer
+        self.issuer = issuer
+        self.verifier = verifier
     }
 }
 
@@ -45,6 +54,25 @@ public enum QueryAPIApplication {
 
     struct LookupRequest: Decodable {
         var subject: String
+    }
+
+    struct LookupAnswer: Encodable {
+        var code: PersonCode
+        var signedCode: SignedCode
+    }
+
+    struct VerificationRequest: Decodable {
+        var token: String
+    }
+
+    struct VerificationAnswer: Encodable {
+        var valid: Bool
+        var reason: String?
+        var issuer: String?
+        var subject: String?
+        var status: String?
+        var issuedAt: Instant?
+        var expiresAt: Instant?
     }
 
     /// Builds the router. `now` is the clock (injectable for tests).
@@ -91,7 +119,50 @@ public enum QueryAPIApplication {
             let subject = api.pseudonymizer.pseudonym(of: lookup.subject)
             let current = now()
             let code = try await api.queries.code(of: subject, at: current, knownAt: nil, now: current)
-            return try JSONResponse.make(code)
+            let signed = try await api.issuer.sign(
+                subject: subject,
+                status: code.status,
+                issuedAt: current,
+                validUntil: code.validUntil
+            )
+            return try JSONResponse.make(LookupAnswer(code: code, signedCode: signed))
+        }
+        router.get(".well-known/jwks.json") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/jwk-set+json", .cacheControl: "max-age=300"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: api.issuer.jwks))
+            )
+        }
+        router.post("v1/code-verifications") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 8192)
+            guard
+                let verification = try? JSONDecoder().decode(
+                    VerificationRequest.self,
+                    from: Data(body.readableBytesView)
+                )
+            else {
+                return JSONResponse.problem(
+                    status: .badRequest,
+                    code: "invalid-verification",
+                    detail: "the body must be {\"token\": compact JWS}"
+                )
+            }
+            switch await api.verifier.verify(verification.token) {
+            case .success(let claims):
+                return try JSONResponse.make(
+                    VerificationAnswer(
+                        valid: true,
+                        issuer: claims.iss.value,
+                        subject: claims.sub.value,
+                        status: claims.status,
+                        issuedAt: Instant(date: claims.iat.value),
+                        expiresAt: Instant(date: claims.exp.value)
+                    )
+                )
+            case .failure(let rejection):
+                return try JSONResponse.make(VerificationAnswer(valid: false, reason: rejection.code))
+            }
         }
         router.get("v1/people/:pseudonym/explain") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")

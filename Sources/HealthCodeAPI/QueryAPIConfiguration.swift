@@ -6,6 +6,16 @@ public struct QueryAPIConfiguration: Sendable {
     public var port: Int = 8081
     /// How long designations read from PostgreSQL are reused before re-reading. Default 1 s.
     public var designationRefreshInterval: Duration = .seconds(1)
+    /// This region's issuer id in signed codes (`iss`). Default `urn:hc:issuer:local`.
+    public var issuer: String = "urn:hc:issuer:local"
+    /// Directory of the issuer's ES256 private keys, one `<kid>.pem` each; the last by name signs,
+    /// all are published. Default `.local/code-signing-keys`.
+    public var signingKeysDirectory: String = ".local/code-signing-keys"
+    /// Longest validity of a signed code (shorter if the code itself ends sooner). Default 5 minutes.
+    public var signedCodeLifetime: Duration = .seconds(300)
+    /// A JSON file `{"<issuer>": "<JWKS URL or file>"}` of other regions whose signed codes this
+    /// instance accepts (mutual recognition); `nil`: only its own. Default `nil`.
+    public var trustedIssuersFile: String?
 
     /// The local defaults.
     public init() {}

@@ -118,16 +118,29 @@ public enum Backbone {
     }
 
     /// The query API's HTTP server. `postgres` must run in the same group, before it; `pseudonymizer`
-    /// (the gateway's key) hashes the identifiers of code lookups.
+    /// (the gateway's key) hashes the identifiers of code lookups. Reads the issuer's signing keys
+    /// (creating a first one if `createSigningKey`) and the JWKS of the trusted regions.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
         ruleSet: RuleSet,
         pseudonymizer: Pseudonymizer,
+        createSigningKey: Bool = false,
         metrics: (@Sendable () -> [UInt8])?,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
-    ) -> any Service {
+    ) async throws -> any Service {
+        let issuer = try await CodeIssuer(
+            issuer: configuration.issuer,
+            keys: try CodeSigningKey.load(
+                directory: URL(fileURLWithPath: configuration.signingKeysDirectory),
+                createIfMissing: createSigningKey
+            ),
+            lifetime: configuration.signedCodeLifetime
+        )
+        var trusted: [String: String] = [:]
+        if let file = configuration.trustedIssuersFile { trusted = try await JWKSLocation.loadTrusted(file: file) }
+        trusted[issuer.issuer] = issuer.jwks
         let store = ProjectionStore(client: postgres, logger: logger)
         let queries = CodeQueries(
             codes: CodeStore(client: postgres, logger: logger),
@@ -142,7 +155,9 @@ public enum Backbone {
             explanations: PersonExplanations(queries: queries, records: records),
             records: records,
             analysts: AnalystAccess(store: AnalystStore(client: postgres, logger: logger)),
-            pseudonymizer: pseudonymizer
+            pseudonymizer: pseudonymizer,
+            issuer: issuer,
+            verifier: try await SignedCodeVerifier(trusted: trusted)
         )
         return QueryAPIApplication.make(
             api: api,

@@ -148,11 +148,32 @@ struct APIOptions: ParsableArguments {
     var host: String = Env.string("HC_API_HOST", "127.0.0.1")
     @Option(name: .customLong("api-port"), help: "Query API port (HC_API_PORT).")
     var port: Int = Env.int("HC_API_PORT", 8081)
+    @Option(name: .customLong("issuer"), help: "This region's issuer id in signed codes (HC_CODE_ISSUER).")
+    var issuer: String = Env.string("HC_CODE_ISSUER", "urn:hc:issuer:local")
+    @Option(
+        name: .customLong("signing-keys-dir"),
+        help: "Directory of the issuer's ES256 keys, <kid>.pem; the last signs (HC_CODE_SIGNING_KEYS_DIR)."
+    )
+    var signingKeysDirectory: String = Env.string("HC_CODE_SIGNING_KEYS_DIR", ".local/code-signing-keys")
+    @Option(
+        name: .customLong("signed-code-lifetime-seconds"),
+        help: "Longest validity of a signed code (HC_SIGNED_CODE_LIFETIME_SECONDS)."
+    )
+    var signedCodeLifetimeSeconds: Int = Env.int("HC_SIGNED_CODE_LIFETIME_SECONDS", 300)
+    @Option(
+        name: .customLong("trusted-issuers-file"),
+        help: "JSON {issuer: JWKS URL or file} of regions whose codes are accepted (HC_TRUSTED_ISSUERS_FILE)."
+    )
+    var trustedIssuersFile: String? = ProcessInfo.processInfo.environment["HC_TRUSTED_ISSUERS_FILE"]
 
     var configuration: QueryAPIConfiguration {
         var configuration = QueryAPIConfiguration()
         configuration.host = host
         configuration.port = port
+        configuration.issuer = issuer
+        configuration.signingKeysDirectory = signingKeysDirectory
+        configuration.signedCodeLifetime = .seconds(signedCodeLifetimeSeconds)
+        configuration.trustedIssuersFile = trustedIssuersFile
         return configuration
     }
 }

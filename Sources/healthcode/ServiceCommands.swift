@@ -143,7 +143,7 @@ struct APICommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
-        let service = Backbone.queryAPI(
+        let service = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
             ruleSet: try rules.ruleSet(),

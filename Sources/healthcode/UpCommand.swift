@@ -72,11 +72,12 @@ struct UpCommand: AsyncParsableCommand {
             onServerRunning: { _ in started.ready() },
             logger: logger
         )
-        let apiService = Backbone.queryAPI(
+        let apiService = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
+            createSigningKey: true,
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger

@@ -166,11 +166,15 @@ struct TestBackbone: Sendable {
             ruleSet: ruleSet,
             logger: logger
         )
-        let api = Backbone.queryAPI(
+        apiConfiguration.signingKeysDirectory =
+            FileManager.default.temporaryDirectory
+            .appendingPathComponent(LocalInfrastructure.uniqueName("hc_keys")).path
+        let api = try await Backbone.queryAPI(
             configuration: apiConfiguration,
             postgres: client,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
+            createSigningKey: true,
             metrics: nil,
             onServerRunning: { port in
                 ports.api = port

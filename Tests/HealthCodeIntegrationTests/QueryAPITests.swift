@@ -1,0 +1,202 @@
+import AsyncHTTPClient
+import Foundation
+import HealthCodeAPI
+import HealthCodeCore
+import HealthCodePostgres
+import HealthCodeTestSupport
+import JWTKit
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+import Testing
+
+/// One HTTP exchange with headers and a JSON answer.
+private func exchange(
+    _ url: String,
+    method: HTTPMethod = .GET,
+    headers: [(String, String)] = [],
+    body: String? = nil
+) async throws -> (status: Int, json: [String: Any], text: String) {
+    var request = HTTPClientRequest(url: url)
+    request.method = method
+    for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if let body {
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: body))
+    }
+    let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+    let text = String(buffer: try await response.body.collect(upTo: 16 << 20))
+    let json = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    return (Int(response.status.code), json, text)
+}
+
+/// The query API end to end: lookups with signed codes, analyst explanations and exports, audit.
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+struct QueryAPITests {
+    @Test("a code lookup hashes the raw identifier and returns the code with a signed code that verifies offline")
+    func lookupWithSignedCode() async throws {
+        let backbone = try await TestBackbone.make()
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let positive = Events.testResult(
+                id: "lab-1",
+                subject: "RAW-LOOKUP",
+                time: Events.hoursAgo(2),
+                result: "positive"
+            )
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
+            try await probe.waitUntilCaughtUp()
+
+            let lookup = try await exchange(api + "/v1/code-lookups", method: .POST, body: #"{"subject":"RAW-LOOKUP"}"#)
+            #expect(lookup.status == 200)
+            let code = lookup.json["code"] as? [String: Any]
+            let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-LOOKUP")
+            #expect(code?["subject"] as? String == pseudonym)
+            #expect(code?["status"] as? String == "red")
+            #expect(!lookup.text.contains("RAW-LOOKUP"))
+            let token = try #require((lookup.json["signedCode"] as? [String: Any])?["token"] as? String)
+
+            let jwks = try await exchange(api + "/.well-known/jwks.json")
+            #expect(jwks.status == 200)
+            guard case .success(let claims) = await SignedCodeVerifier.verify(token, jwks: jwks.text) else {
+                Issue.record("the signed code does not verify against the published keys")
+                return
+            }
+            #expect(claims.sub.value == pseudonym)
+            #expect(claims.status == "red")
+            #expect(claims.iss.value == "urn:hc:issuer:local")
+            #expect(claims.exp.value.timeIntervalSince(claims.iat.value) <= 300)
+
+            let verified = try await exchange(
+                api + "/v1/code-verifications",
+                method: .POST,
+                body: #"{"token":"\#(token)"}"#
+            )
+            #expect(verified.json["valid"] as? Bool == true)
+            #expect(verified.json["status"] as? String == "red")
+
+            let bad = try await exchange(api + "/v1/code-lookups", method: .POST, body: #"{"subject":""}"#)
+            #expect(bad.status == 400)
+        }
+    }
+
+    @Test("explain and export need an analyst key and a purpose; every read is audited, the audit is insert-only")
+    func analystReads() async throws {
+        let backbone = try await TestBackbone.make()
+        let key = AnalystAccess.generateKey()
+        try await backbone.withDatabase { client in
+            try await AnalystStore(client: client, logger: testLogger()).add(
+                id: "analyst-7",
+                apiKeySHA256: AnalystAccess.hash(key)
+            )
+        }
+        let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-EXPLAIN")
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let lines = [
+                Events.testResult(id: "neg", subject: "RAW-EXPLAIN", time: Events.hoursAgo(30), result: "negative"),
+                Events.exposure(id: "contact", subject: "RAW-EXPLAIN", time: Events.hoursAgo(5)),
+            ]
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: lines).status == 202)
+            try await probe.waitUntilCaughtUp()
+
+            let url = api + "/v1/people/\(pseudonym)/explain"
+            #expect(try await exchange(url).status == 401)
+            #expect(try await exchange(url, headers: [("Authorization", "Bearer hcak_nope")]).status == 401)
+            #expect(try await exchange(url, headers: [("Authorization", "Bearer \(key)")]).status == 403)
+
+            let credentials = [("Authorization", "Bearer \(key)"), ("X-HC-Purpose", "case review 2020-117")]
+            let explain = try await exchange(url, headers: credentials)
+            #expect(explain.status == 200)
+            let timeline = explain.json["timeline"] as? [[String: Any]] ?? []
+            #expect(timeline.map { $0["id"] as? String } == ["neg", "contact"])
+            #expect(timeline.allSatisfy { $0["known"] as? Bool == true })
+            let firing = explain.json["firingRules"] as? [[String: Any]] ?? []
+            #expect(!firing.isEmpty)
+            #expect(firing.allSatisfy { $0["since"] is String })
+            let contactRules = timeline.last?["firingRules"] as? [String] ?? []
+            #expect(!contactRules.isEmpty)
+            let ruleSet = (explain.json["code"] as? [String: Any])?["ruleSet"] as? [String: Any]
+            #expect((ruleSet?["hash"] as? String)?.hasPrefix("sha256:") == true)
+
+            // As known before the contact was recorded, the contact does not count.
+            let earlier = try await exchange(url + "?knownAt=\(Events.hoursAgo(10))", headers: credentials)
+            let earlierTimeline = earlier.json["timeline"] as? [[String: Any]] ?? []
+            #expect(earlierTimeline.map { $0["known"] as? Bool } == [false, false])
+
+            let export = try await exchange(api + "/v1/people/\(pseudonym)/export", headers: credentials)
+            #expect(export.status == 200)
+            let tables = export.json["tables"] as? [String: Any] ?? [:]
+            for table in ["event_archive", "person_state", "person_code", "decision_log", "analyst_audit"] {
+                #expect(tables[table] != nil, "export misses \(table)")
+            }
+            #expect((tables["event_archive"] as? [Any])?.count == 2)
+            #expect(!export.text.contains("RAW-EXPLAIN"))
+        }
+        try await backbone.withDatabase { client in
+            let entries = try await AnalystStore(client: client, logger: testLogger())
+                .entries(subject: pseudonym, analyst: nil, limit: 10)
+            #expect(entries.map(\.endpoint).sorted() == ["explain", "explain", "export"])
+            #expect(entries.allSatisfy { $0.analyst == "analyst-7" && $0.purpose == "case review 2020-117" })
+            await #expect(throws: (any Error).self) {
+                try await client.query("DELETE FROM analyst_audit", logger: testLogger())
+            }
+        }
+    }
+}
+
+/// Mutual recognition: signed codes of one region verified by another, with rotation and revocation.
+@Suite struct SignedCodeTests {
+    @Test("a region accepts the codes of a region it trusts, not those of a revoked key or an untrusted issuer")
+    func twoIssuers() async throws {
+        let old = CodeSigningKey(kid: "gd-2020-01", key: ES256PrivateKey())
+        let current = CodeSigningKey(kid: "gd-2020-02", key: ES256PrivateKey())
+        let now = Instant.now()
+        // Guangdong before the rotation signs with its old key, after it with the current one.
+        let before = try await CodeIssuer(issuer: "urn:hc:issuer:gd", keys: [old], lifetime: .seconds(300))
+        let gd = try await CodeIssuer(issuer: "urn:hc:issuer:gd", keys: [old, current], lifetime: .seconds(300))
+        let sh = try await CodeIssuer(
+            issuer: "urn:hc:issuer:sh",
+            keys: [CodeSigningKey(kid: "sh-1", key: ES256PrivateKey())],
+            lifetime: .seconds(300)
+        )
+        let oldCode = try await before.sign(subject: "p1", status: .green, issuedAt: now, validUntil: nil)
+        let newCode = try await gd.sign(subject: "p1", status: .yellow, issuedAt: now, validUntil: nil)
+        let shCode = try await sh.sign(subject: "p2", status: .red, issuedAt: now, validUntil: nil)
+
+        // Shanghai trusts Guangdong's published keys, both while the old key is still published...
+        let shanghai = try await SignedCodeVerifier(trusted: [sh.issuer: sh.jwks, gd.issuer: gd.jwks])
+        #expect(try (await shanghai.verify(oldCode.token)).get().status == "green")
+        #expect(try (await shanghai.verify(newCode.token)).get().status == "yellow")
+        #expect(try (await shanghai.verify(shCode.token)).get().iss.value == "urn:hc:issuer:sh")
+
+        // ...and after Guangdong revoked the old key (no longer in its JWKS).
+        let revoked = try CodeIssuer.jwks(of: [current])
+        let afterRevocation = try await SignedCodeVerifier(trusted: [gd.issuer: revoked])
+        #expect(await afterRevocation.verify(oldCode.token).failureCode == "unknown-key")
+        #expect(try (await afterRevocation.verify(newCode.token)).get().sub.value == "p1")
+        // A region that does not recognise Shanghai refuses its codes.
+        #expect(await afterRevocation.verify(shCode.token).failureCode == "untrusted-issuer")
+
+        // A tampered payload (status changed) fails the signature; an expired code is refused.
+        var parts = newCode.token.split(separator: ".").map(String.init)
+        let forged = try JSONSerialization.data(withJSONObject: [
+            "iss": "urn:hc:issuer:gd", "sub": "p1", "status": "green",
+            "iat": now.microsecondsSinceEpoch / 1_000_000, "exp": now.microsecondsSinceEpoch / 1_000_000 + 300,
+        ])
+        parts[1] = forged.base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+        #expect(await shanghai.verify(parts.joined(separator: ".")).failureCode == "bad-signature")
+        let stale = try await gd.sign(subject: "p1", status: .green, issuedAt: now - .seconds(3600), validUntil: nil)
+        #expect(await shanghai.verify(stale.token).failureCode == "expired")
+        #expect(await shanghai.verify("not-a-token").failureCode == "malformed")
+
+        // A code never outlives the status it states.
+        let short = try await gd.sign(subject: "p1", status: .red, issuedAt: now, validUntil: now + .seconds(60))
+        #expect(short.expiresAt == now + .seconds(60))
+    }
+}
+
+extension Result where Failure == SignedCodeRejection {
+    fileprivate var failureCode: String? {
+        if case .failure(let rejection) = self { rejection.code } else { nil }
+    }
+}
