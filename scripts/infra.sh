@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Starts and stops HealthCode's local infrastructure: a throw-away PostgreSQL cluster and the
 # Tansu Kafka-protocol broker, both on loopback, both under .local/ (git-ignored).
-#   scripts/infra.sh start | stop | status | reset
+#   scripts/infra.sh start | stop | status | reset | restart-pg | restart-kafka | freeze-kafka | thaw-kafka
 # Idempotent: start leaves running servers alone, stop ignores stopped ones.
 # Ports: HC_PG_PORT (default 54329), HC_KAFKA_PORT (default 19092).
+# HC_INFRA_DIR (default .local) holds the servers' data: tests that restart a server use a private one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 local_dir="$root/.local"
 pg_port="${HC_PG_PORT:-54329}"
 kafka_port="${HC_KAFKA_PORT:-19092}"
-pg_dir="$local_dir/pg"
+infra_dir="${HC_INFRA_DIR:-$local_dir}"
+pg_dir="$infra_dir/pg"
 pg_data="$pg_dir/data"
-kafka_dir="$local_dir/kafka"
+kafka_dir="$infra_dir/kafka"
 pg_user_os="${HC_PG_OS_USER:-postgres}"
 
 log() { printf 'infra: %s\n' "$*"; }
@@ -43,9 +45,13 @@ start_pg() {
     if pg_running; then log "PostgreSQL already running on 127.0.0.1:$pg_port"; return; fi
     port_open "$pg_port" && die "port $pg_port is taken by another process; set HC_PG_PORT to a free port"
     mkdir -p "$pg_dir/run"
-    [ "$(id -u)" -eq 0 ] && chown -R "$pg_user_os" "$pg_dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        # The server runs as $pg_user_os: it must be able to reach its data directory.
+        chmod a+x "$infra_dir"
+        chown -R "$pg_user_os" "$pg_dir"
+    fi
     if [ ! -f "$pg_data/PG_VERSION" ]; then
-        log "initialising PostgreSQL cluster in .local/pg/data"
+        log "initialising PostgreSQL cluster in $pg_data"
         as_pg_user "$bin/initdb" -D "$pg_data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$pg_dir/initdb.log" 2>&1 \
             || { cat "$pg_dir/initdb.log" >&2; die "initdb failed"; }
         cat >>"$pg_data/postgresql.conf" <<CONF
@@ -122,8 +128,12 @@ case "${1:-}" in
     status)
         pg_running && log "PostgreSQL: running on $pg_port" || log "PostgreSQL: stopped"
         kafka_running && log "Kafka: running on $kafka_port" || log "Kafka: stopped" ;;
-    reset) stop_kafka; stop_pg; rm -rf "$pg_dir" "$kafka_dir"; log "removed .local/pg and .local/kafka" ;;
+    reset) stop_kafka; stop_pg; rm -rf "$pg_dir" "$kafka_dir"; log "removed $pg_dir and $kafka_dir" ;;
     restart-kafka) stop_kafka; start_kafka ;;
+    # Make the broker unreachable without losing its (memory-only) data, and back: for fault tests.
+    freeze-kafka) kafka_running && kill -STOP "$(kafka_pid)" && log "Kafka broker frozen" ;;
+    thaw-kafka) kafka_running && kill -CONT "$(kafka_pid)" && log "Kafka broker thawed" ;;
     restart-pg) stop_pg; start_pg ;;
-    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg" >&2; exit 2 ;;
+    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg|freeze-kafka|thaw-kafka" >&2
+        exit 2 ;;
 esac

@@ -2,9 +2,11 @@ import Foundation
 import HealthCodeAPI
 import HealthCodeCore
 import HealthCodeGateway
+import HealthCodeHTTP
 import HealthCodeKafka
 import HealthCodePostgres
 import HealthCodeProjector
+import Hummingbird
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -88,7 +90,7 @@ public enum Backbone {
         postgres: PostgresClient,
         ruleSet: RuleSet,
         logger: Logger
-    ) throws -> (consumer: KafkaConsumer, services: [any Service]) {
+    ) throws -> (consumer: KafkaConsumer, progress: ProjectorProgress, services: [any Service]) {
         var consumerConfiguration = KafkaConsumerConfiguration(
             bootstrapServers: topic.bootstrapServers,
             groupID: configuration.group
@@ -99,22 +101,60 @@ public enum Backbone {
         consumerConfiguration.heartbeatInterval = configuration.heartbeatInterval
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
         let store = ProjectionStore(client: postgres, logger: logger)
+        let catalog = RiskAreaCatalog(store: store, logger: logger)
+        let policy = Policy(ruleSet: ruleSet)
         let projection = Projection(
             store: store,
-            catalog: RiskAreaCatalog(store: store, logger: logger),
-            policy: Policy(ruleSet: ruleSet),
+            catalog: catalog,
+            policy: policy,
             group: configuration.group,
             now: Instant.now,
             logger: logger
         )
+        let progress = ProjectorProgress()
         let service = ProjectorService(
             consumer: consumer,
             projection: projection,
             store: store,
             configuration: configuration,
+            progress: progress,
             logger: logger
         )
-        return (consumer, [consumer, service])
+        let reevaluator = Reevaluator(
+            store: store,
+            catalog: catalog,
+            policy: policy,
+            configuration: Reevaluator.Configuration(),
+            now: Instant.now,
+            logger: logger
+        )
+        return (consumer, progress, [consumer, service, reevaluator])
+    }
+
+    /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the
+    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`).
+    public static func projectorOperations(
+        progress: ProjectorProgress,
+        host: String,
+        port: Int,
+        stallAfter: Duration,
+        metrics: (@Sendable () -> [UInt8])?,
+        logger: Logger
+    ) -> any Service {
+        let router = Router(context: BasicRequestContext.self)
+        OperationalRoutes.add(to: router, metrics: metrics) {
+            let status = progress.status(stallAfter: stallAfter)
+            var details = ["status": status.state, "lag": "\(status.lag)", "batches": "\(status.batches)"]
+            if let seconds = status.secondsSinceLastCommit {
+                details["secondsSinceLastCommit"] = String(format: "%.1f", seconds)
+            }
+            return HealthReport(isHealthy: status.isHealthy, details: details)
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "healthcode-projector"),
+            logger: logger
+        )
     }
 
     /// The query API's HTTP server. `postgres` must run in the same group, before it; `pseudonymizer`

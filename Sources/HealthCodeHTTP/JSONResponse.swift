@@ -51,13 +51,16 @@ public enum JSONResponse {
 
 /// Operational endpoints every HealthCode HTTP service serves.
 public enum OperationalRoutes {
-    /// Adds `GET /health` (liveness) and, if `metrics` is given, `GET /metrics` (Prometheus text format).
+    /// Adds `GET /health` and, if `metrics` is given, `GET /metrics` (Prometheus text format).
+    /// Without `health` the health answer is plain liveness; with it, its report (503 when unhealthy).
     public static func add<Context: RequestContext>(
         to router: Router<Context>,
-        metrics: (@Sendable () -> [UInt8])?
+        metrics: (@Sendable () -> [UInt8])?,
+        health: (@Sendable () -> HealthReport)? = nil
     ) {
         router.get("health") { _, _ -> Response in
-            try JSONResponse.make(["status": "ok"])
+            guard let report = health?() else { return try JSONResponse.make(["status": "ok"]) }
+            return try JSONResponse.make(report.details, status: report.isHealthy ? .ok : .serviceUnavailable)
         }
         if let metrics {
             router.get("metrics") { _, _ -> Response in
@@ -68,5 +71,17 @@ public enum OperationalRoutes {
                 )
             }
         }
+    }
+}
+
+/// A component's health for `GET /health`.
+public struct HealthReport: Sendable {
+    public var isHealthy: Bool
+    /// What the endpoint answers, e.g. the state, lag and time since the last progress.
+    public var details: [String: String]
+
+    public init(isHealthy: Bool, details: [String: String]) {
+        self.isHealthy = isHealthy
+        self.details = details
     }
 }

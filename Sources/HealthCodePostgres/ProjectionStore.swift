@@ -14,6 +14,11 @@ public struct EventKey: Sendable, Hashable {
     }
 }
 
+extension CloudEvent {
+    /// The event's idempotency key.
+    public var key: EventKey { EventKey(source: source, id: id) }
+}
+
 /// An event as it is archived: the decoded event, its canonical JSON and where Kafka held it.
 public struct ArchivedEvent: Sendable {
     public var event: CloudEvent
@@ -35,8 +40,12 @@ public struct ArchivedEvent: Sendable {
 /// A person's state and code as stored.
 public struct StoredPerson: Sendable {
     public var state: PersonState
-    public var eventCount: Int
     public var code: CodeDecision?
+
+    public init(state: PersonState, code: CodeDecision?) {
+        self.state = state
+        self.code = code
+    }
 }
 
 /// A message that could not be decoded or applied.
@@ -83,20 +92,35 @@ public struct DecisionRecord: Sendable {
     }
 }
 
-/// A person whose state and code are written back at the end of a batch.
-public struct PersonUpdate: Sendable {
-    public var subject: String
-    public var state: PersonState
-    public var eventCount: Int
-    public var decision: CodeDecision
-    public var evaluatedAt: Instant
+/// A queued re-evaluation of the people present in a range of areas during a window.
+public struct AreaReevaluation: Sendable, Hashable {
+    /// Queue id; 0 before it is queued.
+    public var id: Int64
+    /// The area codes concerned (see ``AreaCode/coveredCodes``).
+    public var areas: ClosedRange<Int32>
+    /// Presences from this instant on count; `nil`: from the beginning.
+    public var windowStart: Instant?
+    /// Presences before this instant count; `nil`: open-ended.
+    public var windowEnd: Instant?
+    /// The area event that made the change.
+    public var trigger: EventReference
+    /// Progress: the last pseudonym done.
+    public var nextSubject: String
 
-    public init(subject: String, state: PersonState, eventCount: Int, decision: CodeDecision, evaluatedAt: Instant) {
-        self.subject = subject
-        self.state = state
-        self.eventCount = eventCount
-        self.decision = decision
-        self.evaluatedAt = evaluatedAt
+    public init(
+        id: Int64 = 0,
+        areas: ClosedRange<Int32>,
+        windowStart: Instant?,
+        windowEnd: Instant?,
+        trigger: EventReference,
+        nextSubject: String = ""
+    ) {
+        self.id = id
+        self.areas = areas
+        self.windowStart = windowStart
+        self.windowEnd = windowEnd
+        self.trigger = trigger
+        self.nextSubject = nextSubject
     }
 }
 
@@ -268,38 +292,40 @@ public struct ProjectionTransaction: Sendable {
         return inserted
     }
 
-    /// Loads and locks the state and code of the given people. People never seen are absent.
-    public func loadPeople(_ subjects: [String]) async throws -> [String: StoredPerson] {
+    /// Loads and locks (in pseudonym order, so that lockers never deadlock) the state and code of the
+    /// given people. People never seen are absent, and so
+    /// are people another transaction holds when `skipLocked` (their holder evaluates them anyway).
+    public func loadPeople(_ subjects: [String], skipLocked: Bool = false) async throws -> [String: StoredPerson] {
         guard !subjects.isEmpty else { return [:] }
         let rows = try await connection.query(
             """
-            SELECT s.subject, s.state::text, s.event_count, c.decision::text
+            SELECT s.subject, s.state::text, c.decision::text
             FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
             WHERE s.subject = ANY(\(subjects)::text[])
-            FOR UPDATE OF s
+            ORDER BY s.subject
+            FOR UPDATE OF s \(unescaped: skipLocked ? "SKIP LOCKED" : "")
             """,
             logger: logger
         )
         let decoder = JSONDecoder()
         var people: [String: StoredPerson] = [:]
-        for try await (subject, state, count, decision) in rows.decode((String, String, Int32, String?).self) {
+        for try await (subject, state, decision) in rows.decode((String, String, String?).self) {
             people[subject] = StoredPerson(
                 state: try decoder.decode(PersonState.self, from: Data(state.utf8)),
-                eventCount: Int(count),
                 code: try decision.map { try decoder.decode(CodeDecision.self, from: Data($0.utf8)) }
             )
         }
         return people
     }
 
-    /// Writes people's states and materialised codes.
-    public func savePeople(_ updates: [PersonUpdate]) async throws {
-        guard !updates.isEmpty else { return }
+    /// Writes people's folded states.
+    public func saveStates(_ people: [(subject: String, state: PersonState)]) async throws {
+        guard !people.isEmpty else { return }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let subjects = updates.map(\.subject)
-        let states = try updates.map { String(decoding: try encoder.encode($0.state), as: UTF8.self) }
-        let counts = updates.map { Int32(clamping: $0.eventCount) }
+        let subjects = people.map(\.subject)
+        let states = try people.map { String(decoding: try encoder.encode($0.state), as: UTF8.self) }
+        let counts = people.map { Int32(clamping: $0.state.eventCount) }
         try await connection.query(
             """
             INSERT INTO person_state (subject, state, event_count, updated_at)
@@ -310,23 +336,156 @@ public struct ProjectionTransaction: Sendable {
             """,
             logger: logger
         )
-        let statuses = updates.map(\.decision.status.rawValue)
-        let validUntil = updates.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
-        let decisions = try updates.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
-        let hashes = updates.map(\.decision.ruleSetHash)
-        let evaluatedAt = updates.map(\.evaluatedAt.microsecondsSinceEpoch)
+    }
+
+    /// Writes people's materialised codes.
+    public func saveCodes(_ codes: [(subject: String, decision: CodeDecision)], evaluatedAt: Instant) async throws {
+        guard !codes.isEmpty else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let subjects = codes.map(\.subject)
+        let statuses = codes.map(\.decision.status.rawValue)
+        let validUntil = codes.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
+        let decisions = try codes.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
+        let hashes = codes.map(\.decision.ruleSetHash)
+        let evaluated = evaluatedAt.microsecondsSinceEpoch
         try await connection.query(
             """
             INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
-            SELECT s, st, hc_instant(v), d::jsonb, h, hc_instant(e)
+            SELECT s, st, hc_instant(v), d::jsonb, h, hc_instant(\(evaluated))
             FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
-                        \(hashes)::text[], \(evaluatedAt)::int8[]) AS x(s, st, v, d, h, e)
+                        \(hashes)::text[]) AS x(s, st, v, d, h)
             ON CONFLICT (subject) DO UPDATE
                 SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
                     rule_set_hash = excluded.rule_set_hash, evaluated_at = excluded.evaluated_at
             """,
             logger: logger
         )
+    }
+
+    /// Serialises transactions that read designations against those that add them: every projector
+    /// transaction takes this lock shared before it reads the designations; one that archives new
+    /// area events takes it exclusively. So a person's presence and a new designation for its area
+    /// are never committed concurrently without one of the two transactions seeing the other.
+    public func lockDesignations(exclusive: Bool) async throws {
+        if exclusive {
+            try await connection.query("SELECT pg_advisory_xact_lock(\(Self.designationLock))", logger: logger)
+        } else {
+            try await connection.query("SELECT pg_advisory_xact_lock_shared(\(Self.designationLock))", logger: logger)
+        }
+    }
+
+    /// "HCDESIGN" as a 64-bit advisory-lock key.
+    private static let designationLock: Int64 = 0x4843_4445_5349_474E
+
+    /// Indexes where people were, for re-evaluation when their areas' designations change.
+    public func recordPresences(
+        _ presences: [(subject: String, event: EventReference, presence: Presence)]
+    ) async throws {
+        guard !presences.isEmpty else { return }
+        let subjects = presences.map(\.subject)
+        let areas = presences.map(\.presence.area.value)
+        let instants = presences.map(\.presence.at.microsecondsSinceEpoch)
+        let sources = presences.map(\.event.source)
+        let ids = presences.map(\.event.id)
+        try await connection.query(
+            """
+            INSERT INTO person_presence (subject, area_code, at, source, event_id)
+            SELECT s, a, hc_instant(t), src, i
+            FROM unnest(\(subjects)::text[], \(areas)::int4[], \(instants)::int8[], \(sources)::text[], \(ids)::text[])
+                AS x(s, a, t, src, i)
+            ON CONFLICT DO NOTHING
+            """,
+            logger: logger
+        )
+    }
+
+    /// Queues the re-evaluation of everybody present in `job`'s areas during its window.
+    public func enqueue(_ job: AreaReevaluation) async throws {
+        let start = job.windowStart?.microsecondsSinceEpoch ?? Int64.min
+        let end = job.windowEnd?.microsecondsSinceEpoch ?? Int64.min
+        try await connection.query(
+            """
+            INSERT INTO area_reevaluations (area_low, area_high, window_start, window_end, trigger_source, trigger_id)
+            VALUES (\(job.areas.lowerBound), \(job.areas.upperBound), hc_instant(\(start)), hc_instant(\(end)),
+                    \(job.trigger.source), \(job.trigger.id))
+            """,
+            logger: logger
+        )
+    }
+
+    /// Takes the oldest queued area re-evaluation that no other projector is working on.
+    public func claimAreaReevaluation() async throws -> AreaReevaluation? {
+        let rows = try await connection.query(
+            """
+            SELECT job_id, area_low, area_high, hc_micros(window_start), hc_micros(window_end), trigger_source,
+                   trigger_id, next_subject
+            FROM area_reevaluations ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED
+            """,
+            logger: logger
+        )
+        for try await (id, low, high, start, end, source, eventID, next) in rows.decode(
+            (Int64, Int32, Int32, Int64?, Int64?, String, String, String).self
+        ) {
+            return AreaReevaluation(
+                id: id,
+                areas: low...high,
+                windowStart: start.map(Instant.init(microsecondsSinceEpoch:)),
+                windowEnd: end.map(Instant.init(microsecondsSinceEpoch:)),
+                trigger: EventReference(source: source, id: eventID),
+                nextSubject: next
+            )
+        }
+        return nil
+    }
+
+    /// The next `limit` people (by pseudonym, after `job.nextSubject`) present in the job's areas
+    /// during its window.
+    public func people(presentFor job: AreaReevaluation, limit: Int) async throws -> [String] {
+        let start = job.windowStart?.microsecondsSinceEpoch ?? Int64.min
+        let end = job.windowEnd?.microsecondsSinceEpoch ?? Int64.min
+        let rows = try await connection.query(
+            """
+            SELECT DISTINCT subject FROM person_presence
+            WHERE area_code BETWEEN \(job.areas.lowerBound) AND \(job.areas.upperBound)
+              AND (hc_instant(\(start)) IS NULL OR at >= hc_instant(\(start)))
+              AND (hc_instant(\(end)) IS NULL OR at < hc_instant(\(end)))
+              AND subject > \(job.nextSubject)
+            ORDER BY subject LIMIT \(Int64(limit))
+            """,
+            logger: logger
+        )
+        var subjects: [String] = []
+        for try await subject in rows.decode(String.self) { subjects.append(subject) }
+        return subjects
+    }
+
+    /// Records progress on a job, or removes it when `finished`.
+    public func advance(_ job: AreaReevaluation, to nextSubject: String, finished: Bool) async throws {
+        if finished {
+            try await connection.query("DELETE FROM area_reevaluations WHERE job_id = \(job.id)", logger: logger)
+        } else {
+            try await connection.query(
+                "UPDATE area_reevaluations SET next_subject = \(nextSubject) WHERE job_id = \(job.id)",
+                logger: logger
+            )
+        }
+    }
+
+    /// People whose materialised code is due (its `validUntil` is at or before `instant`), oldest first,
+    /// skipping those another transaction holds.
+    public func dueSubjects(at instant: Instant, limit: Int) async throws -> [String] {
+        let rows = try await connection.query(
+            """
+            SELECT c.subject FROM person_code c
+            WHERE c.valid_until <= hc_instant(\(instant.microsecondsSinceEpoch))
+            ORDER BY c.valid_until LIMIT \(Int64(limit))
+            """,
+            logger: logger
+        )
+        var subjects: [String] = []
+        for try await subject in rows.decode(String.self) { subjects.append(subject) }
+        return subjects
     }
 
     /// Appends code changes to the decision log.

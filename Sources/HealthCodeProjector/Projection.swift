@@ -47,13 +47,14 @@ public enum ProjectionOutcome: Sendable, Equatable {
 public struct Projection: Sendable {
     private let store: ProjectionStore
     private let catalog: RiskAreaCatalog
-    private let policy: Policy
+    private let evaluator: CodeEvaluator
     private let group: String
     private let now: @Sendable () -> Instant
     private let logger: Logger
     private let transactionTimer = Timer(label: "hc_projector_transaction_seconds")
     private let eventsCounter = Counter(label: "hc_projector_events_total")
     private let deadLetterCounter = Counter(label: "hc_projector_dead_letters_total")
+    private let batchSizeRecorder = Recorder(label: "hc_projector_batch_events")
 
     public init(
         store: ProjectionStore,
@@ -65,7 +66,7 @@ public struct Projection: Sendable {
     ) {
         self.store = store
         self.catalog = catalog
-        self.policy = policy
+        self.evaluator = CodeEvaluator(policy: policy)
         self.group = group
         self.now = now
         self.logger = logger
@@ -80,8 +81,6 @@ public struct Projection: Sendable {
         }
         let next = last.offset + 1
         let decoded = decode(messages, topic: batch.topic, partition: batch.partition)
-        var areas = try await catalog.refresh()
-        let evaluatedAt = now()
         let started = ContinuousClock.now
 
         let outcome = try await store.withTransaction { transaction -> ProjectionOutcome in
@@ -101,65 +100,59 @@ public struct Projection: Sendable {
                 )
                 return .fenced(storedPosition: stored ?? 0)
             }
+            // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
+            try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
+            var areas = try await catalog.refresh()
+            let evaluatedAt = now()
+
             let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)
-            for archived in decoded.areaEvents
-            where newAreaKeys.contains(EventKey(source: archived.event.source, id: archived.event.id)) {
+            for archived in decoded.areaEvents where newAreaKeys.contains(archived.event.key) {
+                if let job = reevaluation(after: archived.event, areas: areas) {
+                    try await transaction.enqueue(job)
+                }
                 areas.apply(archived.event)
             }
+
             let newKeys = try await transaction.archivePersonEvents(decoded.personEvents)
             var newEventsBySubject: [String: [CloudEvent]] = [:]
-            for archived in decoded.personEvents
-            where newKeys.contains(EventKey(source: archived.event.source, id: archived.event.id)) {
-                newEventsBySubject[archived.event.subject, default: []].append(archived.event)
-            }
-            let subjects = Array(newEventsBySubject.keys)
-            let stored = try await transaction.loadPeople(subjects)
-            var updates: [PersonUpdate] = []
-            var decisions: [DecisionRecord] = []
-            updates.reserveCapacity(subjects.count)
-            for subject in subjects {
-                let previous = stored[subject]
-                var state = previous?.state ?? PersonState()
-                var count = previous?.eventCount ?? 0
-                let events = newEventsBySubject[subject] ?? []
-                for event in events where state.apply(event) { count += 1 }
-                let decision = policy.evaluate(state, areas: areas, at: evaluatedAt)
-                updates.append(
-                    PersonUpdate(
-                        subject: subject,
-                        state: state,
-                        eventCount: count,
-                        decision: decision,
-                        evaluatedAt: evaluatedAt
-                    )
-                )
-                let old = previous?.code
-                if old?.status != decision.status || old?.validUntil != decision.validUntil {
-                    decisions.append(
-                        DecisionRecord(
-                            subject: subject,
-                            decidedAt: evaluatedAt,
-                            oldStatus: old?.status,
-                            decision: decision,
-                            trigger: events.last.map { EventReference(source: $0.source, id: $0.id) }
-                        )
-                    )
+            var presences: [(subject: String, event: EventReference, presence: Presence)] = []
+            for archived in decoded.personEvents where newKeys.contains(archived.event.key) {
+                let event = archived.event
+                newEventsBySubject[event.subject, default: []].append(event)
+                for presence in event.presences {
+                    presences.append((event.subject, event.reference, presence))
                 }
             }
-            try await transaction.savePeople(updates)
-            try await transaction.appendDecisions(decisions)
+            try await transaction.recordPresences(presences)
+
+            let people = try await transaction.loadPeople(Array(newEventsBySubject.keys))
+            var folded: [String: StoredPerson] = [:]
+            for (subject, events) in newEventsBySubject {
+                var person = people[subject] ?? StoredPerson(state: PersonState(), code: nil)
+                for event in events { person.state.apply(event) }
+                folded[subject] = person
+            }
+            try await transaction.saveStates(folded.map { ($0.key, $0.value.state) })
+            let changes = try await evaluator.evaluate(
+                folded,
+                areas: areas,
+                at: evaluatedAt,
+                trigger: { newEventsBySubject[$0]?.last?.reference },
+                in: transaction
+            )
             try await transaction.recordDeadLetters(decoded.deadLetters)
             return .applied(
                 next: next,
                 events: messages.count,
                 newEvents: newKeys.count + newAreaKeys.count,
                 deadLetters: decoded.deadLetters.count,
-                codeChanges: decisions.count
+                codeChanges: changes
             )
         }
         transactionTimer.record(duration: ContinuousClock.now - started)
         if case .applied(_, let events, _, let deadLetters, _) = outcome {
             eventsCounter.increment(by: events)
+            batchSizeRecorder.record(events)
             if deadLetters > 0 {
                 deadLetterCounter.increment(by: deadLetters)
                 logger.warning(
@@ -169,6 +162,31 @@ public struct Projection: Sendable {
             }
         }
         return outcome
+    }
+
+    /// The people a new area event may concern: for a designation, those present in the area (or a
+    /// descendant) during its window; for a retraction, those present in the retracted
+    /// designation's area at any time.
+    private func reevaluation(after event: CloudEvent, areas: RiskAreaMap) -> AreaReevaluation? {
+        guard let area = AreaCode(event.subject) else { return nil }
+        switch event.payload {
+        case .riskArea(let designation):
+            return AreaReevaluation(
+                areas: area.coveredCodes,
+                windowStart: designation.effectiveFrom,
+                windowEnd: designation.effectiveUntil,
+                trigger: event.reference
+            )
+        case .retraction:
+            return AreaReevaluation(
+                areas: area.coveredCodes,
+                windowStart: nil,
+                windowEnd: nil,
+                trigger: event.reference
+            )
+        default:
+            return nil
+        }
     }
 
     private struct DecodedBatch {
@@ -198,7 +216,7 @@ public struct Projection: Sendable {
                 continue
             }
             // A retry of the same event within one batch is archived once.
-            guard seen.insert(EventKey(source: event.source, id: event.id)).inserted else { continue }
+            guard seen.insert(event.key).inserted else { continue }
             let archived = ArchivedEvent(
                 event: event,
                 body: String(decoding: message.value, as: UTF8.self),

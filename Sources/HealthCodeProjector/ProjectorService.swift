@@ -21,14 +21,17 @@ public struct ProjectorService: Service {
     private let configuration: ProjectorConfiguration
     private let logger: Logger
     private let positions = PartitionPositions()
+    private let progress: ProjectorProgress
 
     public init(
         consumer: KafkaConsumer,
         projection: Projection,
         store: ProjectionStore,
         configuration: ProjectorConfiguration,
+        progress: ProjectorProgress,
         logger: Logger
     ) {
+        self.progress = progress
         self.consumer = consumer
         self.projection = projection
         self.store = store
@@ -59,8 +62,11 @@ public struct ProjectorService: Service {
                 )
                 return offsets
             },
-            onRevoke: { [positions, logger] revoked in
-                for partition in revoked { positions.remove(partition.partition) }
+            onRevoke: { [positions, progress, logger] revoked in
+                for partition in revoked {
+                    positions.remove(partition.partition)
+                    progress.revoked(partition: partition.partition)
+                }
                 logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
             }
         )
@@ -89,8 +95,9 @@ public struct ProjectorService: Service {
             switch try await applyRetrying(partitionBatch, from: from) {
             case .applied(let next, _, _, _, _):
                 positions.set(batch.partition, next)
-                Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")])
-                    .record(max(0, batch.highWatermark - next))
+                let lag = max(0, batch.highWatermark - next)
+                progress.committed(partition: batch.partition, lag: lag)
+                Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")]).record(lag)
             case .fenced(let stored):
                 logger.warning(
                     "stored position moved by another consumer; re-seeking",

@@ -16,6 +16,7 @@ struct HealthCode: AsyncParsableCommand {
             Publishers.self,
             Analysts.self,
             Audit.self,
+            Verify.self,
             Evaluate.self,
             Bench.self,
         ]

@@ -32,8 +32,19 @@ struct ProjectorOptions: ParsableArguments {
     @Option(name: .customLong("batch-size"), help: "Most events per projector transaction (HC_PROJECTOR_BATCH_SIZE).")
     var batchSize: Int = Env.int("HC_PROJECTOR_BATCH_SIZE", 1000)
 
+    @Option(name: .customLong("metrics-host"), help: "Projector's /metrics and /health address (HC_METRICS_HOST).")
+    var metricsHost: String = Env.string("HC_METRICS_HOST", "127.0.0.1")
+    @Option(name: .customLong("metrics-port"), help: "Projector's /metrics and /health port (HC_METRICS_PORT).")
+    var metricsPort: Int = Env.int("HC_METRICS_PORT", 9090)
+    @Option(
+        name: .customLong("stall-after"),
+        help: "Seconds with messages waiting and no commit before /health says not-progressing (HC_STALL_AFTER)."
+    )
+    var stallAfterSeconds: Int = Env.int("HC_STALL_AFTER", 30)
+
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+        guard stallAfterSeconds > 0 else { throw ValidationError("--stall-after must be at least 1") }
     }
 
     func configuration(topic: String) -> ProjectorConfiguration {

@@ -1,9 +1,7 @@
 import ArgumentParser
 import HealthCodeAPI
 import HealthCodeBackbone
-import HealthCodeHTTP
 import HealthCodePostgres
-import Hummingbird
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -88,10 +86,6 @@ struct ProjectorCommand: AsyncParsableCommand {
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var rules: RulesOptions
     @OptionGroup var logging: LoggingOptions
-    @Option(name: .customLong("metrics-host"), help: "Address of /metrics and /health (HC_METRICS_HOST).")
-    var metricsHost: String = Env.string("HC_METRICS_HOST", "127.0.0.1")
-    @Option(name: .customLong("metrics-port"), help: "Port of /metrics and /health (HC_METRICS_PORT).")
-    var metricsPort: Int = Env.int("HC_METRICS_PORT", 9090)
 
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
@@ -107,14 +101,12 @@ struct ProjectorCommand: AsyncParsableCommand {
             ruleSet: try rules.ruleSet(),
             logger: logger
         )
-        let router = Router(context: BasicRequestContext.self)
-        OperationalRoutes.add(to: router, metrics: metrics)
-        let operational = Application(
-            router: router,
-            configuration: .init(
-                address: .hostname(metricsHost, port: metricsPort),
-                serverName: "healthcode-projector"
-            ),
+        let operational = Backbone.projectorOperations(
+            progress: projector.progress,
+            host: self.projector.metricsHost,
+            port: self.projector.metricsPort,
+            stallAfter: .seconds(self.projector.stallAfterSeconds),
+            metrics: metrics,
             logger: logger
         )
         try await runServiceGroup(

@@ -107,7 +107,16 @@ struct UpCommand: AsyncParsableCommand {
             now: Instant.now,
             logger: logger
         )
-        let services: [any Service] = [client] + projection.services + gatewayServices + [apiService, demo]
+        let operations = Backbone.projectorOperations(
+            progress: projection.progress,
+            host: projector.metricsHost,
+            port: projector.metricsPort,
+            stallAfter: .seconds(projector.stallAfterSeconds),
+            metrics: metrics,
+            logger: logger
+        )
+        let services: [any Service] =
+            [client] + projection.services + [operations] + gatewayServices + [apiService, demo]
         try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
     }
 }

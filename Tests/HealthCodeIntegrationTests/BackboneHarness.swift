@@ -25,6 +25,7 @@ func testLogger(_ label: String = "integration-tests") -> Logger {
 /// An isolated backbone for one test: its own PostgreSQL database (migrated), its own topic and
 /// consumer group on the local broker, and a fixed pseudonym key.
 struct TestBackbone: Sendable {
+    let postgresPort: Int
     let database: String
     let topic: EventTopicConfiguration
     let group: String
@@ -33,20 +34,26 @@ struct TestBackbone: Sendable {
 
     static let key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 
-    static func make(partitions: Int = 4) async throws -> TestBackbone {
+    static func make(
+        partitions: Int = 4,
+        postgresPort: Int = LocalInfrastructure.postgresPort,
+        kafkaBootstrapServers: String = LocalInfrastructure.kafkaBootstrapServers
+    ) async throws -> TestBackbone {
         let database = LocalInfrastructure.uniqueName("hc_test")
         let logger = testLogger()
-        try await Backbone.withPostgres(clientConfiguration(database: "healthcode"), logger: logger) { admin in
+        let admin = clientConfiguration(port: postgresPort, database: "healthcode")
+        try await Backbone.withPostgres(admin, logger: logger) { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
         }
         var topic = EventTopicConfiguration()
-        topic.bootstrapServers = [LocalInfrastructure.kafkaBootstrapServers]
+        topic.bootstrapServers = [kafkaBootstrapServers]
         topic.topic = LocalInfrastructure.uniqueName("hc_events")
         topic.partitions = partitions
         let migrations = try SchemaMigrator.migrations(
             in: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/migrations")
         )
-        try await Backbone.withPostgres(clientConfiguration(database: database), logger: logger) { client in
+        try await Backbone.withPostgres(clientConfiguration(port: postgresPort, database: database), logger: logger) {
+            client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
             let store = PublisherStore(client: client, logger: logger)
             for source in testPublishers {
@@ -59,6 +66,7 @@ struct TestBackbone: Sendable {
             contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json")
         )
         return TestBackbone(
+            postgresPort: postgresPort,
             database: database,
             topic: topic,
             group: LocalInfrastructure.uniqueName("hc_projector"),
@@ -78,10 +86,10 @@ struct TestBackbone: Sendable {
         PublisherAPIKey.prefix + PublisherAPIKey.hash("test-publisher:" + source)
     }
 
-    static func clientConfiguration(database: String) -> PostgresClient.Configuration {
+    static func clientConfiguration(port: Int, database: String) -> PostgresClient.Configuration {
         var configuration = PostgresClient.Configuration(
             host: LocalInfrastructure.postgresHost,
-            port: LocalInfrastructure.postgresPort,
+            port: port,
             username: LocalInfrastructure.postgresUser,
             password: LocalInfrastructure.postgresPassword,
             database: database,
@@ -89,6 +97,11 @@ struct TestBackbone: Sendable {
         )
         configuration.options.maximumConnections = 4
         return configuration
+    }
+
+    /// The client configuration of this test's database.
+    var clientConfiguration: PostgresClient.Configuration {
+        Self.clientConfiguration(port: postgresPort, database: database)
     }
 
     var projectorConfiguration: ProjectorConfiguration {
@@ -101,7 +114,7 @@ struct TestBackbone: Sendable {
 
     /// Runs `body` with a PostgreSQL client on this test's database.
     func withDatabase<Result: Sendable>(_ body: (PostgresClient) async throws -> Result) async throws -> Result {
-        try await Backbone.withPostgres(Self.clientConfiguration(database: database), logger: testLogger(), body)
+        try await Backbone.withPostgres(clientConfiguration, logger: testLogger(), body)
     }
 
     /// Runs `services` in one group around `body`, then shuts them down gracefully.
@@ -137,7 +150,7 @@ struct TestBackbone: Sendable {
     ) async throws -> Result {
         let logger = testLogger()
         let client = PostgresClient(
-            configuration: Self.clientConfiguration(database: database),
+            configuration: clientConfiguration,
             backgroundLogger: logger
         )
         let ports = PortBox()
@@ -245,7 +258,7 @@ extension TestBackbone {
     ) async throws {
         let logger = testLogger()
         let client = PostgresClient(
-            configuration: Self.clientConfiguration(database: database),
+            configuration: clientConfiguration,
             backgroundLogger: logger
         )
         let projector = try Backbone.projector(
@@ -262,14 +275,25 @@ extension TestBackbone {
                 logger: logger
             )
         )
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let deadline = ContinuousClock.now + timeout
-            while try await !done(client) {
-                guard ContinuousClock.now < deadline else {
-                    throw TestFailure("projector did not reach its goal in \(timeout)")
+        try await withThrowingTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                try await group.run()
+                return false
+            }
+            tasks.addTask {
+                let deadline = ContinuousClock.now + timeout
+                while try await !done(client) {
+                    guard ContinuousClock.now < deadline else {
+                        throw TestFailure("projector did not reach its goal in \(timeout)")
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
                 }
-                try await Task.sleep(for: .milliseconds(20))
+                return true
+            }
+            // Whichever ends first: the goal reached, or the projector's group ending (or failing) early.
+            guard try await tasks.next() == true else {
+                tasks.cancelAll()
+                throw TestFailure("the projector stopped before reaching its goal")
             }
             if gracefully {
                 await group.triggerGracefulShutdown()
@@ -279,5 +303,27 @@ extension TestBackbone {
                 try? await tasks.waitForAll()
             }
         }
+    }
+}
+
+/// The `healthcode` binary built next to the test bundle.
+var healthcodeExecutable: URL {
+    URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("healthcode")
+}
+
+extension TestBackbone {
+    /// The settings of a `healthcode projector` process for this backbone.
+    var projectorSettings: [String: String] {
+        [
+            "HC_KAFKA_BOOTSTRAP": topic.bootstrapServers.joined(separator: ","),
+            "HC_TOPIC": topic.topic,
+            "HC_PROJECTOR_GROUP": group,
+            "HC_PROJECTOR_BATCH_SIZE": "500",
+            "HC_PG_HOST": LocalInfrastructure.postgresHost,
+            "HC_PG_PORT": "\(postgresPort)",
+            "HC_PG_DATABASE": database,
+            "HC_RULES": LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json")
+                .path,
+        ]
     }
 }

@@ -9,3 +9,5 @@ SELECT create_distributed_table('decision_log', 'subject', colocate_with => 'per
 SELECT create_reference_table('area_event_archive');
 SELECT create_reference_table('consumer_offsets');
 SELECT create_reference_table('dead_letters');
+SELECT create_distributed_table('person_presence', 'subject', colocate_with => 'person_state');
+SELECT create_reference_table('area_reevaluations');

@@ -1,0 +1,240 @@
+import Foundation
+import HealthCodeBackbone
+import HealthCodeCore
+import HealthCodeKafka
+import HealthCodePostgres
+import Logging
+import NIOCore
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// `healthcode bench projector`: sustained projection throughput into PostgreSQL (fsync on) against
+/// the raw PostgreSQL ceiling measured in the same run on the same server (COPY of the same archive
+/// rows into an unindexed table), and the projector process's peak resident memory.
+public struct ProjectorBenchmark: Sendable {
+    /// What to run.
+    public struct Options: Sendable {
+        /// People in the workload. Default 30 000.
+        public var people = 30_000
+        /// Events per person (plus a retraction for one in twenty). Default 10.
+        public var eventsPerPerson = 10
+        /// Partitions of the topic. Default 8.
+        public var partitions = 8
+        /// Events per projector transaction. Default 1000.
+        public var batchSize = 1000
+        /// The repository root (scripts/infra.sh, projections/).
+        public var root: URL
+        /// The `healthcode` binary that runs the projector.
+        public var executable: URL
+
+        public init(root: URL, executable: URL) {
+            self.root = root
+            self.executable = executable
+        }
+    }
+
+    /// The measurements.
+    public struct Result: Sendable {
+        public var events: Int
+        public var eventsPerSecond: Double
+        public var copyRowsPerSecond: Double
+        public var peakResidentMegabytes: Double
+
+        public var ratio: Double { copyRowsPerSecond > 0 ? eventsPerSecond / copyRowsPerSecond : 0 }
+
+        /// The closing line.
+        public var summary: String {
+            String(
+                format: "bench projector: %.0f ev/s, pg-copy %.0f rows/s, ratio %.2f, rss %.0f MB",
+                eventsPerSecond,
+                copyRowsPerSecond,
+                ratio,
+                peakResidentMegabytes
+            )
+        }
+    }
+
+    private let options: Options
+    private let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    public func run() async throws -> Result {
+        let servers = try await ScratchServers.start(root: options.root)
+        do {
+            let result = try await measure(on: servers)
+            await servers.stop()
+            return result
+        } catch {
+            await servers.stop()
+            throw error
+        }
+    }
+
+    private func measure(on servers: ScratchServers) async throws -> Result {
+        let database = "bench"
+        var topic = EventTopicConfiguration()
+        topic.bootstrapServers = [servers.kafkaBootstrapServers]
+        topic.topic = "bench.events"
+        topic.partitions = options.partitions
+        try await Backbone.withPostgres(clientConfiguration(servers, database: "healthcode"), logger: logger) {
+            try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
+        }
+        let migrations = try SchemaMigrator.migrations(
+            in: options.root.appendingPathComponent("projections/migrations")
+        )
+        let configuration = clientConfiguration(servers, database: database)
+        try await Backbone.withPostgres(configuration, logger: logger) {
+            try await Backbone.prepare(topic: topic, postgres: $0, migrations: migrations, logger: logger)
+        }
+
+        let workload = ProjectorWorkload(
+            people: options.people,
+            eventsPerPerson: options.eventsPerPerson,
+            anchor: Instant.now()
+        )
+        let events = workload.allEvents()
+        logger.info("publishing", metadata: ["events": "\(events.count)"])
+        try await publish(events, topic: topic)
+
+        let projector = ProjectorProcess(
+            executable: options.executable,
+            settings: [
+                "HC_KAFKA_BOOTSTRAP": servers.kafkaBootstrapServers,
+                "HC_TOPIC": topic.topic,
+                "HC_PROJECTOR_BATCH_SIZE": "\(options.batchSize)",
+                "HC_PG_PORT": "\(servers.postgresPort)",
+                "HC_PG_DATABASE": database,
+                "HC_RULES": options.root.appendingPathComponent("projections/rules/reference-v1.json").path,
+            ]
+        )
+        try projector.start()
+        // Sustained rate: from the first committed batch (after the group join) to the last.
+        let peakMemory = PeakMemory()
+        let measured: (Duration, Int)
+        do {
+            measured = try await Backbone.withPostgres(configuration, logger: logger) { client in
+                var first: (ContinuousClock.Instant, Int)?
+                while true {
+                    let applied = try await appliedCount(client)
+                    peakMemory.observe(projector.peakResidentBytes() ?? 0)
+                    if first == nil && applied > 0 { first = (.now, applied) }
+                    if applied >= events.count, let first {
+                        return (ContinuousClock.now - first.0, applied - first.1)
+                    }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+            }
+        } catch {
+            await projector.kill()
+            throw error
+        }
+        let (elapsed, applied) = measured
+        let peak = peakMemory.value
+        await projector.stop()
+        let copyRate = try await copyCeiling(configuration)
+        return Result(
+            events: events.count,
+            eventsPerSecond: Double(applied) / seconds(elapsed),
+            copyRowsPerSecond: copyRate,
+            peakResidentMegabytes: Double(peak) / 1_048_576
+        )
+    }
+
+    private func clientConfiguration(_ servers: ScratchServers, database: String) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1",
+            port: servers.postgresPort,
+            username: "healthcode",
+            password: "healthcode",
+            database: database,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = 2
+        return configuration
+    }
+
+    private func publish(_ events: [CloudEvent], topic: EventTopicConfiguration) async throws {
+        let producer = try KafkaProducer(
+            configuration: KafkaProducerConfiguration(bootstrapServers: topic.bootstrapServers),
+            logger: logger
+        )
+        let group = ServiceGroup(services: [producer], logger: logger)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            for start in stride(from: 0, to: events.count, by: 10_000) {
+                let messages = events[start..<min(start + 10_000, events.count)].map {
+                    KafkaOutgoingMessage(topic: topic.topic, key: Array($0.subject.utf8), value: $0.jsonBytes())
+                }
+                _ = try await producer.send(messages)
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    private func appliedCount(_ client: PostgresClient) async throws -> Int {
+        let rows = try await client.query(
+            "SELECT coalesce(sum(next_offset), 0)::int8 FROM consumer_offsets",
+            logger: logger
+        )
+        for try await count in rows.decode(Int64.self) { return Int(count) }
+        return 0
+    }
+
+    /// Rows per second of `COPY FROM` of the archived rows into a table with no index (fsync on).
+    private func copyCeiling(_ configuration: PostgresClient.Configuration) async throws -> Double {
+        try await Backbone.withPostgres(configuration, logger: logger) { client in
+            var buffer = ByteBuffer()
+            var rows = 0
+            let archived = try await client.query(
+                """
+                SELECT subject || E'\\t' || source || E'\\t' || event_id || E'\\t' || type || E'\\t' || time::text
+                       || E'\\t' || recorded_time::text || E'\\t'
+                       || replace(replace(body::text, E'\\\\', E'\\\\\\\\'), E'\\t', E'\\\\t')
+                       || E'\\t' || kafka_topic || E'\\t' || kafka_partition || E'\\t' || kafka_offset
+                FROM event_archive
+                """,
+                logger: logger
+            )
+            for try await line in archived.decode(String.self) {
+                buffer.writeString(line)
+                buffer.writeInteger(UInt8(ascii: "\n"))
+                rows += 1
+            }
+            try await client.query(
+                """
+                CREATE TABLE copy_ceiling (subject text, source text, event_id text, type text, time timestamptz,
+                    recorded_time timestamptz, body jsonb, kafka_topic text, kafka_partition integer, kafka_offset bigint)
+                """,
+                logger: logger
+            )
+            let started = ContinuousClock.now
+            try await client.withConnection { connection in
+                try await connection.copyFrom(table: "copy_ceiling", logger: logger) { writer in
+                    var chunk = buffer
+                    while chunk.readableBytes > 0 {
+                        let slice = chunk.readSlice(length: min(1 << 20, chunk.readableBytes))!
+                        try await writer.write(slice)
+                    }
+                }
+            }
+            return Double(rows) / seconds(ContinuousClock.now - started)
+        }
+    }
+
+    private func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
+
+/// The largest value observed.
+final class PeakMemory: Sendable {
+    private let peak = Mutex(0)
+    var value: Int { peak.withLock { $0 } }
+    func observe(_ bytes: Int) { peak.withLock { $0 = max($0, bytes) } }
+}

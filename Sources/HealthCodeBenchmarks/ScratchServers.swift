@@ -1,0 +1,177 @@
+import Foundation
+import Synchronization
+
+/// A PostgreSQL cluster and a Kafka broker of one's own, in a temporary directory, on free loopback
+/// ports, started with the project's scripts/infra.sh: for benchmarks that must not share the
+/// machine's servers and for tests that restart or freeze a server while other tests run.
+public struct ScratchServers: Sendable {
+    /// The repository root (holds scripts/infra.sh).
+    public let root: URL
+    /// Where the servers keep their data.
+    public let directory: URL
+    public let postgresPort: Int
+    public let kafkaPort: Int
+
+    /// The broker's bootstrap address.
+    public var kafkaBootstrapServers: String { "127.0.0.1:\(kafkaPort)" }
+
+    /// Starts both servers (bootstrap.sh must have run: it installs them).
+    public static func start(root: URL) async throws -> ScratchServers {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "hc_servers_\(UUID().uuidString.prefix(8).lowercased())"
+        )
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let infrastructure = ScratchServers(
+            root: root,
+            directory: directory,
+            postgresPort: try freePort(),
+            kafkaPort: try freePort()
+        )
+        try await infrastructure.run("start")
+        return infrastructure
+    }
+
+    /// Runs `scripts/infra.sh <command>` (start, restart-pg, freeze-kafka, thaw-kafka, reset…) on these servers.
+    public func run(_ command: String) async throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["HC_INFRA_DIR"] = directory.path
+        environment["HC_PG_PORT"] = "\(postgresPort)"
+        environment["HC_KAFKA_PORT"] = "\(kafkaPort)"
+        let script = try ChildProcess.spawn(
+            "/bin/bash",
+            arguments: [root.appendingPathComponent("scripts/infra.sh").path, command],
+            environment: environment
+        )
+        let status = await script.exitStatus()
+        guard status == 0 else {
+            throw ScratchServerError(detail: "scripts/infra.sh \(command) failed with status \(status)")
+        }
+    }
+
+    /// Stops both servers and removes their data.
+    public func stop() async {
+        try? await run("reset")
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
+
+/// A server could not be started or changed.
+public struct ScratchServerError: Error, CustomStringConvertible {
+    public var detail: String
+    public var description: String { detail }
+}
+
+/// A free TCP port on the loopback interface (bound once, then released).
+func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw ScratchServerError(detail: "socket() failed") }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = 0
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            Glibc.bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw ScratchServerError(detail: "could not find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A `healthcode projector` process, as operators run it, that a benchmark measures and a test can
+/// SIGKILL.
+public final class ProjectorProcess: Sendable {
+    private let child: Mutex<ChildProcess?> = Mutex(nil)
+    private let executable: URL
+    private let environment: [String: String]
+
+    /// - Parameters:
+    ///   - executable: the `healthcode` binary.
+    ///   - settings: `HC_*` settings (bootstrap servers, topic, group, PostgreSQL port and database…).
+    public init(executable: URL, settings: [String: String]) {
+        var environment = ProcessInfo.processInfo.environment
+        environment["HC_METRICS_PORT"] = "0"
+        environment["HC_LOG_LEVEL"] = "error"
+        environment.merge(settings) { _, setting in setting }
+        self.executable = executable
+        self.environment = environment
+    }
+
+    /// Starts the process (again, after a kill).
+    public func start() throws {
+        let child = try ChildProcess.spawn(executable.path, arguments: ["projector"], environment: environment)
+        self.child.withLock { $0 = child }
+    }
+
+    /// Peak resident memory of the running process (VmHWM), in bytes.
+    public func peakResidentBytes() -> Int? {
+        guard let pid = child.withLock({ $0?.pid }),
+            let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) })
+        else { return nil }
+        return kilobytes * 1024
+    }
+
+    /// SIGKILL: no graceful shutdown, no leaving the group, transactions cut wherever they are.
+    public func kill() async {
+        await end(with: SIGKILL)
+    }
+
+    /// SIGTERM: graceful shutdown.
+    public func stop() async {
+        await end(with: SIGTERM)
+    }
+
+    private func end(with signal: Int32) async {
+        guard
+            let child = child.withLock({ child in
+                defer { child = nil }
+                return child
+            })
+        else { return }
+        Glibc.kill(child.pid, signal)
+        _ = await child.exitStatus()
+    }
+}
+
+/// A child process started with `posix_spawn` and reaped with `waitpid` on a thread of its own:
+/// waiting never blocks Swift's cooperative pool, and does not depend on SIGCHLD delivery.
+struct ChildProcess: Sendable {
+    let pid: pid_t
+
+    /// Starts `path` with its standard output discarded (standard error is kept for diagnostics).
+    static func spawn(_ path: String, arguments: [String], environment: [String: String]) throws -> ChildProcess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, nil, argv, envp)
+        guard result == 0 else {
+            throw ScratchServerError(detail: "could not start \(path): \(String(cString: strerror(result)))")
+        }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Waits for the process to end; its exit status, or 128 + the signal that ended it.
+    func exitStatus() async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let pid = self.pid
+            Thread {
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+                let exited = status & 0x7f == 0
+                continuation.resume(returning: exited ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+            }.start()
+        }
+    }
+}

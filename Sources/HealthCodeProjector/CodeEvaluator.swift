@@ -1,0 +1,49 @@
+import HealthCodeCore
+import HealthCodePostgres
+import Metrics
+
+/// Evaluates people's codes inside a projector transaction, writes the materialised codes and
+/// appends every change (status or end instant) to the decision log.
+struct CodeEvaluator: Sendable {
+    let policy: Policy
+
+    init(policy: Policy) {
+        self.policy = policy
+    }
+
+    /// Returns the number of codes that changed.
+    func evaluate(
+        _ people: [String: StoredPerson],
+        areas: RiskAreaMap,
+        at instant: Instant,
+        trigger: (String) -> EventReference?,
+        in transaction: ProjectionTransaction
+    ) async throws -> Int {
+        var codes: [(subject: String, decision: CodeDecision)] = []
+        var changes: [DecisionRecord] = []
+        codes.reserveCapacity(people.count)
+        for (subject, person) in people {
+            let decision = policy.evaluate(person.state, areas: areas, at: instant)
+            codes.append((subject, decision))
+            let old = person.code
+            if old?.status != decision.status || old?.validUntil != decision.validUntil {
+                changes.append(
+                    DecisionRecord(
+                        subject: subject,
+                        decidedAt: instant,
+                        oldStatus: old?.status,
+                        decision: decision,
+                        trigger: trigger(subject)
+                    )
+                )
+            }
+        }
+        try await transaction.saveCodes(codes, evaluatedAt: instant)
+        try await transaction.appendDecisions(changes)
+        for change in changes where change.oldStatus != change.decision.status {
+            Counter(label: "hc_projector_decisions_total", dimensions: [("status", change.decision.status.rawValue)])
+                .increment()
+        }
+        return changes.count
+    }
+}

@@ -1,0 +1,106 @@
+import HealthCodeCore
+import HealthCodePostgres
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Keeps materialised codes equal to the policy evaluated now when nothing new arrives for a person:
+/// - a code whose `validUntil` has passed is re-evaluated (a close contact's 14 days end);
+/// - a designation that arrived later than the presences it concerns re-evaluates the people who
+///   were in its area during its window, in chunks, from the queue the projector fills in the
+///   designation's own transaction.
+///
+/// Every projector runs one; they share the work through row locks (`SKIP LOCKED`).
+public struct Reevaluator: Service {
+    /// Settings of the re-evaluator.
+    public struct Configuration: Sendable {
+        /// Pause when there is nothing to do; bounds how late a due code is refreshed. Default 1 s.
+        public var idleInterval: Duration = .seconds(1)
+        /// People per transaction. Default 500.
+        public var chunkSize: Int = 500
+
+        public init() {}
+    }
+
+    private let store: ProjectionStore
+    private let catalog: RiskAreaCatalog
+    private let evaluator: CodeEvaluator
+    private let configuration: Configuration
+    private let now: @Sendable () -> Instant
+    private let logger: Logger
+    private let dueCounter = Counter(label: "hc_reevaluations_total", dimensions: [("cause", "due")])
+    private let areaCounter = Counter(label: "hc_reevaluations_total", dimensions: [("cause", "designation")])
+
+    public init(
+        store: ProjectionStore,
+        catalog: RiskAreaCatalog,
+        policy: Policy,
+        configuration: Configuration,
+        now: @escaping @Sendable () -> Instant,
+        logger: Logger
+    ) {
+        self.store = store
+        self.catalog = catalog
+        self.evaluator = CodeEvaluator(policy: policy)
+        self.configuration = configuration
+        self.now = now
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            var worked = 0
+            do {
+                worked += try await refreshDueCodes()
+                worked += try await reevaluateForDesignations()
+            } catch {
+                logger.error("re-evaluation failed; retrying", metadata: ["error": "\(SafeErrorDescription(error))"])
+            }
+            if worked == 0 {
+                // Nothing due: wait, but wake for shutdown (graceful or not) at once.
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.idleInterval) }
+            }
+        }
+    }
+
+    /// Re-evaluates one chunk of people whose code is due; returns how many.
+    func refreshDueCodes() async throws -> Int {
+        try await store.withTransaction { transaction in
+            try await transaction.lockDesignations(exclusive: false)
+            let areas = try await catalog.refresh()
+            let instant = now()
+            let due = try await transaction.dueSubjects(at: instant, limit: configuration.chunkSize)
+            guard !due.isEmpty else { return 0 }
+            let people = try await transaction.loadPeople(due, skipLocked: true)
+            _ = try await evaluator.evaluate(people, areas: areas, at: instant, trigger: { _ in nil }, in: transaction)
+            dueCounter.increment(by: people.count)
+            return people.count
+        }
+    }
+
+    /// Works one chunk of the oldest queued designation change; returns how many people it covered.
+    func reevaluateForDesignations() async throws -> Int {
+        try await store.withTransaction { transaction in
+            try await transaction.lockDesignations(exclusive: false)
+            guard let job = try await transaction.claimAreaReevaluation() else { return 0 }
+            let areas = try await catalog.refresh()
+            let subjects = try await transaction.people(presentFor: job, limit: configuration.chunkSize)
+            let people = try await transaction.loadPeople(subjects)
+            _ = try await evaluator.evaluate(
+                people,
+                areas: areas,
+                at: now(),
+                trigger: { _ in job.trigger },
+                in: transaction
+            )
+            try await transaction.advance(
+                job,
+                to: subjects.last ?? job.nextSubject,
+                finished: subjects.count < configuration.chunkSize
+            )
+            areaCounter.increment(by: people.count)
+            // A finished job with nobody left still counts as work, so the queue drains without pauses.
+            return max(people.count, 1)
+        }
+    }
+}

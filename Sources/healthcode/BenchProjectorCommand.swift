@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import HealthCodeBenchmarks
+import Logging
+
+/// `healthcode bench projector`: projection throughput against PostgreSQL's COPY ceiling.
+struct BenchProjector: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "projector",
+        abstract: "Benchmark the projector against PostgreSQL's COPY ceiling on private servers (fsync on)."
+    )
+
+    @Option(help: "People in the workload (about 10.5 events each).")
+    var people = 30_000
+
+    @Option(help: "Partitions of the topic.")
+    var partitions = 8
+
+    @Option(help: "Events per projector transaction.")
+    var batchSize = 1000
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.projector")
+        logger.logLevel = .info
+        guard
+            let root = ProjectFiles.locate("scripts/infra.sh")?.deletingLastPathComponent().deletingLastPathComponent()
+        else {
+            throw ValidationError("run from the repository: scripts/infra.sh not found")
+        }
+        var options = ProjectorBenchmark.Options(
+            root: root,
+            executable: URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        )
+        options.people = people
+        options.partitions = partitions
+        options.batchSize = batchSize
+        let result = try await ProjectorBenchmark(options: options, logger: logger).run()
+        print(result.summary)
+    }
+}
