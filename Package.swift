@@ -153,12 +153,17 @@ let package = Package(
         .target(
             name: "HealthCodeBenchmarks",
             dependencies: [
+                "HealthCodeAPI",
                 "HealthCodeBackbone",
                 "HealthCodeCore",
+                "HealthCodeGateway",
                 "HealthCodeKafka",
                 "HealthCodePostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,0 +1,492 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import HealthCodeAPI
+import HealthCodeBackbone
+import HealthCodeCore
+import HealthCodeGateway
+import HealthCodeKafka
+import HealthCodePostgres
+import Logging
+import NIOCore
+import NIOHTTP1
+import PostgresNIO
+import ServiceLifecycle
+import Synchronization
+
+/// A private backbone for a benchmark: scratch PostgreSQL and broker on free loopback ports, a
+/// migrated database, a topic, and the services under test on port 0.
+struct BenchBackbone: Sendable {
+    let servers: ScratchServers
+    let topic: EventTopicConfiguration
+    let logger: Logger
+
+    static func start(root: URL, partitions: Int, logger: Logger) async throws -> BenchBackbone {
+        let servers = try await ScratchServers.start(root: root)
+        var topic = EventTopicConfiguration()
+        topic.bootstrapServers = [servers.kafkaBootstrapServers]
+        topic.topic = "bench.events"
+        topic.partitions = partitions
+        let backbone = BenchBackbone(servers: servers, topic: topic, logger: logger)
+        do {
+            try await Backbone.withPostgres(backbone.postgres(database: "healthcode"), logger: logger) {
+                try await $0.query("CREATE DATABASE bench", logger: logger)
+            }
+            let migrations = try SchemaMigrator.migrations(in: root.appendingPathComponent("projections/migrations"))
+            try await Backbone.withPostgres(backbone.postgres(database: "bench"), logger: logger) {
+                try await Backbone.prepare(topic: topic, postgres: $0, migrations: migrations, logger: logger)
+            }
+        } catch {
+            await servers.stop()
+            throw error
+        }
+        return backbone
+    }
+
+    func postgres(database: String = "bench", connections: Int = 8) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1",
+            port: servers.postgresPort,
+            username: "healthcode",
+            password: "healthcode",
+            database: database,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = connections
+        return configuration
+    }
+
+    /// Runs `services` around `body`, then shuts them down.
+    func withServices<Result: Sendable>(
+        _ services: [any Service],
+        _ body: @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let group = ServiceGroup(services: services, logger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                let result = try await body()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+/// Requests done by a closed-loop HTTP load, with the latency of each successful one.
+struct HTTPLoadResult: Sendable {
+    var requests: Int
+    var failures: Int
+    var latencies: [Duration]
+    var elapsed: Duration
+
+    var perSecond: Double { Double(requests) / elapsed.inSeconds }
+
+    func percentile(_ fraction: Double) -> Duration {
+        let sorted = latencies.sorted()
+        guard !sorted.isEmpty else { return .zero }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
+    }
+
+    /// `connections` loops each sending `request(i)` back to back for `duration`.
+    static func run(
+        client: HTTPClient,
+        connections: Int,
+        duration: Duration,
+        request: @escaping @Sendable (Int) -> HTTPClientRequest,
+        succeeded: @escaping @Sendable (HTTPResponseStatus, ByteBuffer) -> Bool
+    ) async -> HTTPLoadResult {
+        let started = ContinuousClock.now
+        let deadline = started + duration
+        let results = await withTaskGroup(of: HTTPLoadResult.self) { group in
+            for connection in 0..<connections {
+                group.addTask {
+                    var local = HTTPLoadResult(requests: 0, failures: 0, latencies: [], elapsed: .zero)
+                    var index = connection
+                    while ContinuousClock.now < deadline {
+                        let sent = ContinuousClock.now
+                        do {
+                            let response = try await client.execute(request(index), timeout: .seconds(30))
+                            let body = try await response.body.collect(upTo: 8 << 20)
+                            if succeeded(response.status, body) {
+                                local.requests += 1
+                                local.latencies.append(ContinuousClock.now - sent)
+                            } else {
+                                local.failures += 1
+                            }
+                        } catch {
+                            local.failures += 1
+                        }
+                        index += connections
+                    }
+                    return local
+                }
+            }
+            var total = HTTPLoadResult(requests: 0, failures: 0, latencies: [], elapsed: .zero)
+            for await partial in group {
+                total.requests += partial.requests
+                total.failures += partial.failures
+                total.latencies += partial.latencies
+            }
+            return total
+        }
+        var result = results
+        result.elapsed = ContinuousClock.now - started
+        return result
+    }
+}
+
+extension Duration {
+    fileprivate var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    fileprivate var inMilliseconds: Double { inSeconds * 1000 }
+}
+
+func makeHTTPClient(connections: Int) -> HTTPClient {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}
+
+/// `healthcode bench ingest`: events/s through the gateway (HTTP, batches of 500, validation,
+/// pseudonymisation, acknowledged produce) against the Kafka producer's own rate for the same
+/// events on the same broker.
+public struct IngestBenchmark: Sendable {
+    /// Settings.
+    public struct Options: Sendable {
+        /// Events per request. Default 500.
+        public var batchSize = 500
+        /// Concurrent HTTP connections. Default 8.
+        public var connections = 8
+        /// Length of each measurement. Default 10 s.
+        public var duration: Duration = .seconds(10)
+        /// Partitions of the topic. Default 8.
+        public var partitions = 8
+        /// Repository root (scripts/infra.sh, projections/migrations).
+        public var root: URL
+
+        public init(root: URL) { self.root = root }
+    }
+
+    /// The rates measured.
+    public struct Result: Sendable {
+        public var eventsPerSecond: Double
+        public var producerMessagesPerSecond: Double
+        public var ratio: Double { producerMessagesPerSecond > 0 ? eventsPerSecond / producerMessagesPerSecond : 0 }
+        /// The last line: `bench ingest: N ev/s, producer M msg/s, ratio R`.
+        public var line: String {
+            "bench ingest: \(Int(eventsPerSecond)) ev/s, producer \(Int(producerMessagesPerSecond)) msg/s, "
+                + "ratio \(String(format: "%.2f", ratio))"
+        }
+    }
+
+    private let options: Options
+    private let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    static func event(_ sequence: Int, _ index: Int) -> String {
+        #"{"specversion":"1.0","id":"b-\#(sequence)-\#(index)","source":"urn:hc:publisher:bench","type":"hc.test-result.v1","subject":"BENCH-\#(index)-\#(sequence % 997)","time":"2020-04-03T08:00:00Z","data":{"test":"pcr","result":"negative","lab":"BENCH-LAB"}}"#
+    }
+
+    public func run() async throws -> Result {
+        let backbone = try await BenchBackbone.start(root: options.root, partitions: options.partitions, logger: logger)
+        do {
+            let result = try await measure(backbone)
+            await backbone.servers.stop()
+            return result
+        } catch {
+            await backbone.servers.stop()
+            throw error
+        }
+    }
+
+    private func measure(_ backbone: BenchBackbone) async throws -> Result {
+        let key = PublisherAPIKey.generate()
+        try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
+            try await PublisherStore(client: client, logger: logger).add(
+                .apiKey(id: "urn:hc:publisher:bench", apiKey: key, eventTypes: ["hc.test-result.v1"])
+            )
+        }
+        let producerRate = try await producerBaseline(backbone)
+        logger.info("producer baseline", metadata: ["messagesPerSecond": "\(Int(producerRate))"])
+
+        let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.topic = backbone.topic.topic
+        configuration.maximumBatchEvents = options.batchSize
+        configuration.publisherEventsPerSecond = 10_000_000
+        configuration.publisherBurstEvents = 10_000_000
+        configuration.recentEventCapacity = 0
+        let port = Mutex(0)
+        let ready = AsyncStream<Void>.makeStream()
+        let gateway = try Backbone.gateway(
+            topic: backbone.topic,
+            configuration: configuration,
+            pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
+            postgres: client,
+            metrics: nil,
+            onServerRunning: { bound in
+                port.withLock { $0 = bound }
+                ready.continuation.yield()
+            },
+            logger: logger
+        )
+        let http = makeHTTPClient(connections: options.connections)
+        let batchSize = options.batchSize
+        let connections = options.connections
+        let duration = options.duration
+        let load = try await backbone.withServices([client] + gateway) {
+            for await _ in ready.stream { break }
+            let url = "http://127.0.0.1:\(port.withLock { $0 })/v1/events"
+            let bodies = (0..<64).map { sequence in
+                ByteBuffer(string: (0..<batchSize).map { Self.event(sequence, $0) }.joined(separator: "\n"))
+            }
+            return await HTTPLoadResult.run(
+                client: http,
+                connections: connections,
+                duration: duration,
+                request: { index in
+                    var request = HTTPClientRequest(url: url)
+                    request.method = .POST
+                    request.headers.add(name: "Content-Type", value: "application/x-ndjson")
+                    request.headers.add(name: "Authorization", value: "Bearer \(key)")
+                    request.body = .bytes(bodies[index % bodies.count])
+                    return request
+                },
+                succeeded: { status, _ in status == .accepted }
+            )
+        }
+        try await http.shutdown()
+        return Result(
+            eventsPerSecond: load.perSecond * Double(options.batchSize),
+            producerMessagesPerSecond: producerRate
+        )
+    }
+
+    /// The producer alone: the same events (pseudonymised size) in batches of `batchSize`, from
+    /// `connections` concurrent senders, acknowledged, for the same duration.
+    private func producerBaseline(_ backbone: BenchBackbone) async throws -> Double {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: backbone.topic.bootstrapServers)
+        configuration.clientID = "bench-producer"
+        let producer = try KafkaProducer(configuration: configuration, logger: logger)
+        let topic = backbone.topic.topic
+        let batchSize = options.batchSize
+        let connections = options.connections
+        let duration = options.duration
+        let pseudonymizer = try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey())
+        let messages = try (0..<batchSize).map { index in
+            var event = try EventDecoder.decode(Array(Self.event(0, index).utf8))
+            let subject = pseudonymizer.pseudonym(of: event.subject)
+            event.subject = subject
+            event.recordedTime = Instant.now()
+            return KafkaOutgoingMessage(topic: topic, key: Array(subject.utf8), value: event.jsonBytes())
+        }
+        return try await backbone.withServices([producer]) {
+            let started = ContinuousClock.now
+            let deadline = started + duration
+            let sent = await withTaskGroup(of: Int.self) { group in
+                for _ in 0..<connections {
+                    group.addTask {
+                        var count = 0
+                        while ContinuousClock.now < deadline {
+                            let results = await producer.sendReportingEach(messages)
+                            count += results.count { if case .success = $0 { true } else { false } }
+                        }
+                        return count
+                    }
+                }
+                return await group.reduce(0, +)
+            }
+            return Double(sent) / (ContinuousClock.now - started).inSeconds
+        }
+    }
+}
+
+/// `healthcode bench lookup`: code lookups per second through the query API at a number of
+/// connections, against pgbench's point-select ceiling on the same rows with as many clients.
+public struct LookupBenchmark: Sendable {
+    /// Settings.
+    public struct Options: Sendable {
+        /// People with a stored state and code. Default 100 000.
+        public var people = 100_000
+        /// Concurrent connections (HTTP) and clients (pgbench). Default 8.
+        public var connections = 8
+        /// Length of the API measurement. Default 10 s.
+        public var duration: Duration = .seconds(10)
+        /// Transactions per pgbench client (a count, not a duration: pgbench's timer does not fire
+        /// when it is spawned from this process). Default 10 000.
+        public var pgbenchTransactions = 10_000
+        /// Repository root (scripts/infra.sh, projections/).
+        public var root: URL
+
+        public init(root: URL) { self.root = root }
+    }
+
+    /// The rates measured.
+    public struct Result: Sendable {
+        public var requestsPerSecond: Double
+        public var p50: Duration
+        public var p99: Duration
+        public var pgbenchTPS: Double
+        public var ratio: Double { pgbenchTPS > 0 ? requestsPerSecond / pgbenchTPS : 0 }
+        /// The last line: `bench lookup: N req/s, p99 X ms, pgbench M tps, ratio R`.
+        public var line: String {
+            "bench lookup: \(Int(requestsPerSecond)) req/s, p50 \(String(format: "%.2f", p50.inMilliseconds)) ms, "
+                + "p99 \(String(format: "%.2f", p99.inMilliseconds)) ms, pgbench \(Int(pgbenchTPS)) tps, "
+                + "ratio \(String(format: "%.2f", ratio))"
+        }
+    }
+
+    private let options: Options
+    private let logger: Logger
+
+    public init(options: Options, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// The pseudonym of person `index` (32 hex characters, like the gateway's).
+    static func pseudonym(_ index: Int) -> String {
+        Insecure.md5(index)
+    }
+
+    public func run() async throws -> Result {
+        let backbone = try await BenchBackbone.start(root: options.root, partitions: 1, logger: logger)
+        do {
+            let result = try await measure(backbone)
+            await backbone.servers.stop()
+            return result
+        } catch {
+            await backbone.servers.stop()
+            throw error
+        }
+    }
+
+    private func measure(_ backbone: BenchBackbone) async throws -> Result {
+        let rules = try RuleSet.decode(
+            [UInt8](Data(contentsOf: options.root.appendingPathComponent("projections/rules/reference-v1.json")))
+        )
+        let now = Instant.now()
+        let decision = Policy(ruleSet: rules).evaluate(PersonState(), areas: RiskAreaMap(), at: now)
+        let encoder = JSONEncoder()
+        let state = String(decoding: try encoder.encode(PersonState()), as: UTF8.self)
+        let code = String(decoding: try encoder.encode(decision), as: UTF8.self)
+        try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
+            try await client.query(
+                """
+                INSERT INTO person_state (subject, state, event_count)
+                SELECT md5(i::text), \(state)::jsonb, 0 FROM generate_series(1, \(options.people)) i
+                """,
+                logger: logger
+            )
+            try await client.query(
+                """
+                INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
+                SELECT md5(i::text), 'green', NULL, \(code)::jsonb, \(rules.contentHash), now()
+                FROM generate_series(1, \(options.people)) i
+                """,
+                logger: logger
+            )
+            try await client.query("ANALYZE person_state", logger: logger)
+            try await client.query("ANALYZE person_code", logger: logger)
+        }
+        let pgbench = try pgbenchCeiling(backbone)
+        logger.info("pgbench point-select ceiling", metadata: ["tps": "\(Int(pgbench))"])
+
+        let client = PostgresClient(
+            configuration: backbone.postgres(connections: options.connections),
+            backgroundLogger: logger
+        )
+        var configuration = QueryAPIConfiguration()
+        configuration.port = 0
+        configuration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
+        let port = Mutex(0)
+        let ready = AsyncStream<Void>.makeStream()
+        let api = try await Backbone.queryAPI(
+            configuration: configuration,
+            postgres: client,
+            ruleSet: rules,
+            pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
+            createSigningKey: true,
+            metrics: nil,
+            onServerRunning: { bound in
+                port.withLock { $0 = bound }
+                ready.continuation.yield()
+            },
+            logger: logger
+        )
+        let http = makeHTTPClient(connections: options.connections)
+        let people = options.people
+        let connections = options.connections
+        let duration = options.duration
+        let load = try await backbone.withServices([client, api]) {
+            for await _ in ready.stream { break }
+            let base = "http://127.0.0.1:\(port.withLock { $0 })/v1/people/"
+            return await HTTPLoadResult.run(
+                client: http,
+                connections: connections,
+                duration: duration,
+                request: { index in
+                    HTTPClientRequest(url: base + Self.pseudonym(1 + (index &* 7919) % people) + "/code")
+                },
+                succeeded: { status, _ in status == .ok }
+            )
+        }
+        try await http.shutdown()
+        return Result(
+            requestsPerSecond: load.perSecond,
+            p50: load.percentile(0.5),
+            p99: load.percentile(0.99),
+            pgbenchTPS: pgbench
+        )
+    }
+
+    /// pgbench with the API's own query (state and code of one person by pseudonym), prepared,
+    /// `connections` clients; its `tps`.
+    private func pgbenchCeiling(_ backbone: BenchBackbone) throws -> Double {
+        let script = backbone.servers.directory.appendingPathComponent("lookup.sql")
+        try """
+        \\set id random(1, \(options.people))
+        SELECT s.state::text, s.event_count, c.decision::text, hc_micros(c.evaluated_at) FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject WHERE s.subject = md5(:id::text);
+        """.write(to: script, atomically: true, encoding: .utf8)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [
+            "pgbench", "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", "\(backbone.servers.postgresPort)",
+            "-U", "healthcode", "-c", "\(options.connections)", "-j", "\(min(options.connections, 4))",
+            "-t", "\(options.pgbenchTransactions)", "-f", script.path, "bench",
+        ]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PGPASSWORD"] = "healthcode"
+        process.environment = environment
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        guard process.terminationStatus == 0,
+            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+            let tps = Double(line.dropFirst("tps = ".count).prefix { $0 == "." || $0.isNumber })
+        else {
+            throw ScratchServerError(detail: "pgbench failed: \(output.suffix(500))")
+        }
+        return tps
+    }
+}
+
+extension Insecure {
+    /// MD5 in hex of `index` as decimal text: the same as PostgreSQL's `md5(i::text)`.
+    static func md5(_ index: Int) -> String {
+        Insecure.MD5.hash(data: Array(String(index).utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}

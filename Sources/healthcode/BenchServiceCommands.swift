@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import HealthCodeBenchmarks
+import Logging
+
+/// The repository root (scripts/infra.sh starts the private servers).
+private func benchmarkRoot() throws -> URL {
+    guard let root = ProjectFiles.locate("scripts/infra.sh")?.deletingLastPathComponent().deletingLastPathComponent()
+    else {
+        throw ValidationError("run from the repository: scripts/infra.sh not found")
+    }
+    return root
+}
+
+/// `healthcode bench ingest`: the gateway's events/s against the Kafka producer's own rate.
+struct BenchIngest: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Benchmark HTTP ingest (batches of 500) against the Kafka producer alone, on private servers."
+    )
+
+    @Option(help: "Events per request.") var batchSize = 500
+    @Option(help: "Concurrent HTTP connections (and producer senders).") var connections = 8
+    @Option(help: "Seconds per measurement.") var seconds = 10
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.ingest")
+        logger.logLevel = .info
+        var options = IngestBenchmark.Options(root: try benchmarkRoot())
+        options.batchSize = batchSize
+        options.connections = connections
+        options.duration = .seconds(seconds)
+        print(try await IngestBenchmark(options: options, logger: logger).run().line)
+    }
+}
+
+/// `healthcode bench lookup`: code lookups/s and latency against pgbench's point-select ceiling.
+struct BenchLookup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookup",
+        abstract: "Benchmark code lookups against pgbench's point-select ceiling on the same rows, on private servers."
+    )
+
+    @Option(help: "People with a stored code.") var people = 100_000
+    @Option(help: "Concurrent HTTP connections and pgbench clients.") var connections = 8
+    @Option(help: "Seconds per measurement.") var seconds = 10
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.lookup")
+        logger.logLevel = .info
+        var options = LookupBenchmark.Options(root: try benchmarkRoot())
+        options.people = people
+        options.connections = connections
+        options.duration = .seconds(seconds)
+        print(try await LookupBenchmark(options: options, logger: logger).run().line)
+    }
+}
