@@ -39,6 +39,8 @@ struct SchemathesisTests {
         var environment = ProcessInfo.processInfo.environment
         environment["SCHEMATHESIS_TELEMETRY"] = "false"
         process.environment = environment
+        // schemathesis keeps a cache in its working directory: keep it out of the repository.
+        process.currentDirectoryURL = FileManager.default.temporaryDirectory
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
