@@ -82,7 +82,8 @@ public enum Backbone {
         return [producer, registry, application]
     }
 
-    /// The projector's services: its Kafka consumer and the projection loop. `postgres` must run in
+    /// The projector's services: the projection loop (which runs its Kafka consumer) and the
+    /// re-evaluator; the consumer is returned too, for probes such as end offsets. `postgres` must run in
     /// the same group, before them.
     public static func projector(
         topic: EventTopicConfiguration,
@@ -96,7 +97,9 @@ public enum Backbone {
             groupID: configuration.group
         )
         consumerConfiguration.clientID = "healthcode-projector"
-        consumerConfiguration.maxPollMessages = configuration.batchSize
+        // One poll spans all assigned partitions; asking for several batches' worth lets each
+        // partition's batch (one transaction) fill up instead of splitting a poll eight ways.
+        consumerConfiguration.maxPollMessages = configuration.batchSize * 8
         consumerConfiguration.sessionTimeout = configuration.sessionTimeout
         consumerConfiguration.heartbeatInterval = configuration.heartbeatInterval
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
@@ -128,7 +131,7 @@ public enum Backbone {
             now: Instant.now,
             logger: logger
         )
-        return (consumer, progress, [consumer, service, reevaluator])
+        return (consumer, progress, [service, reevaluator])
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the
@@ -253,5 +256,22 @@ extension Backbone {
             defer { group.cancelAll() }
             return try await body(client)
         }
+    }
+}
+
+extension Backbone {
+    /// The replay of dead letters through the projection, on `postgres` (which must be running).
+    public static func deadLetterReplay(postgres: PostgresClient, ruleSet: RuleSet, logger: Logger) -> DeadLetterReplay
+    {
+        let store = ProjectionStore(client: postgres, logger: logger)
+        let projection = Projection(
+            store: store,
+            catalog: RiskAreaCatalog(store: store, logger: logger),
+            policy: Policy(ruleSet: ruleSet),
+            group: "dead-letter-replay",
+            now: Instant.now,
+            logger: logger
+        )
+        return DeadLetterReplay(store: store, projection: projection)
     }
 }

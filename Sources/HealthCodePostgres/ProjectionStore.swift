@@ -68,6 +68,14 @@ public struct DeadLetter: Sendable {
     }
 }
 
+/// A dead letter as stored, for listing and replay.
+public struct StoredDeadLetter: Sendable {
+    public var id: Int64
+    public var letter: DeadLetter
+    public var failedAt: Instant
+    public var replayedAt: Instant?
+}
+
 /// A change of a person's materialised code, appended to the decision log.
 public struct DecisionRecord: Sendable {
     public var subject: String
@@ -168,6 +176,40 @@ public struct ProjectionStore: Sendable {
         try await client.withTransaction(logger: logger) { connection in
             try await body(ProjectionTransaction(connection: connection, logger: logger))
         }
+    }
+
+    /// Dead letters in arrival order; replayed ones only with `includeReplayed`.
+    public func deadLetters(includeReplayed: Bool, limit: Int) async throws -> [StoredDeadLetter] {
+        let rows = try await client.query(
+            """
+            SELECT dead_letter_id, kafka_topic, kafka_partition, kafka_offset, message_key, message_value, reason,
+                   hc_micros(failed_at), hc_micros(replayed_at)
+            FROM dead_letters WHERE \(includeReplayed) OR replayed_at IS NULL
+            ORDER BY dead_letter_id LIMIT \(Int64(limit))
+            """,
+            logger: logger
+        )
+        var letters: [StoredDeadLetter] = []
+        for try await (id, topic, partition, offset, key, value, reason, failed, replayed) in rows.decode(
+            (Int64, String, Int32, Int64, ByteBuffer?, ByteBuffer, String, Int64, Int64?).self
+        ) {
+            letters.append(
+                StoredDeadLetter(
+                    id: id,
+                    letter: DeadLetter(
+                        topic: topic,
+                        partition: partition,
+                        offset: offset,
+                        key: key.map { Array($0.readableBytesView) },
+                        value: Array(value.readableBytesView),
+                        reason: reason
+                    ),
+                    failedAt: Instant(microsecondsSinceEpoch: failed),
+                    replayedAt: replayed.map(Instant.init(microsecondsSinceEpoch:))
+                )
+            )
+        }
+        return letters
     }
 
     /// Area events (designations and their retractions) archived after `sequence`, in order.
@@ -512,6 +554,14 @@ public struct ProjectionTransaction: Sendable {
                         \(validUntil)::int8[], \(hashes)::text[], \(triggerSources)::text[], \(triggerIDs)::text[],
                         \(decisions)::text[]) AS x(s, d, o, n, v, h, ts, ti, j)
             """,
+            logger: logger
+        )
+    }
+
+    /// Marks a dead letter as replayed (it was applied, or found already applied).
+    public func markReplayed(_ id: Int64) async throws {
+        try await connection.query(
+            "UPDATE dead_letters SET replayed_at = now() WHERE dead_letter_id = \(id)",
             logger: logger
         )
     }

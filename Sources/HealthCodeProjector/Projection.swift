@@ -55,6 +55,9 @@ public struct Projection: Sendable {
     private let eventsCounter = Counter(label: "hc_projector_events_total")
     private let deadLetterCounter = Counter(label: "hc_projector_dead_letters_total")
     private let batchSizeRecorder = Recorder(label: "hc_projector_batch_events")
+    /// Consistency lag: from the gateway accepting an event (`recordedtime`) to its person's code
+    /// being re-evaluated with it.
+    private let consistencyLag = Timer(label: "hc_projector_consistency_lag_seconds")
 
     public init(
         store: ProjectionStore,
@@ -100,51 +103,12 @@ public struct Projection: Sendable {
                 )
                 return .fenced(storedPosition: stored ?? 0)
             }
-            // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
-            try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
-            var areas = try await catalog.refresh()
-            let evaluatedAt = now()
-
-            let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)
-            for archived in decoded.areaEvents where newAreaKeys.contains(archived.event.key) {
-                if let job = reevaluation(after: archived.event, areas: areas) {
-                    try await transaction.enqueue(job)
-                }
-                areas.apply(archived.event)
-            }
-
-            let newKeys = try await transaction.archivePersonEvents(decoded.personEvents)
-            var newEventsBySubject: [String: [CloudEvent]] = [:]
-            var presences: [(subject: String, event: EventReference, presence: Presence)] = []
-            for archived in decoded.personEvents where newKeys.contains(archived.event.key) {
-                let event = archived.event
-                newEventsBySubject[event.subject, default: []].append(event)
-                for presence in event.presences {
-                    presences.append((event.subject, event.reference, presence))
-                }
-            }
-            try await transaction.recordPresences(presences)
-
-            let people = try await transaction.loadPeople(Array(newEventsBySubject.keys))
-            var folded: [String: StoredPerson] = [:]
-            for (subject, events) in newEventsBySubject {
-                var person = people[subject] ?? StoredPerson(state: PersonState(), code: nil)
-                for event in events { person.state.apply(event) }
-                folded[subject] = person
-            }
-            try await transaction.saveStates(folded.map { ($0.key, $0.value.state) })
-            let changes = try await evaluator.evaluate(
-                folded,
-                areas: areas,
-                at: evaluatedAt,
-                trigger: { newEventsBySubject[$0]?.last?.reference },
-                in: transaction
-            )
+            let (newEvents, changes) = try await project(decoded, in: transaction)
             try await transaction.recordDeadLetters(decoded.deadLetters)
             return .applied(
                 next: next,
                 events: messages.count,
-                newEvents: newKeys.count + newAreaKeys.count,
+                newEvents: newEvents,
                 deadLetters: decoded.deadLetters.count,
                 codeChanges: changes
             )
@@ -162,6 +126,61 @@ public struct Projection: Sendable {
             }
         }
         return outcome
+    }
+
+    /// Archives, folds and evaluates decoded events inside `transaction`; returns how many events
+    /// were new (not archived before) and how many codes changed. Shared by batches and by the
+    /// replay of dead letters.
+    func project(_ decoded: DecodedBatch, in transaction: ProjectionTransaction) async throws -> (Int, Int) {
+        // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
+        try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
+        var areas = try await catalog.refresh()
+        let evaluatedAt = now()
+
+        let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)
+        for archived in decoded.areaEvents where newAreaKeys.contains(archived.event.key) {
+            if let job = reevaluation(after: archived.event, areas: areas) {
+                try await transaction.enqueue(job)
+            }
+            areas.apply(archived.event)
+        }
+
+        let newKeys = try await transaction.archivePersonEvents(decoded.personEvents)
+        var newEventsBySubject: [String: [CloudEvent]] = [:]
+        var presences: [(subject: String, event: EventReference, presence: Presence)] = []
+        for archived in decoded.personEvents where newKeys.contains(archived.event.key) {
+            let event = archived.event
+            newEventsBySubject[event.subject, default: []].append(event)
+            for presence in event.presences {
+                presences.append((event.subject, event.reference, presence))
+            }
+        }
+        try await transaction.recordPresences(presences)
+
+        let people = try await transaction.loadPeople(Array(newEventsBySubject.keys))
+        var folded: [String: StoredPerson] = [:]
+        for (subject, events) in newEventsBySubject {
+            var person = people[subject] ?? StoredPerson(state: PersonState(), code: nil)
+            for event in events { person.state.apply(event) }
+            folded[subject] = person
+        }
+        try await transaction.saveStates(folded.map { ($0.key, $0.value.state) })
+        let changes = try await evaluator.evaluate(
+            folded,
+            areas: areas,
+            at: evaluatedAt,
+            trigger: { newEventsBySubject[$0]?.last?.reference },
+            in: transaction
+        )
+        for events in newEventsBySubject.values {
+            for event in events {
+                let lag = evaluatedAt - event.effectiveRecordedTime
+                consistencyLag.recordNanoseconds(
+                    max(0, lag.components.seconds) * 1_000_000_000 + lag.components.attoseconds / 1_000_000_000
+                )
+            }
+        }
+        return (newKeys.count + newAreaKeys.count, changes)
     }
 
     /// The people a new area event may concern: for a designation, those present in the area (or a
@@ -189,13 +208,13 @@ public struct Projection: Sendable {
         }
     }
 
-    private struct DecodedBatch {
+    struct DecodedBatch {
         var personEvents: [ArchivedEvent] = []
         var areaEvents: [ArchivedEvent] = []
         var deadLetters: [DeadLetter] = []
     }
 
-    private func decode(_ messages: [ConsumedMessage], topic: String, partition: Int32) -> DecodedBatch {
+    func decode(_ messages: [ConsumedMessage], topic: String, partition: Int32) -> DecodedBatch {
         var result = DecodedBatch()
         var seen = Set<EventKey>()
         for message in messages {

@@ -17,6 +17,7 @@ struct HealthCode: AsyncParsableCommand {
             Analysts.self,
             Audit.self,
             Verify.self,
+            DeadLetters.self,
             Evaluate.self,
             Bench.self,
         ]
