@@ -167,7 +167,8 @@ import Testing
     @Test("a publisher over its rate gets 429 with Retry-After; others are unaffected")
     func rateLimits() async throws {
         var configuration = GatewayConfiguration()
-        configuration.publisherEventsPerSecond = 10
+        // One token a second: the bucket cannot refill between the two requests, however slow the machine.
+        configuration.publisherEventsPerSecond = 1
         configuration.publisherBurstEvents = 10
         configuration.maximumBatchEvents = 10
         try await gateway.withGateway(configuration: configuration) { client, _, _ in

@@ -168,45 +168,6 @@ struct ProjectorCrashTests {
 }
 
 @Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
-struct ProjectorScaleOutTests {
-    @Test("two projector processes in one group split the partitions; rebalances mid-stream change nothing")
-    func twoProcesses() async throws {
-        let backbone = try await TestBackbone.make(partitions: 8)
-        let workload = ProjectorWorkload(people: 4_000, eventsPerPerson: 10, anchor: Instant.now())
-        let events = workload.allEvents()
-        let first = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
-        let second = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
-        try first.start()
-        async let publishing: Void = publish(events, to: backbone)
-        // The second member joins mid-stream (a rebalance), then the first leaves (another).
-        while try await totalApplied(backbone) == 0 { try await Task.sleep(for: .milliseconds(100)) }
-        try second.start()
-        try await Task.sleep(for: .seconds(8))
-        let beforeLeaving = try await totalApplied(backbone)
-        await first.stop()
-        try await publishing
-        let deadline = ContinuousClock.now + .seconds(300)
-        while try await totalApplied(backbone) < events.count {
-            guard ContinuousClock.now < deadline else {
-                await second.kill()
-                throw TestFailure("the projectors did not finish in time")
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        while try await backbone.withDatabase({ try await count($0, "SELECT count(*) FROM area_reevaluations") }) > 0 {
-            try await Task.sleep(for: .milliseconds(250))
-        }
-        await second.stop()
-        #expect(beforeLeaving < events.count, "the first member left mid-stream")
-        let verdict = try await ProjectionVerifier.verify(backbone)
-        #expect(verdict.archivedPersonEvents + verdict.archivedAreaEvents == events.count)
-        #expect(verdict.people == workload.people)
-        #expect(verdict.stateMismatches.isEmpty)
-        #expect(verdict.codeMismatches.isEmpty)
-    }
-}
-
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
 struct ProjectorOutageTests {
     /// Publishes 30k events to a backbone on private servers, runs a projector in this process, and
     /// calls `disrupt` once a first part is applied; the projector must then finish on its own.
