@@ -131,7 +131,7 @@ public enum Backbone {
             now: Instant.now,
             logger: logger
         )
-        return (consumer, progress, [service, reevaluator])
+        return (consumer, progress, [consumer, service, reevaluator])
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the

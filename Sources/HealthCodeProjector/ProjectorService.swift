@@ -7,8 +7,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Consumes the event topic as a member of the projector group and applies every batch with
-/// ``Projection`` exactly once. It runs its Kafka consumer itself (do not add the consumer to a
-/// service group as well).
+/// ``Projection`` exactly once. Its Kafka consumer runs as a service of its own, before it in the
+/// same group.
 ///
 /// Positions live in PostgreSQL, not in Kafka: when partitions are assigned, the consumer is told
 /// to start each one at the position stored in PostgreSQL before any of its messages is fetched.
@@ -71,20 +71,13 @@ public struct ProjectorService: Service {
                 logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
             }
         )
-        // The consumer is this service's own: it runs beside the loop, and graceful shutdown closes
-        // it, which ends the loop after the batch in hand; the consumer then leaves the group.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await consumer.run() }
-            group.addTask {
-                try await withGracefulShutdownHandler {
-                    for try await batch in consumer.batches {
-                        try await apply(batch)
-                    }
-                } onGracefulShutdown: {
-                    consumer.close()
-                }
+        // Graceful shutdown closes the consumer: the batch in hand is finished, then the loop ends.
+        try await withGracefulShutdownHandler {
+            for try await batch in consumer.batches {
+                try await apply(batch)
             }
-            try await group.waitForAll()
+        } onGracefulShutdown: {
+            consumer.close()
         }
     }
 
