@@ -167,14 +167,16 @@ import Testing
     @Test("a publisher over its rate gets 429 with Retry-After; others are unaffected")
     func rateLimits() async throws {
         var configuration = GatewayConfiguration()
-        // One token a second: the bucket cannot refill between the two requests, however slow the machine.
+        // One token a second and a second batch of ten: the bucket would need ten seconds between the
+        // two requests to refill, which a slow or loaded machine does not reach.
         configuration.publisherEventsPerSecond = 1
         configuration.publisherBurstEvents = 10
         configuration.maximumBatchEvents = 10
         try await gateway.withGateway(configuration: configuration) { client, _, _ in
             let ten = (0..<10).map { gateway.event(id: "r\($0)") }.joined(separator: "\n")
             #expect(try await gateway.post(client, ten).0 == .accepted)
-            let (limited, _, response) = try await gateway.post(client, gateway.event(id: "over"))
+            let again = (0..<10).map { gateway.event(id: "over\($0)") }.joined(separator: "\n")
+            let (limited, _, response) = try await gateway.post(client, again)
             #expect(limited == .tooManyRequests)
             #expect(response.headers[.retryAfter].flatMap(Int.init).map { $0 >= 1 } == true)
             let (other, _, _) = try await gateway.post(
