@@ -49,6 +49,14 @@ start_pg() {
         # The server runs as $pg_user_os: it must be able to reach its data directory.
         chmod a+x "$infra_dir"
         chown -R "$pg_user_os" "$pg_dir"
+        local reach="" part parts
+        IFS=/ read -ra parts <<<"$pg_dir"
+        for part in "${parts[@]}"; do
+            [ -n "$part" ] || continue
+            reach="$reach/$part"
+            runuser -u "$pg_user_os" -- test -x "$reach" \
+                || die "PostgreSQL runs as OS user '$pg_user_os', which cannot enter $reach; run 'chmod o+x $reach' or set HC_INFRA_DIR to a directory it can reach"
+        done
     fi
     if [ ! -f "$pg_data/PG_VERSION" ]; then
         log "initialising PostgreSQL cluster in $pg_data"
