@@ -214,10 +214,14 @@ public struct ProjectionStore: Sendable {
 
     /// Area events (designations and their retractions) archived after `sequence`, in order.
     public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {
-        let rows = try await client.query(
-            "SELECT seq, body::text FROM area_event_archive WHERE seq > \(sequence) ORDER BY seq",
-            logger: logger
-        )
+        try await Self.decodeAreaEvents(client.query(Self.areaEventsQuery(after: sequence), logger: logger))
+    }
+
+    static func areaEventsQuery(after sequence: Int64) -> PostgresQuery {
+        "SELECT seq, body::text FROM area_event_archive WHERE seq > \(sequence) ORDER BY seq"
+    }
+
+    static func decodeAreaEvents(_ rows: PostgresRowSequence) async throws -> [(sequence: Int64, body: String)] {
         var result: [(sequence: Int64, body: String)] = []
         for try await (sequence, body) in rows.decode((Int64, String).self) {
             result.append((sequence, body))
@@ -253,6 +257,13 @@ public struct ProjectionTransaction: Sendable {
         var updated = false
         for try await _ in rows { updated = true }
         return updated
+    }
+
+    /// Area events archived after `sequence`, in order, read on this transaction's connection.
+    public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {
+        try await ProjectionStore.decodeAreaEvents(
+            connection.query(ProjectionStore.areaEventsQuery(after: sequence), logger: logger)
+        )
     }
 
     /// The stored position of a partition.
@@ -420,7 +431,8 @@ public struct ProjectionTransaction: Sendable {
     /// "HCDESIGN" as a 64-bit advisory-lock key.
     private static let designationLock: Int64 = 0x4843_4445_5349_474E
 
-    /// Indexes where people were, for re-evaluation when their areas' designations change.
+    /// Indexes where people were, for re-evaluation when their areas' designations change. Called once
+    /// per newly archived event, so each presence is recorded once.
     public func recordPresences(
         _ presences: [(subject: String, event: EventReference, presence: Presence)]
     ) async throws {
@@ -436,7 +448,6 @@ public struct ProjectionTransaction: Sendable {
             SELECT s, a, hc_instant(t), src, i
             FROM unnest(\(subjects)::text[], \(areas)::int4[], \(instants)::int8[], \(sources)::text[], \(ids)::text[])
                 AS x(s, a, t, src, i)
-            ON CONFLICT DO NOTHING
             """,
             logger: logger
         )

@@ -38,9 +38,23 @@ public final class RiskAreaCatalog: Sendable {
     /// Reads area events archived since the last refresh and returns the updated map.
     @discardableResult
     public func refresh() async throws -> RiskAreaMap {
+        try await refresh { try await store.areaEvents(after: $0) }
+    }
+
+    /// Like ``refresh()``, but reads on the connection of `transaction`: a transaction that holds a
+    /// pooled connection must not wait for a second one (with every connection held by such
+    /// transactions, none would ever come).
+    @discardableResult
+    public func refresh(in transaction: ProjectionTransaction) async throws -> RiskAreaMap {
+        try await refresh { try await transaction.areaEvents(after: $0) }
+    }
+
+    private func refresh(
+        reading read: (Int64) async throws -> [(sequence: Int64, body: String)]
+    ) async throws -> RiskAreaMap {
         let started = ContinuousClock.now
         let after = state.withLock { $0.lastSequence }
-        let rows = try await store.areaEvents(after: after)
+        let rows = try await read(after)
         guard !rows.isEmpty else {
             return state.withLock { state in
                 state.lastRefresh = started

@@ -134,7 +134,7 @@ public struct Projection: Sendable {
     func project(_ decoded: DecodedBatch, in transaction: ProjectionTransaction) async throws -> (Int, Int) {
         // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
         try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
-        var areas = try await catalog.refresh()
+        var areas = try await catalog.refresh(in: transaction)
         let evaluatedAt = now()
 
         let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)

@@ -7,11 +7,19 @@ public struct ProjectorConfiguration: Sendable {
     public var group: String = "healthcode-projector"
     /// Most messages applied in one PostgreSQL transaction. Default 1000.
     public var batchSize: Int = 1000
+    /// Most consumed batches taken from the consumer and not yet applied. Batches of different
+    /// partitions are applied concurrently (one transaction each), so this also bounds the
+    /// concurrent transactions; the PostgreSQL pool should have at least as many connections.
+    /// Default 4.
+    public var maximumBatchesInFlight: Int = 4
     /// Consumer-group session timeout: how long a crashed projector holds its partitions before the
     /// group moves them to another member. Default 6 s (Kafka's minimum; joins are fast with it).
     public var sessionTimeout: Duration = .seconds(6)
     /// Heartbeat interval to the group coordinator; well below ``sessionTimeout``. Default 500 ms.
     public var heartbeatInterval: Duration = .milliseconds(500)
+    /// Longest wait for one batch's transaction before it is abandoned and retried (a connection
+    /// the server dropped can leave a query waiting for good in the client). Default 30 s.
+    public var transactionTimeout: Duration = .seconds(30)
     /// First wait before retrying a batch after a PostgreSQL failure; doubles up to
     /// ``maximumRetryDelay``. Default 100 ms.
     public var retryDelay: Duration = .milliseconds(100)

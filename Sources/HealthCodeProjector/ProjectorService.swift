@@ -12,9 +12,12 @@ import Synchronization
 ///
 /// Positions live in PostgreSQL, not in Kafka: when partitions are assigned, the consumer is told
 /// to start each one at the position stored in PostgreSQL before any of its messages is fetched.
-/// A batch that meets a moved position (another member applied it) is dropped and the partition is
-/// re-sought to the stored position. A batch that fails on PostgreSQL is retried with backoff
+/// A batch that meets a moved position (another member applied it) is dropped and the partition
+/// continues from the stored position. A batch that fails on PostgreSQL is retried with backoff
 /// until it applies; the consumer's buffer fills meanwhile and fetching pauses (backpressure).
+///
+/// Partitions are applied concurrently, each in order on its own lane (``PartitionLanes``): one
+/// partition's transaction waits on PostgreSQL while another's events are decoded and folded.
 public struct ProjectorService: Service {
     private let consumer: KafkaConsumer
     private let projection: Projection
@@ -23,6 +26,7 @@ public struct ProjectorService: Service {
     private let logger: Logger
     private let positions = PartitionPositions()
     private let progress: ProjectorProgress
+    private let lanes: PartitionLanes
 
     public init(
         consumer: KafkaConsumer,
@@ -33,6 +37,7 @@ public struct ProjectorService: Service {
         logger: Logger
     ) {
         self.progress = progress
+        self.lanes = PartitionLanes(limit: configuration.maximumBatchesInFlight)
         self.consumer = consumer
         self.projection = projection
         self.store = store
@@ -63,7 +68,8 @@ public struct ProjectorService: Service {
                 )
                 return offsets
             },
-            onRevoke: { [positions, progress, logger] revoked in
+            onRevoke: { [positions, progress, lanes, logger] revoked in
+                lanes.drop(Set(revoked.map(\.partition)))
                 for partition in revoked {
                     positions.remove(partition.partition)
                     progress.revoked(partition: partition.partition)
@@ -71,13 +77,32 @@ public struct ProjectorService: Service {
                 logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
             }
         )
-        // Graceful shutdown closes the consumer: the batch in hand is finished, then the loop ends.
+        // Graceful shutdown closes the consumer: the batches in hand are finished, then the loop ends.
         try await withGracefulShutdownHandler {
-            for try await batch in consumer.batches {
-                try await apply(batch)
+            try await withThrowingDiscardingTaskGroup { lanesGroup in
+                for try await batch in consumer.batches {
+                    if case .startLane(let partition) = lanes.submit(batch) {
+                        lanesGroup.addTask { try await runLane(partition) }
+                    }
+                    await lanes.waitForRoom()
+                }
             }
         } onGracefulShutdown: {
             consumer.close()
+        }
+    }
+
+    /// Applies the partition's batches in order until its queue is empty.
+    private func runLane(_ partition: Int32) async throws {
+        do {
+            while let batch = lanes.next(for: partition) {
+                defer { lanes.finished() }
+                try Task.checkCancellation()
+                try await apply(batch)
+            }
+        } catch {
+            lanes.abandon(partition)
+            throw error
         }
     }
 
@@ -100,12 +125,14 @@ public struct ProjectorService: Service {
                 progress.committed(partition: batch.partition, lag: lag)
                 Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")]).record(lag)
             case .fenced(let stored):
+                // Another member applied up to `stored`. The consumer's next messages continue from
+                // here, in order, so those before `stored` are skipped and none after it is missed:
+                // no seek is needed (a seek would race with batches already taken).
                 logger.warning(
-                    "stored position moved by another consumer; re-seeking",
+                    "stored position moved by another consumer; skipping to it",
                     metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
                 )
                 positions.set(batch.partition, stored)
-                try await consumer.seek(batch.topicPartition, to: .offset(stored))
                 return
             }
         }
@@ -118,7 +145,12 @@ public struct ProjectorService: Service {
         var attempt = 0
         while true {
             do {
-                return try await projection.apply(batch, from: position)
+                return try await TransactionDeadline.run(
+                    work: "partition \(batch.partition)",
+                    timeout: configuration.transactionTimeout
+                ) { [projection] in
+                    try await projection.apply(batch, from: position)
+                }
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
                 attempt += 1

@@ -18,6 +18,9 @@ public struct Reevaluator: Service {
         public var idleInterval: Duration = .seconds(1)
         /// People per transaction. Default 500.
         public var chunkSize: Int = 500
+        /// Longest wait for one transaction before it is abandoned and tried again (see
+        /// ``TransactionDeadline``). Default 30 s.
+        public var transactionTimeout: Duration = .seconds(30)
 
         public init() {}
     }
@@ -51,8 +54,18 @@ public struct Reevaluator: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             var worked = 0
             do {
-                worked += try await refreshDueCodes()
-                worked += try await reevaluateForDesignations()
+                worked += try await TransactionDeadline.run(
+                    work: "due codes",
+                    timeout: configuration.transactionTimeout
+                ) { [self] in
+                    try await refreshDueCodes()
+                }
+                worked += try await TransactionDeadline.run(
+                    work: "designation re-evaluation",
+                    timeout: configuration.transactionTimeout
+                ) { [self] in
+                    try await reevaluateForDesignations()
+                }
             } catch {
                 logger.error("re-evaluation failed; retrying", metadata: ["error": "\(SafeErrorDescription(error))"])
             }
@@ -67,7 +80,7 @@ public struct Reevaluator: Service {
     func refreshDueCodes() async throws -> Int {
         try await store.withTransaction { transaction in
             try await transaction.lockDesignations(exclusive: false)
-            let areas = try await catalog.refresh()
+            let areas = try await catalog.refresh(in: transaction)
             let instant = now()
             let due = try await transaction.dueSubjects(at: instant, limit: configuration.chunkSize)
             guard !due.isEmpty else { return 0 }
@@ -83,7 +96,7 @@ public struct Reevaluator: Service {
         try await store.withTransaction { transaction in
             try await transaction.lockDesignations(exclusive: false)
             guard let job = try await transaction.claimAreaReevaluation() else { return 0 }
-            let areas = try await catalog.refresh()
+            let areas = try await catalog.refresh(in: transaction)
             let subjects = try await transaction.people(presentFor: job, limit: configuration.chunkSize)
             let people = try await transaction.loadPeople(subjects)
             _ = try await evaluator.evaluate(

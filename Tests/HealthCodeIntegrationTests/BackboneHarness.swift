@@ -109,6 +109,7 @@ struct TestBackbone: Sendable {
         configuration.topic = topic.topic
         configuration.group = group
         configuration.batchSize = 200
+        configuration.transactionTimeout = .seconds(10)
         return configuration
     }
 
@@ -250,7 +251,11 @@ final class PortBox: Sendable {
 
 extension TestBackbone {
     /// Runs a projector alone until `done` holds, then stops it: gracefully, or by cancelling its
-    /// task (as a crash would: in-flight transactions roll back).
+    /// services' task (as a crash would: in-flight transactions roll back).
+    ///
+    /// The PostgreSQL client runs around the projector and ends after it: cancelling a PostgresNIO
+    /// client while one of its connections is committing can leave that commit waiting for good,
+    /// and the abrupt stop tested here is the projector's, not the database client's.
     func runProjector(
         until done: @escaping @Sendable (PostgresClient) async throws -> Bool,
         gracefully: Bool,
@@ -270,37 +275,39 @@ extension TestBackbone {
         )
         let group = ServiceGroup(
             configuration: .init(
-                services: ([client] + projector.services).map { .init(service: $0) },
+                services: projector.services.map { .init(service: $0) },
                 gracefulShutdownSignals: [],
                 logger: logger
             )
         )
-        try await withThrowingTaskGroup(of: Bool.self) { tasks in
-            tasks.addTask {
-                try await group.run()
-                return false
-            }
-            tasks.addTask {
-                let deadline = ContinuousClock.now + timeout
-                while try await !done(client) {
-                    guard ContinuousClock.now < deadline else {
-                        throw TestFailure("projector did not reach its goal in \(timeout)")
-                    }
-                    try await Task.sleep(for: .milliseconds(20))
+        try await withServices([client]) {
+            try await withThrowingTaskGroup(of: Bool.self) { tasks in
+                tasks.addTask {
+                    try await group.run()
+                    return false
                 }
-                return true
-            }
-            // Whichever ends first: the goal reached, or the projector's group ending (or failing) early.
-            guard try await tasks.next() == true else {
-                tasks.cancelAll()
-                throw TestFailure("the projector stopped before reaching its goal")
-            }
-            if gracefully {
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-            } else {
-                tasks.cancelAll()
-                try? await tasks.waitForAll()
+                tasks.addTask {
+                    let deadline = ContinuousClock.now + timeout
+                    while try await !done(client) {
+                        guard ContinuousClock.now < deadline else {
+                            throw TestFailure("projector did not reach its goal in \(timeout)")
+                        }
+                        try await Task.sleep(for: .milliseconds(20))
+                    }
+                    return true
+                }
+                // Whichever ends first: the goal reached, or the projector's group ending (or failing) early.
+                guard try await tasks.next() == true else {
+                    tasks.cancelAll()
+                    throw TestFailure("the projector stopped before reaching its goal")
+                }
+                if gracefully {
+                    await group.triggerGracefulShutdown()
+                    try await tasks.waitForAll()
+                } else {
+                    tasks.cancelAll()
+                    try? await tasks.waitForAll()
+                }
             }
         }
     }

@@ -1,0 +1,120 @@
+import HealthCodeKafka
+import Synchronization
+
+/// Hands consumed batches to one lane per partition: batches of one partition are applied in
+/// order, one at a time; batches of different partitions are applied concurrently, so that one
+/// partition's transaction runs in PostgreSQL while another's events are decoded and folded.
+///
+/// At most `limit` batches are taken from the consumer and not yet applied; beyond that the
+/// consumer is not asked for more, its buffer fills and fetching pauses (backpressure).
+final class PartitionLanes: Sendable {
+    /// The lanes' shared state; the mutex around it is held only to move batches between queues.
+    struct State: Sendable {
+        let limit: Int
+        /// Batches waiting per partition, oldest first.
+        var queues: [Int32: [KafkaMessageBatch]] = [:]
+        /// Partitions whose lane is running (applying or about to take its next batch).
+        var running: Set<Int32> = []
+        /// Batches taken from the consumer and not yet applied or dropped.
+        var inFlight = 0
+        /// The consumer loop, waiting for room.
+        var waiter: CheckedContinuation<Void, Never>?
+
+        enum SubmitAction: Equatable {
+            /// The partition had no running lane: start one.
+            case startLane(Int32)
+            /// The partition's lane is running and will take the batch.
+            case queued
+        }
+
+        mutating func submit(_ batch: KafkaMessageBatch) -> SubmitAction {
+            inFlight += 1
+            queues[batch.partition, default: []].append(batch)
+            return running.insert(batch.partition).inserted ? .startLane(batch.partition) : .queued
+        }
+
+        /// The lane's next batch, or `nil` when its queue is empty: then the lane stops (atomically,
+        /// so that a batch submitted later starts a new lane).
+        mutating func next(for partition: Int32) -> KafkaMessageBatch? {
+            guard var queue = queues[partition], !queue.isEmpty else {
+                queues[partition] = nil
+                running.remove(partition)
+                return nil
+            }
+            let batch = queue.removeFirst()
+            queues[partition] = queue
+            return batch
+        }
+
+        /// `count` batches were applied or dropped: the waiting consumer loop, if there is room now.
+        mutating func finished(_ count: Int) -> CheckedContinuation<Void, Never>? {
+            inFlight -= count
+            guard inFlight < limit, let waiter else { return nil }
+            self.waiter = nil
+            return waiter
+        }
+
+        /// Drops the waiting batches of revoked partitions (a running lane finishes its batch in hand;
+        /// the stored-position compare-and-set keeps it from overwriting a new owner's work).
+        mutating func drop(_ partitions: Set<Int32>) -> CheckedContinuation<Void, Never>? {
+            var dropped = 0
+            for partition in partitions {
+                dropped += queues[partition]?.count ?? 0
+                queues[partition]?.removeAll()
+            }
+            return finished(dropped)
+        }
+
+        /// A lane failed: its waiting batches are dropped and it no longer runs.
+        mutating func abandon(_ partition: Int32) -> CheckedContinuation<Void, Never>? {
+            running.remove(partition)
+            return drop([partition])
+        }
+
+        enum WaitAction {
+            case proceed
+            case wait
+        }
+
+        mutating func waitForRoom(_ continuation: CheckedContinuation<Void, Never>) -> WaitAction {
+            guard inFlight >= limit else { return .proceed }
+            waiter = continuation
+            return .wait
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        state = Mutex(State(limit: max(limit, 1)))
+    }
+
+    func submit(_ batch: KafkaMessageBatch) -> State.SubmitAction {
+        state.withLock { $0.submit(batch) }
+    }
+
+    func next(for partition: Int32) -> KafkaMessageBatch? {
+        state.withLock { $0.next(for: partition) }
+    }
+
+    func finished() {
+        state.withLock { $0.finished(1) }?.resume()
+    }
+
+    func drop(_ partitions: Set<Int32>) {
+        state.withLock { $0.drop(partitions) }?.resume()
+    }
+
+    func abandon(_ partition: Int32) {
+        state.withLock { $0.abandon(partition) }?.resume()
+    }
+
+    /// Returns when fewer than `limit` batches are in flight.
+    func waitForRoom() async {
+        await withCheckedContinuation { continuation in
+            if case .proceed = state.withLock({ $0.waitForRoom(continuation) }) {
+                continuation.resume()
+            }
+        }
+    }
+}
