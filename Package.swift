@@ -209,6 +209,11 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "HealthCodeProjectorTests",
+            dependencies: ["HealthCodeProjector"],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "HealthCodeKafkaTests",
             dependencies: [
                 "CRdkafka",

@@ -281,6 +281,21 @@ public struct ProjectionTransaction: Sendable {
 
     /// Appends person events to the archive; returns the keys that were new (not archived before).
     public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+        try await archive(events, into: "event_archive", subjectColumn: "subject")
+    }
+
+    /// Appends area events to the reference archive; returns the keys that were new.
+    public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+        try await archive(events, into: "area_event_archive", subjectColumn: "area_code")
+    }
+
+    /// One insert for the whole batch; a `source`+`id` archived before inserts nothing. `table` and
+    /// `subjectColumn` are fixed names from the two callers above, never input.
+    private func archive(
+        _ events: [ArchivedEvent],
+        into table: String,
+        subjectColumn: String
+    ) async throws -> Set<EventKey> {
         guard !events.isEmpty else { return [] }
         let subjects = events.map(\.event.subject)
         let sources = events.map(\.event.source)
@@ -294,45 +309,13 @@ public struct ProjectionTransaction: Sendable {
         let offsets = events.map(\.offset)
         let rows = try await connection.query(
             """
-            INSERT INTO event_archive
-                (subject, source, event_id, type, time, recorded_time, body, kafka_topic, kafka_partition, kafka_offset)
+            INSERT INTO \(unescaped: table)
+                (\(unescaped: subjectColumn), source, event_id, type, time, recorded_time, body, kafka_topic,
+                 kafka_partition, kafka_offset)
             SELECT s, src, i, ty, hc_instant(t), hc_instant(r), b::jsonb, tp, p, o
             FROM unnest(\(subjects)::text[], \(sources)::text[], \(ids)::text[], \(types)::text[],
                         \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
                         \(partitions)::int4[], \(offsets)::int8[]) AS x(s, src, i, ty, t, r, b, tp, p, o)
-            ON CONFLICT DO NOTHING
-            RETURNING source, event_id
-            """,
-            logger: logger
-        )
-        var inserted = Set<EventKey>()
-        for try await (source, id) in rows.decode((String, String).self) {
-            inserted.insert(EventKey(source: source, id: id))
-        }
-        return inserted
-    }
-
-    /// Appends area events to the reference archive; returns the keys that were new.
-    public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
-        guard !events.isEmpty else { return [] }
-        let sources = events.map(\.event.source)
-        let ids = events.map(\.event.id)
-        let areas = events.map(\.event.subject)
-        let types = events.map(\.event.type.rawValue)
-        let times = events.map(\.event.time.microsecondsSinceEpoch)
-        let recorded = events.map { ($0.event.recordedTime ?? $0.event.time).microsecondsSinceEpoch }
-        let bodies = events.map(\.body)
-        let topics = events.map(\.topic)
-        let partitions = events.map(\.partition)
-        let offsets = events.map(\.offset)
-        let rows = try await connection.query(
-            """
-            INSERT INTO area_event_archive
-                (source, event_id, area_code, type, time, recorded_time, body, kafka_topic, kafka_partition, kafka_offset)
-            SELECT src, i, a, ty, hc_instant(t), hc_instant(r), b::jsonb, tp, p, o
-            FROM unnest(\(sources)::text[], \(ids)::text[], \(areas)::text[], \(types)::text[],
-                        \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
-                        \(partitions)::int4[], \(offsets)::int8[]) AS x(src, i, a, ty, t, r, b, tp, p, o)
             ON CONFLICT DO NOTHING
             RETURNING source, event_id
             """,

@@ -5,37 +5,48 @@ import Synchronization
 /// order, one at a time; batches of different partitions are applied concurrently, so that one
 /// partition's transaction runs in PostgreSQL while another's events are decoded and folded.
 ///
-/// At most `limit` batches are taken from the consumer and not yet applied; beyond that the
-/// consumer is not asked for more, its buffer fills and fetching pauses (backpressure).
+/// A partition whose lane already has a batch waiting is paused in the consumer until the lane
+/// takes it, so that the consumer hands out other partitions' batches meanwhile instead of one
+/// partition's backlog filling every slot. At most `limit` batches are taken from the consumer and
+/// not yet applied; beyond that the consumer is not asked for more, its buffer fills and fetching
+/// pauses (backpressure).
 final class PartitionLanes: Sendable {
     /// The lanes' shared state; the mutex around it is held only to move batches between queues.
-    struct State: Sendable {
+    /// Generic over the batch so that it can be tested without a consumer.
+    struct State<Batch: Sendable>: Sendable {
         let limit: Int
         /// Batches waiting per partition, oldest first.
-        var queues: [Int32: [KafkaMessageBatch]] = [:]
+        var queues: [Int32: [Batch]] = [:]
         /// Partitions whose lane is running (applying or about to take its next batch).
         var running: Set<Int32> = []
+        /// Partitions paused in the consumer because their lane has a batch waiting.
+        var paused: Set<Int32> = []
         /// Batches taken from the consumer and not yet applied or dropped.
         var inFlight = 0
         /// The consumer loop, waiting for room.
         var waiter: CheckedContinuation<Void, Never>?
 
-        enum SubmitAction: Equatable {
+        struct SubmitAction: Equatable {
             /// The partition had no running lane: start one.
-            case startLane(Int32)
-            /// The partition's lane is running and will take the batch.
-            case queued
+            var startLane: Bool
+            /// The partition's lane has a batch waiting now: pause the partition in the consumer.
+            var pause: Bool
         }
 
-        mutating func submit(_ batch: KafkaMessageBatch) -> SubmitAction {
+        mutating func submit(_ batch: Batch, partition: Int32) -> SubmitAction {
             inFlight += 1
-            queues[batch.partition, default: []].append(batch)
-            return running.insert(batch.partition).inserted ? .startLane(batch.partition) : .queued
+            queues[partition, default: []].append(batch)
+            let startLane = running.insert(partition).inserted
+            // A lane just started takes its first batch at once; a second one waits.
+            let waiting = (queues[partition]?.count ?? 0) - (startLane ? 1 : 0)
+            let pause = waiting >= 1 && paused.insert(partition).inserted
+            return SubmitAction(startLane: startLane, pause: pause)
         }
 
         /// The lane's next batch, or `nil` when its queue is empty: then the lane stops (atomically,
-        /// so that a batch submitted later starts a new lane).
-        mutating func next(for partition: Int32) -> KafkaMessageBatch? {
+        /// so that a batch submitted later starts a new lane). `resume` says that the partition was
+        /// paused and nothing of it waits any more: resume it in the consumer.
+        mutating func next(for partition: Int32) -> (batch: Batch, resume: Bool)? {
             guard var queue = queues[partition], !queue.isEmpty else {
                 queues[partition] = nil
                 running.remove(partition)
@@ -43,7 +54,8 @@ final class PartitionLanes: Sendable {
             }
             let batch = queue.removeFirst()
             queues[partition] = queue
-            return batch
+            let resume = queue.isEmpty && paused.remove(partition) != nil
+            return (batch, resume)
         }
 
         /// `count` batches were applied or dropped: the waiting consumer loop, if there is room now.
@@ -61,6 +73,7 @@ final class PartitionLanes: Sendable {
             for partition in partitions {
                 dropped += queues[partition]?.count ?? 0
                 queues[partition]?.removeAll()
+                paused.remove(partition)
             }
             return finished(dropped)
         }
@@ -71,7 +84,7 @@ final class PartitionLanes: Sendable {
             return drop([partition])
         }
 
-        enum WaitAction {
+        enum WaitAction: Equatable {
             case proceed
             case wait
         }
@@ -83,17 +96,17 @@ final class PartitionLanes: Sendable {
         }
     }
 
-    private let state: Mutex<State>
+    private let state: Mutex<State<KafkaMessageBatch>>
 
     init(limit: Int) {
         state = Mutex(State(limit: max(limit, 1)))
     }
 
-    func submit(_ batch: KafkaMessageBatch) -> State.SubmitAction {
-        state.withLock { $0.submit(batch) }
+    func submit(_ batch: KafkaMessageBatch) -> State<KafkaMessageBatch>.SubmitAction {
+        state.withLock { $0.submit(batch, partition: batch.partition) }
     }
 
-    func next(for partition: Int32) -> KafkaMessageBatch? {
+    func next(for partition: Int32) -> (batch: KafkaMessageBatch, resume: Bool)? {
         state.withLock { $0.next(for: partition) }
     }
 

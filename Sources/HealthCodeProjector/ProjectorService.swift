@@ -81,8 +81,14 @@ public struct ProjectorService: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { lanesGroup in
                 for try await batch in consumer.batches {
-                    if case .startLane(let partition) = lanes.submit(batch) {
+                    let action = lanes.submit(batch)
+                    if action.startLane {
+                        let partition = batch.partition
                         lanesGroup.addTask { try await runLane(partition) }
+                    }
+                    if action.pause {
+                        // Fails only when the consumer is closing, which ends this loop anyway.
+                        try? await consumer.pause([batch.topicPartition])
                     }
                     await lanes.waitForRoom()
                 }
@@ -95,8 +101,11 @@ public struct ProjectorService: Service {
     /// Applies the partition's batches in order until its queue is empty.
     private func runLane(_ partition: Int32) async throws {
         do {
-            while let batch = lanes.next(for: partition) {
+            while let (batch, resume) = lanes.next(for: partition) {
                 defer { lanes.finished() }
+                if resume {
+                    try? await consumer.resume([batch.topicPartition])
+                }
                 try Task.checkCancellation()
                 try await apply(batch)
             }

@@ -31,6 +31,16 @@ struct ProjectorOptions: ParsableArguments {
     var group: String = Env.string("HC_PROJECTOR_GROUP", "healthcode-projector")
     @Option(name: .customLong("batch-size"), help: "Most events per projector transaction (HC_PROJECTOR_BATCH_SIZE).")
     var batchSize: Int = Env.int("HC_PROJECTOR_BATCH_SIZE", 1000)
+    @Option(
+        name: .customLong("batches-in-flight"),
+        help: "Most consumed batches not yet applied (HC_PROJECTOR_BATCHES_IN_FLIGHT)."
+    )
+    var batchesInFlight: Int = Env.int("HC_PROJECTOR_BATCHES_IN_FLIGHT", 4)
+    @Option(
+        name: .customLong("transaction-timeout"),
+        help: "Seconds before a stuck projector transaction is retried (HC_PROJECTOR_TRANSACTION_TIMEOUT)."
+    )
+    var transactionTimeoutSeconds: Int = Env.int("HC_PROJECTOR_TRANSACTION_TIMEOUT", 30)
 
     @Option(name: .customLong("metrics-host"), help: "Projector's /metrics and /health address (HC_METRICS_HOST).")
     var metricsHost: String = Env.string("HC_METRICS_HOST", "127.0.0.1")
@@ -44,6 +54,8 @@ struct ProjectorOptions: ParsableArguments {
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
+        guard batchesInFlight > 0 else { throw ValidationError("--batches-in-flight must be at least 1") }
+        guard transactionTimeoutSeconds > 0 else { throw ValidationError("--transaction-timeout must be at least 1") }
         guard stallAfterSeconds > 0 else { throw ValidationError("--stall-after must be at least 1") }
     }
 
@@ -52,6 +64,8 @@ struct ProjectorOptions: ParsableArguments {
         configuration.topic = topic
         configuration.group = group
         configuration.batchSize = batchSize
+        configuration.maximumBatchesInFlight = batchesInFlight
+        configuration.transactionTimeout = .seconds(transactionTimeoutSeconds)
         return configuration
     }
 }
