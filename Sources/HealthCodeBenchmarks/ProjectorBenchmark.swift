@@ -81,13 +81,16 @@ public struct ProjectorBenchmark: Sendable {
         topic.bootstrapServers = [servers.kafkaBootstrapServers]
         topic.topic = "bench.events"
         topic.partitions = options.partitions
-        try await Backbone.withPostgres(clientConfiguration(servers, database: "healthcode"), logger: logger) {
+        try await Backbone.withPostgres(
+            servers.postgresConfiguration(database: "healthcode", connections: 2),
+            logger: logger
+        ) {
             try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
         }
         let migrations = try SchemaMigrator.migrations(
             in: options.root.appendingPathComponent("projections/migrations")
         )
-        let configuration = clientConfiguration(servers, database: database)
+        let configuration = servers.postgresConfiguration(database: database, connections: 2)
         try await Backbone.withPostgres(configuration, logger: logger) {
             try await Backbone.prepare(topic: topic, postgres: $0, migrations: migrations, logger: logger)
         }
@@ -143,19 +146,6 @@ public struct ProjectorBenchmark: Sendable {
             copyRowsPerSecond: copyRate,
             peakResidentMegabytes: Double(peak) / 1_048_576
         )
-    }
-
-    private func clientConfiguration(_ servers: ScratchServers, database: String) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
-            host: "127.0.0.1",
-            port: servers.postgresPort,
-            username: "healthcode",
-            password: "healthcode",
-            database: database,
-            tls: .disable
-        )
-        configuration.options.maximumConnections = 2
-        return configuration
     }
 
     private func publish(_ events: [CloudEvent], topic: EventTopicConfiguration) async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import PostgresNIO
 import Synchronization
 
 /// A PostgreSQL cluster and a Kafka broker of one's own, in a temporary directory, on free loopback
@@ -46,6 +47,20 @@ public struct ScratchServers: Sendable {
         guard status == 0 else {
             throw ScratchServerError(detail: "scripts/infra.sh \(command) failed with status \(status)")
         }
+    }
+
+    /// A client configuration for `database` on this PostgreSQL server (user `healthcode`).
+    func postgresConfiguration(database: String, connections: Int) -> PostgresClient.Configuration {
+        var configuration = PostgresClient.Configuration(
+            host: "127.0.0.1",
+            port: postgresPort,
+            username: "healthcode",
+            password: "healthcode",
+            database: database,
+            tls: .disable
+        )
+        configuration.options.maximumConnections = connections
+        return configuration
     }
 
     /// Stops both servers and removes their data.

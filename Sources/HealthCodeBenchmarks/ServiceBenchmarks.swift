@@ -44,16 +44,7 @@ struct BenchBackbone: Sendable {
     }
 
     func postgres(database: String = "bench", connections: Int = 8) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
-            host: "127.0.0.1",
-            port: servers.postgresPort,
-            username: "healthcode",
-            password: "healthcode",
-            database: database,
-            tls: .disable
-        )
-        configuration.options.maximumConnections = connections
-        return configuration
+        servers.postgresConfiguration(database: database, connections: connections)
     }
 
     /// Runs `services` around `body`, then shuts them down.
