@@ -48,6 +48,69 @@ public struct PersonCode: Sendable, Codable, Hashable {
         try container.encode(knownAt, forKey: .knownAt)
     }
 
+    /// The JSON answer, the same as the `Encodable` form under `JSONResponse`'s sorted keys but written
+    /// directly: code answers are the API's hottest response.
+    public func jsonBytes() -> [UInt8] {
+        var out = JSONWriter(capacity: 320 + reasons.count * 200)
+        out.raw("{")
+        out.key("evaluatedAt")
+        out.instant(evaluatedAt)
+        out.raw(",")
+        out.key("knownAt")
+        out.instant(knownAt)
+        out.raw(",")
+        out.key("reasons")
+        out.raw("[")
+        for (index, reason) in reasons.enumerated() {
+            if index > 0 { out.raw(",") }
+            out.raw("{")
+            out.key("colour")
+            out.string(reason.colour.rawValue)
+            out.raw(",")
+            out.key("events")
+            out.raw("[")
+            for (eventIndex, event) in reason.events.enumerated() {
+                if eventIndex > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("id")
+                out.string(event.id)
+                out.raw(",")
+                out.key("source")
+                out.string(event.source)
+                out.raw("}")
+            }
+            out.raw("],")
+            out.key("rule")
+            out.string(reason.rule)
+            out.raw(",")
+            out.key("until")
+            out.instant(reason.until)
+            out.raw("}")
+        }
+        out.raw("],")
+        out.key("ruleSet")
+        out.raw("{")
+        out.key("hash")
+        out.string(ruleSet.hash)
+        out.raw(",")
+        out.key("id")
+        out.string(ruleSet.id)
+        out.raw(",")
+        out.key("version")
+        out.string(ruleSet.version)
+        out.raw("},")
+        out.key("status")
+        out.string(status.rawValue)
+        out.raw(",")
+        out.key("subject")
+        out.string(subject)
+        out.raw(",")
+        out.key("validUntil")
+        out.instant(validUntil)
+        out.raw("}")
+        return out.bytes
+    }
+
     init(subject: String, decision: CodeDecision, evaluatedAt: Instant, knownAt: Instant) {
         self.subject = subject
         self.status = decision.status
@@ -67,14 +130,23 @@ public struct PersonCode: Sendable, Codable, Hashable {
 /// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
 public struct CodeQueries: Sendable {
     private let codes: CodeStore
+    private let reads: CodeReadBatches
     private let catalog: RiskAreaCatalog
     private let policy: Policy
     private let ruleSetHash: String
     private let refreshInterval: Duration
 
-    public init(codes: CodeStore, catalog: RiskAreaCatalog, policy: Policy, ruleSet: RuleSet, refreshInterval: Duration)
-    {
+    /// - Parameter reads: batches the reads of materialised codes (``CodeReadBatches``).
+    public init(
+        codes: CodeStore,
+        reads: CodeReadBatches,
+        catalog: RiskAreaCatalog,
+        policy: Policy,
+        ruleSet: RuleSet,
+        refreshInterval: Duration
+    ) {
         self.codes = codes
+        self.reads = reads
         self.catalog = catalog
         self.policy = policy
         self.ruleSetHash = ruleSet.contentHash
@@ -84,23 +156,22 @@ public struct CodeQueries: Sendable {
     /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`).
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
         let knownAt = knownAt ?? at
-        let person = try await codes.person(subject)
-        let asOfNow = at == now && knownAt == now
-        if asOfNow, let stored = person?.code, stored.ruleSetHash == ruleSetHash,
-            let evaluatedAt = person?.evaluatedAt, evaluatedAt <= now,
-            stored.validUntil.map({ $0 > now }) ?? true
-        {
-            return PersonCode(subject: subject, decision: stored, evaluatedAt: now, knownAt: knownAt)
+        if at == now, knownAt == now, let stored = try await reads.code(of: subject), stored.evaluatedAt <= now {
+            let decision = try stored.decision()
+            if decision.ruleSetHash == ruleSetHash, decision.validUntil.map({ $0 > now }) ?? true {
+                return PersonCode(subject: subject, decision: decision, evaluatedAt: now, knownAt: knownAt)
+            }
         }
+        let state = try await codes.person(subject)?.state() ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
-        let decision = policy.evaluate(person?.state ?? PersonState(), areas: areas, at: at, knownAt: knownAt)
+        let decision = policy.evaluate(state, areas: areas, at: at, knownAt: knownAt)
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
     }
 
     /// The policy over `subject`'s stored state and the current designations, to evaluate at many
     /// instants (`at`, `knownAt`) without reading them again.
     public func evaluator(for subject: String) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await codes.person(subject)?.state ?? PersonState()
+        let state = try await codes.person(subject)?.state() ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let policy = policy
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }

@@ -99,7 +99,11 @@ public enum QueryAPIApplication {
                 return problem.response
             case .success(let (at, knownAt)):
                 let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
-                return try JSONResponse.make(code)
+                return Response(
+                    status: .ok,
+                    headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: code.jsonBytes()))
+                )
             }
         }
         router.post("v1/code-lookups") { request, _ -> Response in

@@ -17,6 +17,13 @@ public struct QueryAPIConfiguration: Sendable {
     /// instance accepts (mutual recognition); `nil`: only its own. Default `nil`.
     public var trustedIssuersFile: String?
 
+    /// Reads of materialised codes that run at once before further lookups queue and share one read
+    /// (``CodeReadBatches``). Default 2: enough round trips in flight to keep PostgreSQL busy, few enough
+    /// that under load each read serves several lookups.
+    public var codeReadsInFlight: Int = 2
+    /// Most lookups one read of materialised codes serves. Default 64.
+    public var maximumCodeReadBatch: Int = 64
+
     /// The local defaults.
     public init() {}
 }

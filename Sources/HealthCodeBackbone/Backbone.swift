@@ -185,8 +185,14 @@ public enum Backbone {
         if let file = configuration.trustedIssuersFile { trusted = try await JWKSLocation.loadTrusted(file: file) }
         trusted[issuer.issuer] = issuer.jwks
         let store = ProjectionStore(client: postgres, logger: logger)
+        let codes = CodeStore(client: postgres, logger: logger)
         let queries = CodeQueries(
-            codes: CodeStore(client: postgres, logger: logger),
+            codes: codes,
+            reads: CodeReadBatches(
+                readsInFlight: configuration.codeReadsInFlight,
+                maximumBatch: configuration.maximumCodeReadBatch,
+                read: { try await codes.codes(of: $0) }
+            ),
             catalog: RiskAreaCatalog(store: store, logger: logger),
             policy: Policy(ruleSet: ruleSet),
             ruleSet: ruleSet,

@@ -1,4 +1,5 @@
 import Foundation
+import HealthCodePostgres
 import PostgresNIO
 import Synchronization
 
@@ -49,18 +50,14 @@ public struct ScratchServers: Sendable {
         }
     }
 
-    /// A client configuration for `database` on this PostgreSQL server (user `healthcode`).
+    /// A client configuration for `database` on this PostgreSQL server (user `healthcode`), with the
+    /// settings the services use.
     func postgresConfiguration(database: String, connections: Int) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
-            host: "127.0.0.1",
-            port: postgresPort,
-            username: "healthcode",
-            password: "healthcode",
-            database: database,
-            tls: .disable
-        )
-        configuration.options.maximumConnections = connections
-        return configuration
+        var configuration = PostgresConfiguration()
+        configuration.port = postgresPort
+        configuration.database = database
+        configuration.maximumConnections = connections
+        return configuration.clientConfiguration()
     }
 
     /// Stops both servers and removes their data.

@@ -35,7 +35,7 @@ public struct CodeReason: Sendable, Hashable, Codable {
 
 /// The outcome of evaluating one person: explainable (reasons cite events) and reproducible (cites the rule
 /// set by id, version and content hash).
-public struct CodeDecision: Sendable, Hashable, Codable {
+public struct CodeDecision: Sendable, Hashable {
     public var status: CodeStatus
     /// The earliest later instant at which the status changes on the same known events, or `nil` if never.
     public var validUntil: Instant?
@@ -77,7 +77,7 @@ extension CodeDecision {
         out.string(status.rawValue)
         out.raw(",")
         out.key("validUntil")
-        out.instant(validUntil)
+        out.instantSeconds(validUntil)
         out.raw(",")
         out.key("reasons")
         out.raw("[")
@@ -91,7 +91,7 @@ extension CodeDecision {
             out.string(reason.colour.rawValue)
             out.raw(",")
             out.key("until")
-            out.instant(reason.until)
+            out.instantSeconds(reason.until)
             out.raw(",")
             out.key("events")
             out.raw("[")
@@ -113,7 +113,7 @@ extension CodeDecision {
 }
 
 extension JSONWriter {
-    fileprivate mutating func instant(_ instant: Instant?) {
+    fileprivate mutating func instantSeconds(_ instant: Instant?) {
         if let instant { string(instant.rfc3339Seconds) } else { raw("null") }
     }
 }

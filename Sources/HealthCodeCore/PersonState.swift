@@ -1,11 +1,18 @@
 /// When an event happened and when the backbone learnt of it, with its idempotency key: what the bitemporal
 /// visibility rule (POLICY.md §3.0) and the "same time, greater id is later" tie-break need.
-struct EventStamp: Sendable, Hashable, Codable {
+struct EventStamp: Sendable, Hashable {
     var source: String
     var id: String
     var time: Instant
     /// `recordedtime`, or `time` for events without one.
     var recorded: Instant
+
+    init(source: String, id: String, time: Instant, recorded: Instant) {
+        self.source = source
+        self.id = id
+        self.time = time
+        self.recorded = recorded
+    }
 
     init(_ event: CloudEvent) {
         self.source = event.source
@@ -57,38 +64,38 @@ extension Array where Element: StampedRecord {
     }
 }
 
-struct TestRecord: StampedRecord, Sendable, Hashable, Codable {
+struct TestRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var test: TestResult.Method
     var result: TestResult.Outcome
 }
 
-struct TravelRecord: StampedRecord, Sendable, Hashable, Codable {
+struct TravelRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var from: AreaCode
     var to: AreaCode
     var arrivedAt: Instant
 }
 
-struct DeclarationRecord: StampedRecord, Sendable, Hashable, Codable {
+struct DeclarationRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var symptoms: [Declaration.Symptom]
     var temperatureCelsius: Double?
     var location: AreaCode?
 }
 
-struct ExposureRecord: StampedRecord, Sendable, Hashable, Codable {
+struct ExposureRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var kind: Exposure.Kind
 }
 
-struct ReviewRecord: StampedRecord, Sendable, Hashable, Codable {
+struct ReviewRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var status: CodeStatus
     var validUntil: Instant
 }
 
-struct RetractionRecord: StampedRecord, Sendable, Hashable, Codable {
+struct RetractionRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     /// The `id` of the retracted event, which has the retraction's `source`.
     var retracts: String
@@ -99,8 +106,8 @@ struct RetractionRecord: StampedRecord, Sendable, Hashable, Codable {
 /// The fold of one person's events: what the policy needs from each, in chronological order, with nothing
 /// decided yet. Deciding happens at evaluation time, because the answer depends on `at` and `knownAt`
 /// (late-recorded events, retractions). The fold is commutative: applying the same events in any order
-/// yields an equal state. The projector stores it as JSONB.
-public struct PersonState: Sendable, Hashable, Codable {
+/// yields an equal state. The projector stores it as JSONB (``storedJSON()``).
+public struct PersonState: Sendable, Hashable {
     var tests: [TestRecord] = []
     var travels: [TravelRecord] = []
     var declarations: [DeclarationRecord] = []
@@ -167,47 +174,20 @@ public struct PersonState: Sendable, Hashable, Codable {
         return areas
     }
 
-    private enum CodingKeys: String, CodingKey {
-        case tests
-        case travels
-        case declarations
-        case exposures
-        case reviews
-        case retractions
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        tests = try container.decode([TestRecord].self, forKey: .tests)
-        travels = try container.decode([TravelRecord].self, forKey: .travels)
-        declarations = try container.decode([DeclarationRecord].self, forKey: .declarations)
-        exposures = try container.decode([ExposureRecord].self, forKey: .exposures)
-        reviews = try container.decode([ReviewRecord].self, forKey: .reviews)
-        retractions = try container.decode([RetractionRecord].self, forKey: .retractions)
+    /// Rebuilds the idempotency keys after the records were read back from storage.
+    mutating func rebuildAppliedKeys() throws(StoredJSONError) {
         let stamps =
             tests.map(\.stamp) + travels.map(\.stamp) + declarations.map(\.stamp) + exposures.map(\.stamp)
             + reviews.map(\.stamp) + retractions.map(\.stamp)
         applied = Set(stamps.map(\.reference))
         guard applied.count == stamps.count else {
-            throw DecodingError.dataCorrupted(
-                DecodingError.Context(codingPath: [], debugDescription: "an event appears twice in the state")
-            )
+            throw StoredJSONError(document: "person-state", field: "", reason: "an event appears twice in the state")
         }
-    }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(tests, forKey: .tests)
-        try container.encode(travels, forKey: .travels)
-        try container.encode(declarations, forKey: .declarations)
-        try container.encode(exposures, forKey: .exposures)
-        try container.encode(reviews, forKey: .reviews)
-        try container.encode(retractions, forKey: .retractions)
     }
 }
 
 /// A risk-level designation as folded into the map.
-struct DesignationRecord: StampedRecord, Sendable, Hashable, Codable {
+struct DesignationRecord: StampedRecord, Sendable, Hashable {
     var stamp: EventStamp
     var area: AreaCode
     var level: RiskAreaDesignation.Level
@@ -225,7 +205,7 @@ struct DesignationRecord: StampedRecord, Sendable, Hashable, Codable {
 /// Every `hc.risk-area.v1` designation known, and the retractions of designations, indexed by exact area
 /// code. Shared by all persons' evaluations; like ``PersonState`` it keeps history and decides nothing until
 /// evaluation (`at`, `knownAt`).
-public struct RiskAreaMap: Sendable, Hashable, Codable {
+public struct RiskAreaMap: Sendable, Hashable {
     /// Designations per exact code, in chronological order.
     private var byArea: [AreaCode: [DesignationRecord]] = [:]
     /// Retractions keyed by the (`source`, `id`) they retract; a retraction may arrive before its target.
@@ -299,48 +279,5 @@ public struct RiskAreaMap: Sendable, Hashable, Codable {
             return false
         }
         return retractions.contains { $0.isVisible(at: at, knownAt: knownAt) }
-    }
-
-    private struct RetractionEntry: Codable {
-        var stamp: EventStamp
-        var retracts: String
-    }
-
-    private enum CodingKeys: String, CodingKey {
-        case designations
-        case retractions
-    }
-
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        let designations = try container.decode([DesignationRecord].self, forKey: .designations)
-        let retractions = try container.decode([RetractionEntry].self, forKey: .retractions)
-        for record in designations {
-            byArea[record.area, default: []].insertChronologically(record)
-            applied.insert(record.stamp.reference)
-        }
-        for entry in retractions {
-            retractionsByTarget[EventReference(source: entry.stamp.source, id: entry.retracts), default: []]
-                .insertChronologically(entry.stamp)
-            applied.insert(entry.stamp.reference)
-        }
-        guard applied.count == designations.count + retractions.count else {
-            throw DecodingError.dataCorrupted(
-                DecodingError.Context(codingPath: [], debugDescription: "an event appears twice in the map")
-            )
-        }
-    }
-
-    /// Encodes designations ordered by area then chronologically, and retractions by target, so that equal
-    /// maps encode to equal bytes.
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        let designations = byArea.keys.sorted().flatMap { byArea[$0] ?? [] }
-        var retractions: [RetractionEntry] = []
-        for target in retractionsByTarget.keys.sorted() {
-            retractions += (retractionsByTarget[target] ?? []).map { RetractionEntry(stamp: $0, retracts: target.id) }
-        }
-        try container.encode(designations, forKey: .designations)
-        try container.encode(retractions, forKey: .retractions)
     }
 }

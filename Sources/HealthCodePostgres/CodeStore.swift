@@ -5,12 +5,78 @@ import PostgresNIO
 
 /// Read access for the query API: a person's materialised code and state.
 public struct CodeStore: Sendable {
-    /// What is stored about one person.
+    /// What is stored about one person. The state is read from its stored JSON only on demand: a code
+    /// that is still valid is answered without it.
     public struct Person: Sendable {
-        public var state: PersonState
+        /// The stored JSON of the person's state (``PersonState/init(storedJSON:)``).
+        public var storedState: ByteBuffer
         public var eventCount: Int
         public var code: CodeDecision?
         public var evaluatedAt: Instant?
+
+        /// The person's folded state.
+        public func state() throws(StoredJSONError) -> PersonState {
+            try PersonState(storedJSON: storedState.readableBytesView)
+        }
+    }
+
+    /// State and code of one person by pseudonym, as a named prepared statement: lookups are the hottest
+    /// query of the backbone, and a prepared statement saves the server parsing and planning each one.
+    struct PersonQuery: PostgresPreparedStatement {
+        static let sql = """
+            SELECT s.state::text, s.event_count, c.decision::text, hc_micros(c.evaluated_at)
+            FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
+            WHERE s.subject = $1
+            """
+        typealias Row = (ByteBuffer, Int32, ByteBuffer?, Int64?)
+
+        var subject: String
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(subject)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
+    }
+
+    /// A person's materialised code as stored; the decision is read from its JSON by whoever needs it.
+    public struct StoredCode: Sendable {
+        /// The stored JSON of the decision (``CodeDecision/init(storedJSON:)``).
+        public var storedDecision: ByteBuffer
+        public var evaluatedAt: Instant
+
+        public init(storedDecision: ByteBuffer, evaluatedAt: Instant) {
+            self.storedDecision = storedDecision
+            self.evaluatedAt = evaluatedAt
+        }
+
+        public func decision() throws(StoredJSONError) -> CodeDecision {
+            try CodeDecision(storedJSON: storedDecision.readableBytesView)
+        }
+    }
+
+    /// The materialised codes of several people by pseudonym, as a named prepared statement.
+    struct CodesQuery: PostgresPreparedStatement {
+        static let sql = """
+            SELECT subject, decision::text, hc_micros(evaluated_at) FROM person_code WHERE subject = ANY($1)
+            """
+        typealias Row = (String, ByteBuffer, Int64)
+
+        var subjects: [String]
+
+        func makeBindings() -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(subjects)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
     }
 
     private let client: PostgresClient
@@ -23,24 +89,34 @@ public struct CodeStore: Sendable {
 
     /// The stored state and code of a person, or `nil` if no event of theirs was projected.
     public func person(_ subject: String) async throws -> Person? {
-        let rows = try await client.query(
-            """
-            SELECT s.state::text, s.event_count, c.decision::text, hc_micros(c.evaluated_at)
-            FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
-            WHERE s.subject = \(subject)
-            """,
-            logger: logger
-        )
-        let decoder = JSONDecoder()
-        for try await (state, count, decision, evaluatedAt) in rows.decode((String, Int32, String?, Int64?).self) {
+        let rows = try await client.execute(PersonQuery(subject: subject), logger: logger)
+        for try await (state, count, decision, evaluatedAt) in rows {
             return Person(
-                state: try decoder.decode(PersonState.self, from: Data(state.utf8)),
+                storedState: state,
                 eventCount: Int(count),
-                code: try decision.map { try decoder.decode(CodeDecision.self, from: Data($0.utf8)) },
+                code: try decision.map { decision throws(StoredJSONError) in
+                    try CodeDecision(storedJSON: decision.readableBytesView)
+                },
                 evaluatedAt: evaluatedAt.map(Instant.init(microsecondsSinceEpoch:))
             )
         }
         return nil
+    }
+
+    /// The materialised codes of `subjects` in one round trip; people without a code are absent.
+    public func codes(of subjects: [String]) async throws -> [String: StoredCode] {
+        var codes: [String: StoredCode] = [:]
+        codes.reserveCapacity(subjects.count)
+        for try await (subject, decision, evaluatedAt) in try await client.execute(
+            CodesQuery(subjects: subjects),
+            logger: logger
+        ) {
+            codes[subject] = StoredCode(
+                storedDecision: decision,
+                evaluatedAt: Instant(microsecondsSinceEpoch: evaluatedAt)
+            )
+        }
+        return codes
     }
 
     /// Number of materialised codes per status.

@@ -343,12 +343,13 @@ public struct ProjectionTransaction: Sendable {
             """,
             logger: logger
         )
-        let decoder = JSONDecoder()
         var people: [String: StoredPerson] = [:]
-        for try await (subject, state, decision) in rows.decode((String, String, String?).self) {
+        for try await (subject, state, decision) in rows.decode((String, ByteBuffer, ByteBuffer?).self) {
             people[subject] = StoredPerson(
-                state: try decoder.decode(PersonState.self, from: Data(state.utf8)),
-                code: try decision.map { try decoder.decode(CodeDecision.self, from: Data($0.utf8)) }
+                state: try PersonState(storedJSON: state.readableBytesView),
+                code: try decision.map { decision throws(StoredJSONError) in
+                    try CodeDecision(storedJSON: decision.readableBytesView)
+                }
             )
         }
         return people
@@ -357,10 +358,8 @@ public struct ProjectionTransaction: Sendable {
     /// Writes people's folded states.
     public func saveStates(_ people: [(subject: String, state: PersonState)]) async throws {
         guard !people.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let subjects = people.map(\.subject)
-        let states = try people.map { String(decoding: try encoder.encode($0.state), as: UTF8.self) }
+        let states = people.map { String(decoding: $0.state.storedJSON(), as: UTF8.self) }
         let counts = people.map { Int32(clamping: $0.state.eventCount) }
         try await connection.query(
             """
@@ -377,12 +376,10 @@ public struct ProjectionTransaction: Sendable {
     /// Writes people's materialised codes.
     public func saveCodes(_ codes: [(subject: String, decision: CodeDecision)], evaluatedAt: Instant) async throws {
         guard !codes.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let subjects = codes.map(\.subject)
         let statuses = codes.map(\.decision.status.rawValue)
         let validUntil = codes.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
-        let decisions = try codes.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
+        let decisions = codes.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
         let hashes = codes.map(\.decision.ruleSetHash)
         let evaluated = evaluatedAt.microsecondsSinceEpoch
         try await connection.query(
@@ -527,8 +524,6 @@ public struct ProjectionTransaction: Sendable {
     /// Appends code changes to the decision log.
     public func appendDecisions(_ records: [DecisionRecord]) async throws {
         guard !records.isEmpty else { return }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let subjects = records.map(\.subject)
         let decidedAt = records.map(\.decidedAt.microsecondsSinceEpoch)
         let old = records.map { $0.oldStatus?.rawValue ?? "" }
@@ -537,7 +532,7 @@ public struct ProjectionTransaction: Sendable {
         let hashes = records.map(\.decision.ruleSetHash)
         let triggerSources = records.map { $0.trigger?.source ?? "" }
         let triggerIDs = records.map { $0.trigger?.id ?? "" }
-        let decisions = try records.map { String(decoding: try encoder.encode($0.decision), as: UTF8.self) }
+        let decisions = records.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
         try await connection.query(
             """
             INSERT INTO decision_log

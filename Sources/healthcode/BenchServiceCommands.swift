@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HealthCodeAPI
 import HealthCodeBenchmarks
 import Logging
 
@@ -44,6 +45,8 @@ struct BenchLookup: AsyncParsableCommand {
     @Option(help: "People with a stored code.") var people = 100_000
     @Option(help: "Concurrent HTTP connections and pgbench clients.") var connections = 8
     @Option(help: "Seconds per measurement.") var seconds = 10
+    @Option(help: "Code reads run at once before lookups queue and share a read.")
+    var codeReadsInFlight = QueryAPIConfiguration().codeReadsInFlight
 
     func run() async throws {
         var logger = Logger(label: "healthcode.bench.lookup")
@@ -51,6 +54,7 @@ struct BenchLookup: AsyncParsableCommand {
         var options = LookupBenchmark.Options(root: try benchmarkRoot())
         options.people = people
         options.connections = connections
+        options.codeReadsInFlight = codeReadsInFlight
         options.duration = .seconds(seconds)
         print(try await LookupBenchmark(options: options, logger: logger).run().line)
     }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import NIOCore
+import NIOPosix
 
 @main
 struct HealthCode: AsyncParsableCommand {
@@ -22,6 +24,15 @@ struct HealthCode: AsyncParsableCommand {
             Bench.self,
         ]
     )
+
+    /// Swift concurrency runs its jobs on NIO's event loops instead of a pool of its own: HTTP handlers,
+    /// PostgreSQL queries and the services' tasks then share threads, so a request no longer hops between
+    /// the pool and an event loop at each step. Nothing blocking runs there: librdkafka has threads of its
+    /// own, and the benchmarks wait for child processes on NIO's blocking pool.
+    static func main() async {
+        NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        await main(nil)
+    }
 }
 
 struct Bench: AsyncParsableCommand {

@@ -42,6 +42,11 @@ struct PostgresOptions: ParsableArguments {
     var database: String = Env.string("HC_PG_DATABASE", "healthcode")
     @Option(name: .customLong("pg-max-connections"), help: "Pooled PostgreSQL connections (HC_PG_MAX_CONNECTIONS).")
     var maximumConnections: Int = Env.int("HC_PG_MAX_CONNECTIONS", 8)
+    @Option(
+        name: .customLong("pg-keep-alive-seconds"),
+        help: "Seconds between keep-alive queries on idle pooled connections; 0: none (HC_PG_KEEP_ALIVE_SECONDS)."
+    )
+    var keepAliveSeconds: Int = Env.int("HC_PG_KEEP_ALIVE_SECONDS", 0)
 
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
     var configuration: PostgresConfiguration {
@@ -52,6 +57,7 @@ struct PostgresOptions: ParsableArguments {
         configuration.password = Env.string("HC_PG_PASSWORD", "healthcode")
         configuration.database = database
         configuration.maximumConnections = maximumConnections
+        configuration.keepAliveInterval = keepAliveSeconds > 0 ? .seconds(keepAliveSeconds) : nil
         return configuration
     }
 }
@@ -165,6 +171,11 @@ struct APIOptions: ParsableArguments {
         help: "JSON {issuer: JWKS URL or file} of regions whose codes are accepted (HC_TRUSTED_ISSUERS_FILE)."
     )
     var trustedIssuersFile: String? = ProcessInfo.processInfo.environment["HC_TRUSTED_ISSUERS_FILE"]
+    @Option(
+        name: .customLong("code-reads-in-flight"),
+        help: "Code reads run at once before lookups queue and share a read (HC_API_CODE_READS_IN_FLIGHT)."
+    )
+    var codeReadsInFlight: Int = Env.int("HC_API_CODE_READS_IN_FLIGHT", 2)
 
     var configuration: QueryAPIConfiguration {
         var configuration = QueryAPIConfiguration()
@@ -174,6 +185,7 @@ struct APIOptions: ParsableArguments {
         configuration.signingKeysDirectory = signingKeysDirectory
         configuration.signedCodeLifetime = .seconds(signedCodeLifetimeSeconds)
         configuration.trustedIssuersFile = trustedIssuersFile
+        configuration.codeReadsInFlight = codeReadsInFlight
         return configuration
     }
 }

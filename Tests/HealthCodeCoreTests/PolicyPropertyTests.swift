@@ -91,16 +91,6 @@ struct PolicyPropertyTests {
         #expect(changes > 300)
     }
 
-    @Test func personStateSurvivesItsJSONEncoding() throws {
-        for events in Self.histories().prefix(50) {
-            let history = History(events)
-            let person = try JSONDecoder().decode(PersonState.self, from: try JSONEncoder().encode(history.person))
-            let areas = try JSONDecoder().decode(RiskAreaMap.self, from: try JSONEncoder().encode(history.areas))
-            #expect(person == history.person)
-            #expect(areas == history.areas)
-        }
-    }
-
     @Test func reapplyingAnEventChangesNothing() {
         for events in Self.histories().prefix(50) {
             var history = History(events)

@@ -45,7 +45,6 @@ enum ProjectionVerifier {
                 verdict.archivedPersonEvents += 1
             }
             let policy = Policy(ruleSet: backbone.ruleSet)
-            let decoder = JSONDecoder()
             for try await (subject, state, decision, evaluatedAt) in try await client.query(
                 """
                 SELECT s.subject, s.state::text, c.decision::text, hc_micros(c.evaluated_at)
@@ -54,13 +53,13 @@ enum ProjectionVerifier {
                 logger: logger
             ).decode((String, String, String?, Int64?).self) {
                 verdict.people += 1
-                let stored = try decoder.decode(PersonState.self, from: Data(state.utf8))
+                let stored = try PersonState(storedJSON: state.utf8)
                 if stored != folded[subject] { verdict.stateMismatches.append(subject) }
                 guard let decision, let evaluatedAt else {
                     verdict.codeMismatches.append(subject)
                     continue
                 }
-                let code = try decoder.decode(CodeDecision.self, from: Data(decision.utf8))
+                let code = try CodeDecision(storedJSON: decision.utf8)
                 let expected = policy.evaluate(
                     folded[subject] ?? PersonState(),
                     areas: areas,

@@ -79,6 +79,48 @@ struct QueryAPITests {
         }
     }
 
+    @Test("concurrent code reads share round trips and every answer is the asker's own code")
+    func concurrentCodeReads() async throws {
+        let backbone = try await TestBackbone.make()
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            // Every third person tested positive (red); the others negative (green).
+            let events = (0..<30).map { index in
+                Events.testResult(
+                    id: "lab-many-\(index)",
+                    subject: "RAW-MANY-\(index)",
+                    time: Events.hoursAgo(3),
+                    result: index % 3 == 0 ? "positive" : "negative"
+                )
+            }
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: events).status == 202)
+            try await probe.waitUntilCaughtUp()
+            let unknown = String(repeating: "0", count: 32)
+            try await withThrowingTaskGroup(of: (index: Int, status: Int, subject: String?, colour: String?).self) {
+                group in
+                for round in 0..<300 {
+                    let index = round % 31
+                    let subject = index == 30 ? unknown : backbone.pseudonymizer.pseudonym(of: "RAW-MANY-\(index)")
+                    group.addTask {
+                        let answer = try await exchange(api + "/v1/people/\(subject)/code")
+                        return (
+                            index, answer.status, answer.json["subject"] as? String, answer.json["status"] as? String
+                        )
+                    }
+                }
+                var answered = 0
+                for try await answer in group {
+                    answered += 1
+                    #expect(answer.status == 200)
+                    let index = answer.index
+                    let subject = index == 30 ? unknown : backbone.pseudonymizer.pseudonym(of: "RAW-MANY-\(index)")
+                    #expect(answer.subject == subject)
+                    #expect(answer.colour == (index < 30 && index % 3 == 0 ? "red" : "green"))
+                }
+                #expect(answered == 300)
+            }
+        }
+    }
+
     @Test("explain and export need an analyst key and a purpose; every read is audited, the audit is insert-only")
     func analystReads() async throws {
         let backbone = try await TestBackbone.make()
