@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Crypto
 import Foundation
 import HealthCodeAPI
@@ -9,7 +8,6 @@ import HealthCodeKafka
 import HealthCodePostgres
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import PostgresNIO
 import ServiceLifecycle
@@ -70,78 +68,9 @@ struct BenchBackbone: Sendable {
     }
 }
 
-/// Requests done by a closed-loop HTTP load, with the latency of each successful one.
-struct HTTPLoadResult: Sendable {
-    var requests: Int
-    var failures: Int
-    var latencies: [Duration]
-    var elapsed: Duration
-
-    var perSecond: Double { Double(requests) / elapsed.inSeconds }
-
-    func percentile(_ fraction: Double) -> Duration {
-        let sorted = latencies.sorted()
-        guard !sorted.isEmpty else { return .zero }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
-    }
-
-    /// `connections` loops each sending `request(i)` back to back for `duration`.
-    static func run(
-        client: HTTPClient,
-        connections: Int,
-        duration: Duration,
-        request: @escaping @Sendable (Int) -> HTTPClientRequest,
-        succeeded: @escaping @Sendable (HTTPResponseStatus, ByteBuffer) -> Bool
-    ) async -> HTTPLoadResult {
-        let started = ContinuousClock.now
-        let deadline = started + duration
-        let results = await withTaskGroup(of: HTTPLoadResult.self) { group in
-            for connection in 0..<connections {
-                group.addTask {
-                    var local = HTTPLoadResult(requests: 0, failures: 0, latencies: [], elapsed: .zero)
-                    var index = connection
-                    while ContinuousClock.now < deadline {
-                        let sent = ContinuousClock.now
-                        do {
-                            let response = try await client.execute(request(index), timeout: .seconds(30))
-                            let body = try await response.body.collect(upTo: 8 << 20)
-                            if succeeded(response.status, body) {
-                                local.requests += 1
-                                local.latencies.append(ContinuousClock.now - sent)
-                            } else {
-                                local.failures += 1
-                            }
-                        } catch {
-                            local.failures += 1
-                        }
-                        index += connections
-                    }
-                    return local
-                }
-            }
-            var total = HTTPLoadResult(requests: 0, failures: 0, latencies: [], elapsed: .zero)
-            for await partial in group {
-                total.requests += partial.requests
-                total.failures += partial.failures
-                total.latencies += partial.latencies
-            }
-            return total
-        }
-        var result = results
-        result.elapsed = ContinuousClock.now - started
-        return result
-    }
-}
-
 extension Duration {
     fileprivate var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     fileprivate var inMilliseconds: Double { inSeconds * 1000 }
-}
-
-func makeHTTPClient(connections: Int) -> HTTPClient {
-    var configuration = HTTPClient.Configuration()
-    configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
-    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }
 
 /// `healthcode bench ingest`: events/s through the gateway (HTTP, batches of 500, validation,
@@ -232,34 +161,52 @@ public struct IngestBenchmark: Sendable {
             },
             logger: logger
         )
-        let http = makeHTTPClient(connections: options.connections)
-        let batchSize = options.batchSize
-        let connections = options.connections
-        let duration = options.duration
-        let load = try await backbone.withServices([client] + gateway) {
-            for await _ in ready.stream { break }
-            let url = "http://127.0.0.1:\(port.withLock { $0 })/v1/events"
-            let bodies = (0..<64).map { sequence in
-                ByteBuffer(string: (0..<batchSize).map { Self.event(sequence, $0) }.joined(separator: "\n"))
-            }
-            return await HTTPLoadResult.run(
-                client: http,
-                connections: connections,
-                duration: duration,
-                request: { index in
-                    var request = HTTPClientRequest(url: url)
-                    request.method = .POST
-                    request.headers.add(name: "Content-Type", value: "application/x-ndjson")
-                    request.headers.add(name: "Authorization", value: "Bearer \(key)")
-                    request.body = .bytes(bodies[index % bodies.count])
-                    return request
-                },
-                succeeded: { status, _ in status == .accepted }
+        // wrk drives the load from its own process, as in `bench lookup`: a load generator inside this
+        // process would take its CPU from the gateway under test.
+        let directory = backbone.servers.directory
+        for sequence in 0..<8 {
+            try (0..<options.batchSize).map { Self.event(sequence, $0) }.joined(separator: "\n").write(
+                to: directory.appendingPathComponent("batch-\(sequence).ndjson"),
+                atomically: true,
+                encoding: .utf8
             )
         }
-        try await http.shutdown()
+        let script = directory.appendingPathComponent("ingest.lua")
+        try """
+        local bodies = {}
+        for sequence = 0, 7 do
+          local file = io.open("\(directory.path)/batch-" .. sequence .. ".ndjson", "rb")
+          bodies[#bodies + 1] = file:read("*a")
+          file:close()
+        end
+        wrk.method = "POST"
+        wrk.headers["Content-Type"] = "application/x-ndjson"
+        wrk.headers["Authorization"] = "Bearer \(key)"
+        local sent = 0
+        request = function()
+          sent = sent + 1
+          return wrk.format(nil, nil, nil, bodies[sent % #bodies + 1])
+        end
+        """.write(to: script, atomically: true, encoding: .utf8)
+        let connections = options.connections
+        let duration = options.duration
+        let output = try await backbone.withServices([client] + gateway) {
+            for await _ in ready.stream { break }
+            return try await runTool(
+                "wrk",
+                [
+                    "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
+                    "-s", script.path, "http://127.0.0.1:\(port.withLock { $0 })/v1/events",
+                ]
+            )
+        }
+        guard let requestsPerSecond = LookupBenchmark.number(after: "Requests/sec:", in: output),
+            !output.contains("Non-2xx")
+        else {
+            throw ScratchServerError(detail: "wrk failed or saw refusals: \(output.suffix(800))")
+        }
         return Result(
-            eventsPerSecond: load.perSecond * Double(options.batchSize),
+            eventsPerSecond: requestsPerSecond * Double(options.batchSize),
             producerMessagesPerSecond: producerRate
         )
     }

@@ -9,7 +9,8 @@ import Foundation
 /// A pseudonym is the first 128 bits of the MAC in lowercase hex (32 characters): collision-free in
 /// practice for billions of people, and half the index size of the full MAC.
 public struct Pseudonymizer: Sendable {
-    private let key: SymmetricKey
+    /// HMAC-SHA256 keyed once: copying it skips deriving the padded keys for every identifier.
+    private let keyed: HMAC<SHA256>
 
     /// Minimum key length in bytes; shorter keys are rejected.
     public static let minimumKeyLength = 16
@@ -21,7 +22,7 @@ public struct Pseudonymizer: Sendable {
                 reason: "key has \(key.count) bytes, at least \(Self.minimumKeyLength) are required"
             )
         }
-        self.key = SymmetricKey(data: key)
+        self.keyed = HMAC<SHA256>(key: SymmetricKey(data: key))
     }
 
     /// Creates a pseudonymiser from a hex-encoded key, as kept in configuration.
@@ -35,7 +36,7 @@ public struct Pseudonymizer: Sendable {
 
     /// The pseudonym of a raw identifier.
     public func pseudonym(of rawIdentifier: some StringProtocol) -> String {
-        var mac = HMAC<SHA256>(key: key)
+        var mac = keyed
         var identifier = String(rawIdentifier)
         identifier.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
         let digest = mac.finalize()

@@ -223,7 +223,7 @@ public struct EventIngestion: Sendable {
 }
 
 /// What is wrong with one event: a stable code, the field and a reason; never a payload value.
-public struct EventProblem: Sendable, Hashable, Encodable {
+public struct EventProblem: Sendable, Hashable {
     /// The event's `source` is not the authenticated publisher.
     public static let forbiddenSource = "forbidden-source"
     /// The publisher may not publish the event's type.
@@ -250,8 +250,8 @@ public struct EventProblem: Sendable, Hashable, Encodable {
 }
 
 /// What happened to one event of a batch.
-public struct EventResult: Sendable, Encodable {
-    public enum Status: String, Sendable, Encodable {
+public struct EventResult: Sendable {
+    public enum Status: String, Sendable {
         /// Durably appended to the log.
         case accepted
         /// Already appended recently (same `source` and `id`); not appended again.
@@ -287,6 +287,60 @@ public struct EventResult: Sendable, Encodable {
 
     /// Whether the event was rejected because the publisher may not publish it.
     public var isForbidden: Bool { errors?.contains(where: \.isForbidden) ?? false }
+
+    /// Writes the result as JSON, keys sorted, absent fields omitted.
+    func write(to out: inout JSONWriter) {
+        out.raw("{")
+        if let errors {
+            out.key("errors")
+            out.raw("[")
+            for (position, problem) in errors.enumerated() {
+                if position > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("code")
+                out.string(problem.code)
+                out.raw(",")
+                out.key("field")
+                out.string(problem.field)
+                out.raw(",")
+                out.key("reason")
+                out.string(problem.reason)
+                out.raw("}")
+            }
+            out.raw("],")
+        }
+        if let failure {
+            out.key("failure")
+            out.string(failure)
+            out.raw(",")
+        }
+        if let id {
+            out.key("id")
+            out.string(id)
+            out.raw(",")
+        }
+        out.key("index")
+        out.integer(index)
+        if let offset {
+            out.raw(",")
+            out.key("offset")
+            out.integer(offset)
+        }
+        if let partition {
+            out.raw(",")
+            out.key("partition")
+            out.integer(Int64(partition))
+        }
+        if let retriable {
+            out.raw(",")
+            out.key("retriable")
+            out.bool(retriable)
+        }
+        out.raw(",")
+        out.key("status")
+        out.string(status.rawValue)
+        out.raw("}")
+    }
 }
 
 /// The outcome of one ingest request.

@@ -91,7 +91,7 @@ public enum GatewayApplication {
             )
         }
         let outcome = await ingestion.ingest(body.readableBytesView, from: publisher)
-        return try response(for: outcome, configuration: configuration)
+        return response(for: outcome, configuration: configuration)
     }
 
     /// Builds the gateway application listening where the configuration says.
@@ -119,15 +119,54 @@ public enum GatewayApplication {
         )
     }
 
-    struct BatchResponse: Encodable {
+    /// The answer to a processed batch: counts by status and one result per event, in order. Written by
+    /// hand: a 500-event answer through `JSONEncoder` cost a fifth of the gateway's time.
+    struct BatchResponse {
         var accepted: Int
         var duplicate: Int
         var rejected: Int
         var failed: Int
         var results: [EventResult]
+
+        /// `{"accepted","duplicate","failed","rejected","results":[…]}`, keys sorted like every other
+        /// answer, absent fields of a result omitted.
+        func jsonBytes() -> [UInt8] {
+            var out = JSONWriter(capacity: 96 + results.count * 72)
+            out.raw("{")
+            out.key("accepted")
+            out.integer(accepted)
+            out.raw(",")
+            out.key("duplicate")
+            out.integer(duplicate)
+            out.raw(",")
+            out.key("failed")
+            out.integer(failed)
+            out.raw(",")
+            out.key("rejected")
+            out.integer(rejected)
+            out.raw(",")
+            out.key("results")
+            out.raw("[")
+            for (position, result) in results.enumerated() {
+                if position > 0 { out.raw(",") }
+                result.write(to: &out)
+            }
+            out.raw("]}")
+            return out.bytes
+        }
+
+        func response(status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
+            var fields = headers
+            fields[.contentType] = "application/json"
+            return Response(
+                status: status,
+                headers: fields,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBytes()))
+            )
+        }
     }
 
-    static func response(for outcome: IngestOutcome, configuration: GatewayConfiguration) throws -> Response {
+    static func response(for outcome: IngestOutcome, configuration: GatewayConfiguration) -> Response {
         switch outcome {
         case .invalidBody(let error):
             return JSONResponse.problem(status: .badRequest, code: "invalid-batch", detail: error.description)
@@ -154,8 +193,7 @@ public enum GatewayApplication {
                 results: results
             )
             if summary.failed > 0 {
-                return try JSONResponse.make(
-                    summary,
+                return summary.response(
                     status: .serviceUnavailable,
                     headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
                 )
@@ -163,9 +201,9 @@ public enum GatewayApplication {
             if summary.accepted == 0 && summary.duplicate == 0 {
                 // Nothing appended: 403 if every refusal is about authorisation, else 422.
                 let forbidden = results.allSatisfy(\.isForbidden)
-                return try JSONResponse.make(summary, status: forbidden ? .forbidden : .unprocessableContent)
+                return summary.response(status: forbidden ? .forbidden : .unprocessableContent)
             }
-            return try JSONResponse.make(summary, status: .accepted)
+            return summary.response(status: .accepted)
         }
     }
 }
