@@ -82,7 +82,7 @@ public enum Backbone {
         return [producer, registry, application]
     }
 
-    /// The projector's services: the projection loop (which runs its Kafka consumer) and the
+    /// The projector's services: the projection loop (which runs its Kafka consumer inside it) and the
     /// re-evaluator; the consumer is returned too, for probes such as end offsets. `postgres` must run in
     /// the same group, before them.
     public static func projector(
@@ -131,7 +131,7 @@ public enum Backbone {
             now: Instant.now,
             logger: logger
         )
-        return (consumer, progress, [consumer, service, reevaluator])
+        return (consumer, progress, [service, reevaluator])
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the

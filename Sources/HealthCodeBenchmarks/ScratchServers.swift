@@ -132,20 +132,23 @@ public final class ProjectorProcess: Sendable {
         await end(with: SIGKILL)
     }
 
-    /// SIGTERM: graceful shutdown.
-    public func stop() async {
+    /// SIGTERM: graceful shutdown. Returns the exit status (0: shut down cleanly), or `nil` if the
+    /// process was not running.
+    @discardableResult
+    public func stop() async -> Int32? {
         await end(with: SIGTERM)
     }
 
-    private func end(with signal: Int32) async {
+    @discardableResult
+    private func end(with signal: Int32) async -> Int32? {
         guard
             let child = child.withLock({ child in
                 defer { child = nil }
                 return child
             })
-        else { return }
+        else { return nil }
         Glibc.kill(child.pid, signal)
-        _ = await child.exitStatus()
+        return await child.exitStatus()
     }
 }
 

@@ -7,8 +7,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// Consumes the event topic as a member of the projector group and applies every batch with
-/// ``Projection`` exactly once. Its Kafka consumer runs as a service of its own, before it in the
-/// same group.
+/// ``Projection`` exactly once. It runs its Kafka consumer itself, so that on graceful shutdown the
+/// consumer leaves the group after the last batch in hand, and both end together.
 ///
 /// Positions live in PostgreSQL, not in Kafka: when partitions are assigned, the consumer is told
 /// to start each one at the position stored in PostgreSQL before any of its messages is fetched.
@@ -77,9 +77,12 @@ public struct ProjectorService: Service {
                 logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
             }
         )
-        // Graceful shutdown closes the consumer: the batches in hand are finished, then the loop ends.
+        // The consumer runs inside this service, not beside it in the group: graceful shutdown closes
+        // it (leaving the group), the batches in hand are finished, and both end together. As a service
+        // of its own it would end before its turn in the group's shutdown, which fails the group.
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { lanesGroup in
+                lanesGroup.addTask { try await consumer.run() }
                 for try await batch in consumer.batches {
                     let action = lanes.submit(batch)
                     if action.startLane {

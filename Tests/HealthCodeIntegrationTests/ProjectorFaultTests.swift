@@ -167,6 +167,74 @@ struct ProjectorCrashTests {
 }
 
 @Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+struct ProjectorScaleOutTests {
+    /// Waits until at least `target` events are applied; fails after `timeout`.
+    func waitForApplied(_ target: Int, in backbone: TestBackbone, timeout: Duration) async throws -> Int {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let applied = try await totalApplied(backbone)
+            if applied >= target { return applied }
+            guard ContinuousClock.now < deadline else {
+                throw TestFailure("only \(applied) of \(target) events applied after \(timeout)")
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    @Test("a second projector process joins and the first leaves mid-stream: nothing lost or doubled")
+    func twoProcessesWithRebalances() async throws {
+        let backbone = try await TestBackbone.make(partitions: 8)
+        let workload = ProjectorWorkload(people: 6_000, eventsPerPerson: 10, anchor: Instant.now())
+        var events = workload.designations(midway: false)
+        for (index, subject) in workload.subjects.enumerated() {
+            events.append(contentsOf: workload.events(ofPerson: index, subject: subject))
+        }
+        events += workload.designations(midway: true)
+        try await publish(events, to: backbone)
+        let total = events.count
+
+        let first = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
+        let second = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
+        do {
+            try first.start()
+            _ = try await waitForApplied(1, in: backbone, timeout: .seconds(60))
+            // The second member joins: the group rebalances while the first is mid-stream.
+            try second.start()
+            let atJoin = try await totalApplied(backbone)
+            let atLeave = try await waitForApplied(atJoin + total / 4, in: backbone, timeout: .seconds(120))
+            // The first member leaves gracefully (and exits cleanly): its partitions move to the second,
+            // which finishes.
+            #expect(await first.stop() == 0)
+            #expect(atJoin < total && atLeave < total, "both rebalances must happen mid-stream")
+            _ = try await waitForApplied(total, in: backbone, timeout: .seconds(120))
+            let jobsDeadline = ContinuousClock.now + .seconds(60)
+            while try await backbone.withDatabase({ try await count($0, "SELECT count(*) FROM area_reevaluations") })
+                > 0
+            {
+                guard ContinuousClock.now < jobsDeadline else { break }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+            #expect(await second.stop() == 0)
+        } catch {
+            await first.kill()
+            await second.kill()
+            throw error
+        }
+
+        let verdict = try await ProjectionVerifier.verify(backbone)
+        #expect(verdict.archivedPersonEvents == total - 2)
+        #expect(verdict.archivedAreaEvents == 2)
+        #expect(verdict.people == workload.people)
+        #expect(
+            verdict.stateMismatches.isEmpty,
+            "states differing from the archive: \(verdict.stateMismatches.prefix(5))"
+        )
+        #expect(verdict.codeMismatches.isEmpty, "codes differing from the policy: \(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.pendingAreaJobs == 0)
+    }
+}
+
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
 struct ProjectorOutageTests {
     /// Publishes 30k events to a backbone on private servers, runs a projector in this process, and
     /// calls `disrupt` once a first part is applied; the projector must then finish on its own.
