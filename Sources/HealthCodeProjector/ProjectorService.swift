@@ -119,9 +119,10 @@ public struct ProjectorService: Service {
     }
 
     private func apply(_ batch: KafkaMessageBatch) async throws {
-        guard let position = positions.get(batch.partition) else { return }  // revoked meanwhile
-        for chunkStart in stride(from: 0, to: batch.count, by: max(1, configuration.batchSize)) {
-            let chunk = batch[chunkStart..<min(chunkStart + configuration.batchSize, batch.count)]
+        guard var from = positions.get(batch.partition) else { return }  // revoked meanwhile
+        var chunkStart = 0
+        while chunkStart < batch.count {
+            let chunk = batch[chunkStart..<min(chunkStart + max(1, configuration.batchSize), batch.count)]
             let partitionBatch = PartitionBatch(
                 topic: batch.topic,
                 partition: batch.partition,
@@ -129,23 +130,26 @@ public struct ProjectorService: Service {
                     ConsumedMessage(offset: $0.offset, key: $0.key.map(Array.init), value: Array($0.value))
                 }
             )
-            let from = positions.get(batch.partition) ?? position
             switch try await applyRetrying(partitionBatch, from: from) {
             case .applied(let next, _, _, _, _):
+                from = next
                 positions.set(batch.partition, next)
                 let lag = max(0, batch.highWatermark - next)
                 progress.committed(partition: batch.partition, lag: lag)
                 Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")]).record(lag)
+                chunkStart += chunk.count
             case .fenced(let stored):
-                // Another member applied up to `stored`. The consumer's next messages continue from
-                // here, in order, so those before `stored` are skipped and none after it is missed:
-                // no seek is needed (a seek would race with batches already taken).
                 logger.warning(
                     "stored position moved by another consumer; skipping to it",
                     metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
                 )
                 positions.set(batch.partition, stored)
-                return
+                // Another member applied up to `stored` (a member that lost the partition finishing its
+                // batch in hand). Messages before it are skipped; this chunk is applied again from there,
+                // so that none at or after it is dropped. The consumer's next messages follow this batch
+                // in order, so no seek is needed (a seek would race with batches already taken).
+                guard stored > from else { return }  // moved back: nothing here can be applied in order
+                from = stored
             }
         }
     }

@@ -184,7 +184,7 @@ struct ProjectorScaleOutTests {
     @Test("a second projector process joins and the first leaves mid-stream: nothing lost or doubled")
     func twoProcessesWithRebalances() async throws {
         let backbone = try await TestBackbone.make(partitions: 8)
-        let workload = ProjectorWorkload(people: 6_000, eventsPerPerson: 10, anchor: Instant.now())
+        let workload = ProjectorWorkload(people: 12_000, eventsPerPerson: 10, anchor: Instant.now())
         var events = workload.designations(midway: false)
         for (index, subject) in workload.subjects.enumerated() {
             events.append(contentsOf: workload.events(ofPerson: index, subject: subject))
@@ -201,7 +201,10 @@ struct ProjectorScaleOutTests {
             // The second member joins: the group rebalances while the first is mid-stream.
             try second.start()
             let atJoin = try await totalApplied(backbone)
-            let atLeave = try await waitForApplied(atJoin + total / 4, in: backbone, timeout: .seconds(120))
+            // Both members work for a while: a join takes a few seconds on Tansu, then half the
+            // partitions move to the second.
+            try await Task.sleep(for: .seconds(10))
+            let atLeave = try await totalApplied(backbone)
             // The first member leaves gracefully (and exits cleanly): its partitions move to the second,
             // which finishes.
             #expect(await first.stop() == 0)
