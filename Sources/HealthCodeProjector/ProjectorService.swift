@@ -119,38 +119,31 @@ public struct ProjectorService: Service {
     }
 
     private func apply(_ batch: KafkaMessageBatch) async throws {
-        guard var from = positions.get(batch.partition) else { return }  // revoked meanwhile
-        var chunkStart = 0
-        while chunkStart < batch.count {
-            let chunk = batch[chunkStart..<min(chunkStart + max(1, configuration.batchSize), batch.count)]
+        guard let position = positions.get(batch.partition) else { return }  // revoked meanwhile
+        let chunks = BatchChunks(chunkSize: configuration.batchSize)
+        try await chunks.apply(batch.count, from: position) { range, from in
             let partitionBatch = PartitionBatch(
                 topic: batch.topic,
                 partition: batch.partition,
-                messages: chunk.map {
+                messages: batch[range].map {
                     ConsumedMessage(offset: $0.offset, key: $0.key.map(Array.init), value: Array($0.value))
                 }
             )
-            switch try await applyRetrying(partitionBatch, from: from) {
+            let outcome = try await applyRetrying(partitionBatch, from: from)
+            switch outcome {
             case .applied(let next, _, _, _, _):
-                from = next
                 positions.set(batch.partition, next)
                 let lag = max(0, batch.highWatermark - next)
                 progress.committed(partition: batch.partition, lag: lag)
                 Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")]).record(lag)
-                chunkStart += chunk.count
             case .fenced(let stored):
                 logger.warning(
                     "stored position moved by another consumer; skipping to it",
                     metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
                 )
                 positions.set(batch.partition, stored)
-                // Another member applied up to `stored` (a member that lost the partition finishing its
-                // batch in hand). Messages before it are skipped; this chunk is applied again from there,
-                // so that none at or after it is dropped. The consumer's next messages follow this batch
-                // in order, so no seek is needed (a seek would race with batches already taken).
-                guard stored > from else { return }  // moved back: nothing here can be applied in order
-                from = stored
             }
+            return outcome
         }
     }
 
@@ -179,6 +172,44 @@ public struct ProjectorService: Service {
                 )
                 try await Task.sleep(for: delay)
                 delay = min(delay * 2, configuration.maximumRetryDelay)
+            }
+        }
+    }
+}
+
+/// Applies a consumed batch of one partition in transactions of at most `chunkSize` messages, each
+/// from the position the previous one left.
+///
+/// A chunk may be fenced: another member (one that lost the partition and finished the batch in its
+/// hands) moved the stored position. Messages before it are skipped, and the same chunk is applied
+/// again from there, so that none at or after it is dropped; the consumer's next messages follow this
+/// batch in order, so no seek is needed (a seek would race with batches already taken). A position
+/// moved back cannot be continued in order from this batch: it stops there.
+struct BatchChunks: Sendable {
+    let chunkSize: Int
+
+    init(chunkSize: Int) {
+        self.chunkSize = max(1, chunkSize)
+    }
+
+    /// Applies messages `0..<count` from `position`; `applyChunk` applies the messages in a range from
+    /// a position (in one transaction) and reports the outcome.
+    func apply(
+        _ count: Int,
+        from position: Int64,
+        applyChunk: (Range<Int>, Int64) async throws -> ProjectionOutcome
+    ) async throws {
+        var from = position
+        var chunkStart = 0
+        while chunkStart < count {
+            let range = chunkStart..<min(chunkStart + chunkSize, count)
+            switch try await applyChunk(range, from) {
+            case .applied(let next, _, _, _, _):
+                from = next
+                chunkStart = range.upperBound
+            case .fenced(let stored):
+                guard stored > from else { return }
+                from = stored
             }
         }
     }
