@@ -48,6 +48,10 @@ struct BenchLookup: AsyncParsableCommand {
     @Option(help: "Code reads run at once before lookups queue and share a read.")
     var codeReadsInFlight = QueryAPIConfiguration().codeReadsInFlight
 
+    func validate() throws {
+        guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
+    }
+
     func run() async throws {
         var logger = Logger(label: "healthcode.bench.lookup")
         logger.logLevel = .info

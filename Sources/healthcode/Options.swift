@@ -48,6 +48,11 @@ struct PostgresOptions: ParsableArguments {
     )
     var keepAliveSeconds: Int = Env.int("HC_PG_KEEP_ALIVE_SECONDS", 0)
 
+    func validate() throws {
+        guard maximumConnections > 0 else { throw ValidationError("--pg-max-connections must be at least 1") }
+        guard keepAliveSeconds >= 0 else { throw ValidationError("--pg-keep-alive-seconds must be 0 (none) or more") }
+    }
+
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
     var configuration: PostgresConfiguration {
         var configuration = PostgresConfiguration()
@@ -176,6 +181,10 @@ struct APIOptions: ParsableArguments {
         help: "Code reads run at once before lookups queue and share a read (HC_API_CODE_READS_IN_FLIGHT)."
     )
     var codeReadsInFlight: Int = Env.int("HC_API_CODE_READS_IN_FLIGHT", 2)
+
+    func validate() throws {
+        guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
+    }
 
     var configuration: QueryAPIConfiguration {
         var configuration = QueryAPIConfiguration()
