@@ -162,7 +162,7 @@ public struct CodeQueries: Sendable {
                 return PersonCode(subject: subject, decision: decision, evaluatedAt: now, knownAt: knownAt)
             }
         }
-        let state = try await codes.person(subject)?.state() ?? PersonState()
+        let state = try await codes.state(of: subject) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let decision = policy.evaluate(state, areas: areas, at: at, knownAt: knownAt)
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
@@ -171,7 +171,7 @@ public struct CodeQueries: Sendable {
     /// The policy over `subject`'s stored state and the current designations, to evaluate at many
     /// instants (`at`, `knownAt`) without reading them again.
     public func evaluator(for subject: String) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await codes.person(subject)?.state() ?? PersonState()
+        let state = try await codes.state(of: subject) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let policy = policy
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }

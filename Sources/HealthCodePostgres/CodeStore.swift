@@ -5,30 +5,11 @@ import PostgresNIO
 
 /// Read access for the query API: a person's materialised code and state.
 public struct CodeStore: Sendable {
-    /// What is stored about one person. The state is read from its stored JSON only on demand: a code
-    /// that is still valid is answered without it.
-    public struct Person: Sendable {
-        /// The stored JSON of the person's state (``PersonState/init(storedJSON:)``).
-        public var storedState: ByteBuffer
-        public var eventCount: Int
-        public var code: CodeDecision?
-        public var evaluatedAt: Instant?
-
-        /// The person's folded state.
-        public func state() throws(StoredJSONError) -> PersonState {
-            try PersonState(storedJSON: storedState.readableBytesView)
-        }
-    }
-
-    /// State and code of one person by pseudonym, as a named prepared statement: lookups are the hottest
-    /// query of the backbone, and a prepared statement saves the server parsing and planning each one.
-    struct PersonQuery: PostgresPreparedStatement {
-        static let sql = """
-            SELECT s.state::text, s.event_count, c.decision::text, hc_micros(c.evaluated_at)
-            FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
-            WHERE s.subject = $1
-            """
-        typealias Row = (ByteBuffer, Int32, ByteBuffer?, Int64?)
+    /// The folded state of one person by pseudonym, as a named prepared statement: the read behind
+    /// every code that is evaluated rather than answered from its materialisation.
+    struct StateQuery: PostgresPreparedStatement {
+        static let sql = "SELECT state::text FROM person_state WHERE subject = $1"
+        typealias Row = ByteBuffer
 
         var subject: String
 
@@ -39,7 +20,7 @@ public struct CodeStore: Sendable {
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Row {
-            try row.decode(Row.self)
+            try row.decode(ByteBuffer.self)
         }
     }
 
@@ -87,18 +68,10 @@ public struct CodeStore: Sendable {
         self.logger = logger
     }
 
-    /// The stored state and code of a person, or `nil` if no event of theirs was projected.
-    public func person(_ subject: String) async throws -> Person? {
-        let rows = try await client.execute(PersonQuery(subject: subject), logger: logger)
-        for try await (state, count, decision, evaluatedAt) in rows {
-            return Person(
-                storedState: state,
-                eventCount: Int(count),
-                code: try decision.map { decision throws(StoredJSONError) in
-                    try CodeDecision(storedJSON: decision.readableBytesView)
-                },
-                evaluatedAt: evaluatedAt.map(Instant.init(microsecondsSinceEpoch:))
-            )
+    /// The folded state of a person, or `nil` if no event of theirs was projected.
+    public func state(of subject: String) async throws -> PersonState? {
+        for try await state in try await client.execute(StateQuery(subject: subject), logger: logger) {
+            return try PersonState(storedJSON: state.readableBytesView)
         }
         return nil
     }
