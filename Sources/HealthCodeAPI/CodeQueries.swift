@@ -60,17 +60,13 @@ public struct PersonCode: Sendable, Codable, Hashable {
         out.instant(knownAt)
         out.raw(",")
         out.key("reasons")
-        out.raw("[")
-        for (index, reason) in reasons.enumerated() {
-            if index > 0 { out.raw(",") }
+        out.array(reasons) { out, reason in
             out.raw("{")
             out.key("colour")
             out.string(reason.colour.rawValue)
             out.raw(",")
             out.key("events")
-            out.raw("[")
-            for (eventIndex, event) in reason.events.enumerated() {
-                if eventIndex > 0 { out.raw(",") }
+            out.array(reason.events) { out, event in
                 out.raw("{")
                 out.key("id")
                 out.string(event.id)
@@ -79,7 +75,7 @@ public struct PersonCode: Sendable, Codable, Hashable {
                 out.string(event.source)
                 out.raw("}")
             }
-            out.raw("],")
+            out.raw(",")
             out.key("rule")
             out.string(reason.rule)
             out.raw(",")
@@ -87,7 +83,7 @@ public struct PersonCode: Sendable, Codable, Hashable {
             out.instant(reason.until)
             out.raw("}")
         }
-        out.raw("],")
+        out.raw(",")
         out.key("ruleSet")
         out.raw("{")
         out.key("hash")

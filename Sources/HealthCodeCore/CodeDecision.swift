@@ -80,9 +80,7 @@ extension CodeDecision {
         out.instantSeconds(validUntil)
         out.raw(",")
         out.key("reasons")
-        out.raw("[")
-        for (index, reason) in reasons.enumerated() {
-            if index > 0 { out.raw(",") }
+        out.array(reasons) { out, reason in
             out.raw("{")
             out.key("rule")
             out.string(reason.rule)
@@ -94,20 +92,10 @@ extension CodeDecision {
             out.instantSeconds(reason.until)
             out.raw(",")
             out.key("events")
-            out.raw("[")
-            for (eventIndex, event) in reason.events.enumerated() {
-                if eventIndex > 0 { out.raw(",") }
-                out.raw("{")
-                out.key("source")
-                out.string(event.source)
-                out.raw(",")
-                out.key("id")
-                out.string(event.id)
-                out.raw("}")
-            }
-            out.raw("]}")
+            out.array(reason.events) { out, event in out.reference(event) }
+            out.raw("}")
         }
-        out.raw("]}")
+        out.raw("}")
         return out.bytes
     }
 }

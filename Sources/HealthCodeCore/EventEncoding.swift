@@ -73,12 +73,7 @@ extension CloudEvent {
             out.string(travel.arrivedAt.rfc3339)
         case .declaration(let declaration):
             out.key("symptoms")
-            out.raw("[")
-            for (index, symptom) in declaration.symptoms.enumerated() {
-                if index > 0 { out.raw(",") }
-                out.string(symptom.rawValue)
-            }
-            out.raw("]")
+            out.array(declaration.symptoms) { out, symptom in out.string(symptom.rawValue) }
             if let temperature = declaration.temperatureCelsius {
                 out.raw(",")
                 out.key("temperatureCelsius")

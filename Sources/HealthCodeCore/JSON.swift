@@ -412,6 +412,23 @@ public struct JSONWriter: Sendable {
         if value { raw("true") } else { raw("false") }
     }
 
+    /// Writes `[…]` with `write` called for each element, separated by commas. Inlinable, so that the
+    /// writers in other modules get it specialised.
+    @inlinable
+    public mutating func array<Elements: Sequence>(
+        _ elements: Elements,
+        _ write: (inout JSONWriter, Elements.Element) -> Void
+    ) {
+        raw("[")
+        var first = true
+        for element in elements {
+            if !first { raw(",") }
+            first = false
+            write(&self, element)
+        }
+        raw("]")
+    }
+
     /// Writes an instant as an RFC 3339 string, or `null`.
     public mutating func instant(_ instant: Instant?) {
         if let instant { string(instant.rfc3339) } else { raw("null") }

@@ -48,12 +48,7 @@ extension PersonState {
         out.key("declarations")
         out.records(declarations) { out, record in
             out.key("symptoms")
-            out.raw("[")
-            for (index, symptom) in record.symptoms.enumerated() {
-                if index > 0 { out.raw(",") }
-                out.string(symptom.rawValue)
-            }
-            out.raw("]")
+            out.array(record.symptoms) { out, symptom in out.string(symptom.rawValue) }
             if let temperature = record.temperatureCelsius {
                 out.raw(",")
                 out.key("temperatureCelsius")
@@ -150,9 +145,7 @@ extension CodeDecision {
         }
         out.raw(",")
         out.key("reasons")
-        out.raw("[")
-        for (index, reason) in reasons.enumerated() {
-            if index > 0 { out.raw(",") }
+        out.array(reasons) { out, reason in
             out.raw("{")
             out.key("rule")
             out.string(reason.rule)
@@ -166,14 +159,10 @@ extension CodeDecision {
             }
             out.raw(",")
             out.key("events")
-            out.raw("[")
-            for (eventIndex, event) in reason.events.enumerated() {
-                if eventIndex > 0 { out.raw(",") }
-                out.reference(event)
-            }
-            out.raw("]}")
+            out.array(reason.events) { out, event in out.reference(event) }
+            out.raw("}")
         }
-        out.raw("],")
+        out.raw(",")
         out.key("ruleSetID")
         out.string(ruleSetID)
         out.raw(",")
@@ -215,31 +204,29 @@ extension JSONWriter {
         _ records: [Record],
         fields: (inout JSONWriter, Record) -> Void
     ) {
-        raw("[")
-        for (index, record) in records.enumerated() {
-            if index > 0 { raw(",") }
-            raw("{")
-            key("stamp")
-            raw("{")
-            key("source")
-            string(record.stamp.source)
-            raw(",")
-            key("id")
-            string(record.stamp.id)
-            raw(",")
-            key("time")
-            string(record.stamp.time.rfc3339)
-            raw(",")
-            key("recorded")
-            string(record.stamp.recorded.rfc3339)
-            raw("},")
-            fields(&self, record)
-            raw("}")
+        array(records) { out, record in
+            out.raw("{")
+            out.key("stamp")
+            out.raw("{")
+            out.key("source")
+            out.string(record.stamp.source)
+            out.raw(",")
+            out.key("id")
+            out.string(record.stamp.id)
+            out.raw(",")
+            out.key("time")
+            out.string(record.stamp.time.rfc3339)
+            out.raw(",")
+            out.key("recorded")
+            out.string(record.stamp.recorded.rfc3339)
+            out.raw("},")
+            fields(&out, record)
+            out.raw("}")
         }
-        raw("]")
     }
 
-    fileprivate mutating func reference(_ reference: EventReference) {
+    /// Writes `{"source":…,"id":…}`.
+    mutating func reference(_ reference: EventReference) {
         raw("{")
         key("source")
         string(reference.source)

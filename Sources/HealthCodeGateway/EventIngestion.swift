@@ -293,9 +293,7 @@ public struct EventResult: Sendable {
         out.raw("{")
         if let errors {
             out.key("errors")
-            out.raw("[")
-            for (position, problem) in errors.enumerated() {
-                if position > 0 { out.raw(",") }
+            out.array(errors) { out, problem in
                 out.raw("{")
                 out.key("code")
                 out.string(problem.code)
@@ -307,7 +305,7 @@ public struct EventResult: Sendable {
                 out.string(problem.reason)
                 out.raw("}")
             }
-            out.raw("],")
+            out.raw(",")
         }
         if let failure {
             out.key("failure")

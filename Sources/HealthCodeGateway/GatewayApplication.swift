@@ -146,12 +146,8 @@ public enum GatewayApplication {
             out.integer(rejected)
             out.raw(",")
             out.key("results")
-            out.raw("[")
-            for (position, result) in results.enumerated() {
-                if position > 0 { out.raw(",") }
-                result.write(to: &out)
-            }
-            out.raw("]}")
+            out.array(results) { out, result in result.write(to: &out) }
+            out.raw("}")
             return out.bytes
         }
 
