@@ -192,12 +192,11 @@ public struct IngestBenchmark: Sendable {
         let duration = options.duration
         let output = try await backbone.withServices([client] + gateway) {
             for await _ in ready.stream { break }
-            return try await runTool(
-                "wrk",
-                [
-                    "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
-                    "-s", script.path, "http://127.0.0.1:\(port.withLock { $0 })/v1/events",
-                ]
+            return try await runWrk(
+                script: script,
+                url: "http://127.0.0.1:\(port.withLock { $0 })/v1/events",
+                connections: connections,
+                duration: duration
             )
         }
         guard let requestsPerSecond = LookupBenchmark.number(after: "Requests/sec:", in: output),
@@ -379,12 +378,11 @@ public struct LookupBenchmark: Sendable {
         try wrkScript().write(to: script, atomically: true, encoding: .utf8)
         let output = try await backbone.withServices([client, api]) {
             for await _ in ready.stream { break }
-            return try await runTool(
-                "wrk",
-                [
-                    "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
-                    "--latency", "-s", script.path, "http://127.0.0.1:\(port.withLock { $0 })",
-                ]
+            return try await runWrk(
+                script: script,
+                url: "http://127.0.0.1:\(port.withLock { $0 })",
+                connections: connections,
+                duration: duration
             )
         }
         guard let rate = Self.number(after: "Requests/sec:", in: output),
@@ -454,6 +452,18 @@ public struct LookupBenchmark: Sendable {
         }
         return tps
     }
+}
+
+/// wrk with a Lua `script` against `url`: `connections` connections from at most two threads for
+/// `duration`, with latency percentiles; its output.
+func runWrk(script: URL, url: String, connections: Int, duration: Duration) async throws -> String {
+    try await runTool(
+        "wrk",
+        [
+            "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
+            "--latency", "-s", script.path, url,
+        ]
+    )
 }
 
 /// Runs a tool (pgbench, wrk) found on the PATH; its output, or an error with its tail. Waiting for it
