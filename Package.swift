@@ -200,6 +200,7 @@ let package = Package(
             dependencies: [
                 "HealthCodeCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/HealthCodeTestSupport",
             swiftSettings: strictSwift

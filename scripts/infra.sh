@@ -96,6 +96,16 @@ stop_pg() {
     fi
 }
 
+# Drops the databases that test runs create (one per test harness, hc_test_*) and nobody is connected
+# to: the test command starts from none, so that a developer's cluster does not collect them run after run.
+drop_test_databases() {
+    pg_running || die "PostgreSQL is not running"
+    as_pg_user psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SELECT format('DROP DATABASE %I', d.datname) FROM pg_database d
+WHERE d.datname LIKE 'hc\_test\_%' AND NOT EXISTS (SELECT FROM pg_stat_activity a WHERE a.datname = d.datname) \gexec
+SQL
+}
+
 kafka_pid() { [ -f "$kafka_dir/tansu.pid" ] && cat "$kafka_dir/tansu.pid"; }
 kafka_running() { local p; p="$(kafka_pid 2>/dev/null)" && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 
@@ -142,6 +152,7 @@ case "${1:-}" in
     freeze-kafka) kafka_running && kill -STOP "$(kafka_pid)" && log "Kafka broker frozen" ;;
     thaw-kafka) kafka_running && kill -CONT "$(kafka_pid)" && log "Kafka broker thawed" ;;
     restart-pg) stop_pg; start_pg ;;
-    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg|freeze-kafka|thaw-kafka" >&2
+    drop-test-databases) drop_test_databases ;;
+    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg|freeze-kafka|thaw-kafka|drop-test-databases" >&2
         exit 2 ;;
 esac

@@ -175,7 +175,7 @@ struct APIOptions: ParsableArguments {
         name: .customLong("trusted-issuers-file"),
         help: "JSON {issuer: JWKS URL or file} of regions whose codes are accepted (HC_TRUSTED_ISSUERS_FILE)."
     )
-    var trustedIssuersFile: String? = ProcessInfo.processInfo.environment["HC_TRUSTED_ISSUERS_FILE"]
+    var trustedIssuersFile: String?
     @Option(
         name: .customLong("code-reads-in-flight"),
         help: "Code reads run at once before lookups queue and share a read (HC_API_CODE_READS_IN_FLIGHT)."
@@ -193,7 +193,8 @@ struct APIOptions: ParsableArguments {
         configuration.issuer = issuer
         configuration.signingKeysDirectory = signingKeysDirectory
         configuration.signedCodeLifetime = .seconds(signedCodeLifetimeSeconds)
-        configuration.trustedIssuersFile = trustedIssuersFile
+        configuration.trustedIssuersFile =
+            trustedIssuersFile ?? ProcessInfo.processInfo.environment["HC_TRUSTED_ISSUERS_FILE"]
         configuration.codeReadsInFlight = codeReadsInFlight
         return configuration
     }
@@ -201,11 +202,11 @@ struct APIOptions: ParsableArguments {
 
 struct RulesOptions: ParsableArguments {
     @Option(name: .customLong("rules"), help: "Rule set file (HC_RULES; default projections/rules/reference-v1.json).")
-    var rules: String? = ProcessInfo.processInfo.environment["HC_RULES"]
+    var rules: String?
 
     func ruleSet() throws -> RuleSet {
         let url: URL
-        if let rules {
+        if let rules = rules ?? ProcessInfo.processInfo.environment["HC_RULES"] {
             url = URL(fileURLWithPath: rules)
         } else if let found = ProjectFiles.locate("projections/rules/reference-v1.json") {
             url = found

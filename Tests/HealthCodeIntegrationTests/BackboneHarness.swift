@@ -14,14 +14,6 @@ import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 
-/// A logger for tests: warnings and up unless `HC_TEST_LOG_LEVEL` says otherwise.
-func testLogger(_ label: String = "integration-tests") -> Logger {
-    var logger = Logger(label: label)
-    logger.logLevel =
-        ProcessInfo.processInfo.environment["HC_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
-    return logger
-}
-
 /// An isolated backbone for one test: its own PostgreSQL database (migrated), its own topic and
 /// consumer group on the local broker, and a fixed pseudonym key.
 struct TestBackbone: Sendable {
@@ -116,33 +108,6 @@ struct TestBackbone: Sendable {
     /// Runs `body` with a PostgreSQL client on this test's database.
     func withDatabase<Result: Sendable>(_ body: (PostgresClient) async throws -> Result) async throws -> Result {
         try await Backbone.withPostgres(clientConfiguration, logger: testLogger(), body)
-    }
-
-    /// Runs `services` in one group around `body`, then shuts them down gracefully.
-    func withServices<Result: Sendable>(
-        _ services: [any Service],
-        _ body: () async throws -> Result
-    ) async throws -> Result {
-        let group = ServiceGroup(
-            configuration: .init(
-                services: services.map { .init(service: $0) },
-                gracefulShutdownSignals: [],
-                logger: testLogger()
-            )
-        )
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                let result = try await body()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
     }
 
     /// The gateway, projector and API of this backbone; `body` gets their base URLs.

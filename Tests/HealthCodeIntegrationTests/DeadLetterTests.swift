@@ -28,7 +28,7 @@ struct DeadLetterTests {
             configuration: KafkaProducerConfiguration(bootstrapServers: backbone.topic.bootstrapServers),
             logger: logger
         )
-        try await backbone.withServices([producer]) {
+        try await withServices([producer]) {
             let half = events.count / 2
             var messages = events[..<half].map {
                 KafkaOutgoingMessage(topic: backbone.topic.topic, key: Array($0.subject.utf8), value: $0.jsonBytes())

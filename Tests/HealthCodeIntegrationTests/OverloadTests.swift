@@ -155,7 +155,7 @@ struct OverloadTests {
         let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
 
         let record = LoadRecord()
-        let (capacity, baselineMemory, peakMemory) = try await backbone.withServices([client] + gateway) {
+        let (capacity, baselineMemory, peakMemory) = try await withServices([client] + gateway) {
             await started.wait()
             let url = "http://127.0.0.1:\(port.withLock { $0 })/v1/events"
             let capacity = await Self.measureCapacity(http, url: url, concurrency: 8, duration: .seconds(3))
@@ -226,7 +226,7 @@ struct OverloadTests {
             KafkaTopicPartition(topic: backbone.topic.topic, partition: $0)
         }
         var inKafka: [String: Int] = [:]
-        try await backbone.withServices([consumer]) {
+        try await withServices([consumer]) {
             try consumer.assign(Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) }))
             let ends = try await consumer.watermarks(for: partitions)
             let total = ends.values.reduce(0) { $0 + Int($1.high) }

@@ -84,7 +84,7 @@ func publish(_ events: [CloudEvent], to backbone: TestBackbone) async throws {
     var configuration = KafkaProducerConfiguration(bootstrapServers: backbone.topic.bootstrapServers)
     configuration.linger = .milliseconds(20)
     let producer = try KafkaProducer(configuration: configuration, logger: logger)
-    try await backbone.withServices([producer]) {
+    try await withServices([producer]) {
         for start in stride(from: 0, to: events.count, by: 5_000) {
             let messages = events[start..<min(start + 5_000, events.count)].map {
                 KafkaOutgoingMessage(topic: backbone.topic.topic, key: Array($0.subject.utf8), value: $0.jsonBytes())

@@ -1,4 +1,5 @@
 import CRdkafka
+import HealthCodeTestSupport
 import Testing
 
 @testable import HealthCodeKafka

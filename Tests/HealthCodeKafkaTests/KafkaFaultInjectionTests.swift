@@ -1,5 +1,6 @@
 import Foundation
 import HealthCodeKafka
+import HealthCodeTestSupport
 import Testing
 
 /// Fault injection with librdkafka's in-process mock cluster: brokers going down, injected request

@@ -4,41 +4,6 @@ import HealthCodeTestSupport
 import Logging
 import ServiceLifecycle
 
-/// A logger for tests: warnings and up unless `HC_TEST_LOG_LEVEL` says otherwise.
-func testLogger(_ label: String = "kafka-tests") -> Logger {
-    var logger = Logger(label: label)
-    logger.logLevel =
-        ProcessInfo.processInfo.environment["HC_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
-    return logger
-}
-
-/// Runs `services` in a service group around `body`, then shuts them down gracefully.
-func withServices<Result: Sendable>(
-    _ services: [any Service],
-    _ body: () async throws -> Result
-) async throws -> Result {
-    let group = ServiceGroup(
-        configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [],
-            logger: testLogger()
-        )
-    )
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-    }
-}
-
 /// Consumer settings that make Tansu's group joins take ~3 s instead of ~23 s.
 func fastGroupConfiguration(bootstrapServers: [String], groupID: String) -> KafkaConsumerConfiguration {
     var configuration = KafkaConsumerConfiguration(bootstrapServers: bootstrapServers, groupID: groupID)
