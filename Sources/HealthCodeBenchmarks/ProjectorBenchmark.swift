@@ -85,7 +85,7 @@ public struct ProjectorBenchmark: Sendable {
             servers.postgresConfiguration(database: "healthcode", connections: 2),
             logger: logger
         ) {
-            try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
+            _ = try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
         }
         let migrations = try SchemaMigrator.migrations(
             in: options.root.appendingPathComponent("projections/migrations")

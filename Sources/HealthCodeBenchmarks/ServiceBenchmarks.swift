@@ -29,7 +29,7 @@ struct BenchBackbone: Sendable {
         let backbone = BenchBackbone(servers: servers, topic: topic, logger: logger)
         do {
             try await Backbone.withPostgres(backbone.postgres(database: "healthcode"), logger: logger) {
-                try await $0.query("CREATE DATABASE bench", logger: logger)
+                _ = try await $0.query("CREATE DATABASE bench", logger: logger)
             }
             let migrations = try SchemaMigrator.migrations(in: root.appendingPathComponent("projections/migrations"))
             try await Backbone.withPostgres(backbone.postgres(database: "bench"), logger: logger) {

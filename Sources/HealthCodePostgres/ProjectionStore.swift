@@ -37,6 +37,22 @@ public struct ArchivedEvent: Sendable {
     }
 }
 
+/// Where an archived event was on Kafka (its topic is the batch's).
+public struct KafkaPosition: Sendable, Hashable {
+    public var partition: Int32
+    public var offset: Int64
+
+    public init(partition: Int32, offset: Int64) {
+        self.partition = partition
+        self.offset = offset
+    }
+}
+
+extension ArchivedEvent {
+    /// Where the event was on Kafka.
+    public var position: KafkaPosition { KafkaPosition(partition: partition, offset: offset) }
+}
+
 /// A person's state and code as stored.
 public struct StoredPerson: Sendable {
     public var state: PersonState
@@ -279,23 +295,25 @@ public struct ProjectionTransaction: Sendable {
         return nil
     }
 
-    /// Appends person events to the archive; returns the keys that were new (not archived before).
-    public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+    /// Appends person events to the archive; returns where on Kafka the new ones (not archived before)
+    /// were.
+    public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<KafkaPosition> {
         try await archive(events, into: "event_archive", subjectColumn: "subject")
     }
 
-    /// Appends area events to the reference archive; returns the keys that were new.
-    public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<EventKey> {
+    /// Appends area events to the reference archive; returns where on Kafka the new ones were.
+    public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<KafkaPosition> {
         try await archive(events, into: "area_event_archive", subjectColumn: "area_code")
     }
 
-    /// One insert for the whole batch; a `source`+`id` archived before inserts nothing. `table` and
-    /// `subjectColumn` are fixed names from the two callers above, never input.
+    /// One insert for the whole batch; a `source`+`id` archived before inserts nothing. The new rows
+    /// are named by their Kafka partition and offset, which is cheaper to return and compare than
+    /// their keys. `table` and `subjectColumn` are fixed names from the two callers above, never input.
     private func archive(
         _ events: [ArchivedEvent],
         into table: String,
         subjectColumn: String
-    ) async throws -> Set<EventKey> {
+    ) async throws -> Set<KafkaPosition> {
         guard !events.isEmpty else { return [] }
         let subjects = events.map(\.event.subject)
         let sources = events.map(\.event.source)
@@ -317,13 +335,13 @@ public struct ProjectionTransaction: Sendable {
                         \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
                         \(partitions)::int4[], \(offsets)::int8[]) AS x(s, src, i, ty, t, r, b, tp, p, o)
             ON CONFLICT DO NOTHING
-            RETURNING source, event_id
+            RETURNING kafka_partition, kafka_offset
             """,
             logger: logger
         )
-        var inserted = Set<EventKey>()
-        for try await (source, id) in rows.decode((String, String).self) {
-            inserted.insert(EventKey(source: source, id: id))
+        var inserted = Set<KafkaPosition>(minimumCapacity: events.count)
+        for try await (partition, offset) in rows.decode((Int32, Int64).self) {
+            inserted.insert(KafkaPosition(partition: partition, offset: offset))
         }
         return inserted
     }

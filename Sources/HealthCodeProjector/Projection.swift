@@ -137,18 +137,18 @@ public struct Projection: Sendable {
         var areas = try await catalog.refresh(in: transaction)
         let evaluatedAt = now()
 
-        let newAreaKeys = try await transaction.archiveAreaEvents(decoded.areaEvents)
-        for archived in decoded.areaEvents where newAreaKeys.contains(archived.event.key) {
+        let newAreaEvents = try await transaction.archiveAreaEvents(decoded.areaEvents)
+        for archived in decoded.areaEvents where newAreaEvents.contains(archived.position) {
             if let job = reevaluation(after: archived.event, areas: areas) {
                 try await transaction.enqueue(job)
             }
             areas.apply(archived.event)
         }
 
-        let newKeys = try await transaction.archivePersonEvents(decoded.personEvents)
+        let newEvents = try await transaction.archivePersonEvents(decoded.personEvents)
         var newEventsBySubject: [String: [CloudEvent]] = [:]
         var presences: [(subject: String, event: EventReference, presence: Presence)] = []
-        for archived in decoded.personEvents where newKeys.contains(archived.event.key) {
+        for archived in decoded.personEvents where newEvents.contains(archived.position) {
             let event = archived.event
             newEventsBySubject[event.subject, default: []].append(event)
             for presence in event.presences {
@@ -180,7 +180,7 @@ public struct Projection: Sendable {
                 )
             }
         }
-        return (newKeys.count + newAreaKeys.count, changes)
+        return (newEvents.count + newAreaEvents.count, changes)
     }
 
     /// The people a new area event may concern: for a designation, those present in the area (or a
