@@ -78,17 +78,16 @@ struct TestBackbone: Sendable {
         PublisherAPIKey.prefix + PublisherAPIKey.hash("test-publisher:" + source)
     }
 
+    /// The services' own client settings (generic plans, kept-open pool), on the test's database.
     static func clientConfiguration(port: Int, database: String) -> PostgresClient.Configuration {
-        var configuration = PostgresClient.Configuration(
-            host: LocalInfrastructure.postgresHost,
-            port: port,
-            username: LocalInfrastructure.postgresUser,
-            password: LocalInfrastructure.postgresPassword,
-            database: database,
-            tls: .disable
-        )
-        configuration.options.maximumConnections = 4
-        return configuration
+        var configuration = PostgresConfiguration()
+        configuration.host = LocalInfrastructure.postgresHost
+        configuration.port = port
+        configuration.username = LocalInfrastructure.postgresUser
+        configuration.password = LocalInfrastructure.postgresPassword
+        configuration.database = database
+        configuration.maximumConnections = 4
+        return configuration.clientConfiguration()
     }
 
     /// The client configuration of this test's database.
