@@ -198,6 +198,7 @@ let package = Package(
         .target(
             name: "HealthCodeTestSupport",
             dependencies: [
+                "HealthCodeBackbone",
                 "HealthCodeCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

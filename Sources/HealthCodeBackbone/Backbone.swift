@@ -273,6 +273,38 @@ extension Backbone {
 }
 
 extension Backbone {
+    /// Runs `services` in one service group (no signal handling) around `body`, then shuts them down
+    /// gracefully; if `body` throws, they are shut down and its error is rethrown. For tools,
+    /// benchmarks and tests that need services only while they work.
+    public static func withServices<Result: Sendable>(
+        _ services: [any Service],
+        logger: Logger,
+        _ body: () async throws -> Result
+    ) async throws -> Result {
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { .init(service: $0) },
+                gracefulShutdownSignals: [],
+                logger: logger
+            )
+        )
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                let result = try await body()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+}
+
+extension Backbone {
     /// The replay of dead letters through the projection, on `postgres` (which must be running).
     public static func deadLetterReplay(postgres: PostgresClient, ruleSet: RuleSet, logger: Logger) -> DeadLetterReplay
     {

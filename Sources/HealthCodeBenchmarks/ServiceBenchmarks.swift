@@ -51,20 +51,7 @@ struct BenchBackbone: Sendable {
         _ services: [any Service],
         _ body: @Sendable () async throws -> Result
     ) async throws -> Result {
-        let group = ServiceGroup(services: services, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            do {
-                let result = try await body()
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
-        }
+        try await Backbone.withServices(services, logger: logger, body)
     }
 }
 

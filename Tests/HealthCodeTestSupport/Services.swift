@@ -1,4 +1,5 @@
 import Foundation
+import HealthCodeBackbone
 import Logging
 import ServiceLifecycle
 
@@ -16,24 +17,5 @@ public func withServices<Result: Sendable>(
     _ services: [any Service],
     _ body: () async throws -> Result
 ) async throws -> Result {
-    let group = ServiceGroup(
-        configuration: .init(
-            services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [],
-            logger: testLogger()
-        )
-    )
-    return try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await group.run() }
-        do {
-            let result = try await body()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
-            return result
-        } catch {
-            await group.triggerGracefulShutdown()
-            try? await tasks.waitForAll()
-            throw error
-        }
-    }
+    try await Backbone.withServices(services, logger: testLogger(), body)
 }
