@@ -265,11 +265,16 @@ public struct LookupBenchmark: Sendable {
         public var p99: Duration
         public var pgbenchTPS: Double
         public var ratio: Double { pgbenchTPS > 0 ? requestsPerSecond / pgbenchTPS : 0 }
+        /// The line before the last: `bench lookup latency: p50 X ms, p99 X ms`.
+        public var latencyLine: String {
+            "bench lookup latency: p50 \(String(format: "%.2f", p50.inMilliseconds)) ms, "
+                + "p99 \(String(format: "%.2f", p99.inMilliseconds)) ms"
+        }
+
         /// The last line: `bench lookup: N req/s, p99 X ms, pgbench M tps, ratio R`.
         public var line: String {
-            "bench lookup: \(Int(requestsPerSecond)) req/s, p50 \(String(format: "%.2f", p50.inMilliseconds)) ms, "
-                + "p99 \(String(format: "%.2f", p99.inMilliseconds)) ms, pgbench \(Int(pgbenchTPS)) tps, "
-                + "ratio \(String(format: "%.2f", ratio))"
+            "bench lookup: \(Int(requestsPerSecond)) req/s, p99 \(String(format: "%.2f", p99.inMilliseconds)) ms, "
+                + "pgbench \(Int(pgbenchTPS)) tps, ratio \(String(format: "%.2f", ratio))"
         }
     }
 

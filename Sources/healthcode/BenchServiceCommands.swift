@@ -60,6 +60,8 @@ struct BenchLookup: AsyncParsableCommand {
         options.connections = connections
         options.codeReadsInFlight = codeReadsInFlight
         options.duration = .seconds(seconds)
-        print(try await LookupBenchmark(options: options, logger: logger).run().line)
+        let result = try await LookupBenchmark(options: options, logger: logger).run()
+        print(result.latencyLine)
+        print(result.line)
     }
 }
