@@ -126,16 +126,16 @@ public struct PersonCode: Sendable, Codable, Hashable {
 /// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
 public struct CodeQueries: Sendable {
     private let codes: CodeStore
-    private let reads: CodeReadBatches
+    private let reads: EventLoopCodeReads
     private let catalog: RiskAreaCatalog
     private let policy: Policy
     private let ruleSetHash: String
     private let refreshInterval: Duration
 
-    /// - Parameter reads: batches the reads of materialised codes (``CodeReadBatches``).
+    /// - Parameter reads: the reads of materialised codes (``EventLoopCodeReads``).
     public init(
         codes: CodeStore,
-        reads: CodeReadBatches,
+        reads: EventLoopCodeReads,
         catalog: RiskAreaCatalog,
         policy: Policy,
         ruleSet: RuleSet,

@@ -17,10 +17,11 @@ public struct QueryAPIConfiguration: Sendable {
     /// instance accepts (mutual recognition); `nil`: only its own. Default `nil`.
     public var trustedIssuersFile: String?
 
-    /// Reads of materialised codes that run at once before further lookups queue and share one read
-    /// (``CodeReadBatches``). Default 2: enough round trips in flight to keep PostgreSQL busy, few enough
-    /// that under load each read serves several lookups.
-    public var codeReadsInFlight: Int = 2
+    /// Reads of materialised codes that each event loop runs at once before its further lookups queue
+    /// and share one read (``EventLoopCodeReads``, ``CodeReadBatches``); each loop's pool has as many
+    /// connections. Default 1: with one read per loop in flight PostgreSQL stays busy, and under load
+    /// each read serves several lookups (`bench lookup` measured 2 per loop slower).
+    public var codeReadsInFlight: Int = 1
     /// Most lookups one read of materialised codes serves. Default 64.
     public var maximumCodeReadBatch: Int = 64
 

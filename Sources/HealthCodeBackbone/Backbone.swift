@@ -8,6 +8,7 @@ import HealthCodePostgres
 import HealthCodeProjector
 import Hummingbird
 import Logging
+import NIOPosix
 import PostgresNIO
 import ServiceLifecycle
 
@@ -167,19 +168,22 @@ public enum Backbone {
         )
     }
 
-    /// The query API's HTTP server. `postgres` must run in the same group, before it; `pseudonymizer`
-    /// (the gateway's key) hashes the identifiers of code lookups. Reads the issuer's signing keys
-    /// (creating a first one if `createSigningKey`) and the JWKS of the trusted regions.
+    /// The query API's services: the pools of its code reads (one per event loop, to `codeReadPostgres`;
+    /// see ``EventLoopCodeReads``) and its HTTP server, in that order. `postgres` serves everything else
+    /// and must run in the same group, before them; `pseudonymizer` (the gateway's key) hashes the
+    /// identifiers of code lookups. Reads the issuer's signing keys (creating a first one if
+    /// `createSigningKey`) and the JWKS of the trusted regions.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
+        codeReadPostgres: PostgresClient.Configuration,
         ruleSet: RuleSet,
         pseudonymizer: Pseudonymizer,
         createSigningKey: Bool = false,
         metrics: (@Sendable () -> [UInt8])?,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
-    ) async throws -> any Service {
+    ) async throws -> [any Service] {
         let issuer = try await CodeIssuer(
             issuer: configuration.issuer,
             keys: try CodeSigningKey.load(
@@ -193,13 +197,16 @@ public enum Backbone {
         trusted[issuer.issuer] = issuer.jwks
         let store = ProjectionStore(client: postgres, logger: logger)
         let codes = CodeStore(client: postgres, logger: logger)
+        let reads = EventLoopCodeReads(
+            postgres: codeReadPostgres,
+            eventLoops: MultiThreadedEventLoopGroup.singleton,
+            readsInFlight: configuration.codeReadsInFlight,
+            maximumBatch: configuration.maximumCodeReadBatch,
+            logger: logger
+        )
         let queries = CodeQueries(
             codes: codes,
-            reads: CodeReadBatches(
-                readsInFlight: configuration.codeReadsInFlight,
-                maximumBatch: configuration.maximumCodeReadBatch,
-                read: { try await codes.codes(of: $0) }
-            ),
+            reads: reads,
             catalog: RiskAreaCatalog(store: store, logger: logger),
             policy: Policy(ruleSet: ruleSet),
             ruleSet: ruleSet,
@@ -215,7 +222,7 @@ public enum Backbone {
             issuer: issuer,
             verifier: try await SignedCodeVerifier(trusted: trusted)
         )
-        return QueryAPIApplication.make(
+        let application = QueryAPIApplication.make(
             api: api,
             configuration: configuration,
             now: Instant.now,
@@ -223,6 +230,7 @@ public enum Backbone {
             onServerRunning: onServerRunning,
             logger: logger
         )
+        return [reads, application]
     }
 
     /// Whether the projector group has applied every message on the topic: the positions stored in

@@ -354,6 +354,7 @@ public struct LookupBenchmark: Sendable {
         let api = try await Backbone.queryAPI(
             configuration: configuration,
             postgres: client,
+            codeReadPostgres: backbone.postgres(),
             ruleSet: rules,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
             createSigningKey: true,
@@ -368,7 +369,7 @@ public struct LookupBenchmark: Sendable {
         let duration = options.duration
         let script = backbone.servers.directory.appendingPathComponent("lookup.lua")
         try wrkScript().write(to: script, atomically: true, encoding: .utf8)
-        let output = try await backbone.withServices([client, api]) {
+        let output = try await backbone.withServices([client] + api) {
             for await _ in ready.stream { break }
             return try await runWrk(
                 script: script,

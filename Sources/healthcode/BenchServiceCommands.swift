@@ -45,7 +45,7 @@ struct BenchLookup: AsyncParsableCommand {
     @Option(help: "People with a stored code.") var people = 100_000
     @Option(help: "Concurrent HTTP connections and pgbench clients.") var connections = 8
     @Option(help: "Seconds per measurement.") var seconds = 10
-    @Option(help: "Code reads run at once before lookups queue and share a read.")
+    @Option(help: "Code reads each event loop runs at once before lookups queue and share a read.")
     var codeReadsInFlight = QueryAPIConfiguration().codeReadsInFlight
 
     func validate() throws {

@@ -178,9 +178,9 @@ struct APIOptions: ParsableArguments {
     var trustedIssuersFile: String?
     @Option(
         name: .customLong("code-reads-in-flight"),
-        help: "Code reads run at once before lookups queue and share a read (HC_API_CODE_READS_IN_FLIGHT)."
+        help: "Code reads per event loop at once before lookups queue and share one (HC_API_CODE_READS_IN_FLIGHT)."
     )
-    var codeReadsInFlight: Int = Env.int("HC_API_CODE_READS_IN_FLIGHT", 2)
+    var codeReadsInFlight: Int = Env.int("HC_API_CODE_READS_IN_FLIGHT", QueryAPIConfiguration().codeReadsInFlight)
 
     func validate() throws {
         guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }

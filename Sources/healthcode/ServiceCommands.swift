@@ -135,14 +135,15 @@ struct APICommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
-        let service = try await Backbone.queryAPI(
+        let services = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
+            codeReadPostgres: postgres.configuration.clientConfiguration(),
             ruleSet: try rules.ruleSet(),
             pseudonymizer: try pseudonym.pseudonymizer(),
             metrics: metrics,
             logger: logger
         )
-        try await runServiceGroup([.init(service: client), .init(service: service)], logger: logger)
+        try await runServiceGroup(([client] + services).map { .init(service: $0) }, logger: logger)
     }
 }

@@ -72,9 +72,10 @@ struct UpCommand: AsyncParsableCommand {
             onServerRunning: { _ in started.ready() },
             logger: logger
         )
-        let apiService = try await Backbone.queryAPI(
+        let apiServices = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
+            codeReadPostgres: pgConfiguration,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
@@ -116,7 +117,7 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let services: [any Service] =
-            [client] + projection.services + [operations] + gatewayServices + [apiService, demo]
+            [client] + projection.services + [operations] + gatewayServices + apiServices + [demo]
         try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
     }
 }

@@ -150,6 +150,7 @@ struct TestBackbone: Sendable {
         let api = try await Backbone.queryAPI(
             configuration: apiConfiguration,
             postgres: client,
+            codeReadPostgres: clientConfiguration,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
@@ -161,7 +162,7 @@ struct TestBackbone: Sendable {
             logger: logger
         )
         let probe = Probe(backbone: self, consumer: projector.consumer, client: client)
-        return try await withServices([client] + projector.services + gateway + [api]) {
+        return try await withServices([client] + projector.services + gateway + api) {
             await started.wait()
             return try await body("http://127.0.0.1:\(ports.gateway)", "http://127.0.0.1:\(ports.api)", probe)
         }
