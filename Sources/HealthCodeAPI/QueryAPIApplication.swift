@@ -84,11 +84,7 @@ public enum QueryAPIApplication {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, metrics: metrics)
         router.get("openapi.json") { _, _ -> Response in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: QueryAPIOpenAPI.document))
-            )
+            JSONResponse.written(ByteBuffer(string: QueryAPIOpenAPI.document))
         }
         router.get("v1/people/:pseudonym/code") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
@@ -99,11 +95,7 @@ public enum QueryAPIApplication {
                 return problem.response
             case .success(let (at, knownAt)):
                 let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
-                return Response(
-                    status: .ok,
-                    headers: [.contentType: "application/json"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: code.jsonBytes()))
-                )
+                return JSONResponse.written(ByteBuffer(bytes: code.jsonBytes()))
             }
         }
         router.post("v1/code-lookups") { request, _ -> Response in
@@ -277,11 +269,7 @@ public enum QueryAPIApplication {
             json += String(decoding: try encoder.encode(table.table), as: UTF8.self) + ":" + table.rowsJSON
         }
         json += "}}"
-        return Response(
-            status: .ok,
-            headers: [.contentType: "application/json"],
-            body: ResponseBody(byteBuffer: ByteBuffer(string: json))
-        )
+        return JSONResponse.written(ByteBuffer(string: json))
     }
 
     /// Builds the API application listening where the configuration says.

@@ -25,11 +25,7 @@ public enum GatewayApplication {
         OperationalRoutes.add(to: router, metrics: metrics)
         let admission = IngestAdmission(limit: configuration.maximumConcurrentRequests)
         router.get("openapi.json") { _, _ -> Response in
-            Response(
-                status: .ok,
-                headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: ByteBuffer(string: GatewayOpenAPI.document))
-            )
+            JSONResponse.written(ByteBuffer(string: GatewayOpenAPI.document))
         }
         router.post("v1/events") { request, _ -> Response in
             let response = try await ingest(
@@ -152,13 +148,7 @@ public enum GatewayApplication {
         }
 
         func response(status: HTTPResponse.Status, headers: HTTPFields = [:]) -> Response {
-            var fields = headers
-            fields[.contentType] = "application/json"
-            return Response(
-                status: status,
-                headers: fields,
-                body: ResponseBody(byteBuffer: ByteBuffer(bytes: jsonBytes()))
-            )
+            JSONResponse.written(ByteBuffer(bytes: jsonBytes()), status: status, headers: headers)
         }
     }
 

@@ -16,10 +16,18 @@ public enum JSONResponse {
         status: HTTPResponse.Status = .ok,
         headers: HTTPFields = [:]
     ) throws -> Response {
-        let data = try encoder.encode(value)
+        written(ByteBuffer(bytes: try encoder.encode(value)), status: status, headers: headers)
+    }
+
+    /// A response whose body is JSON written already: by hand on hot paths, or a document kept as text.
+    public static func written(
+        _ body: ByteBuffer,
+        status: HTTPResponse.Status = .ok,
+        headers: HTTPFields = [:]
+    ) -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        return Response(status: status, headers: fields, body: ResponseBody(byteBuffer: body))
     }
 
     /// An RFC 9457 problem response (`application/problem+json`) naming what is wrong.
