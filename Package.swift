@@ -164,6 +164,7 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeKafka",
                 "HealthCodePostgres",
+                "HealthCodeProjector",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

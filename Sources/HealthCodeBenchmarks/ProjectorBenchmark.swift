@@ -3,6 +3,7 @@ import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeKafka
 import HealthCodePostgres
+import HealthCodeProjector
 import Logging
 import NIOCore
 import PostgresNIO
@@ -21,8 +22,8 @@ public struct ProjectorBenchmark: Sendable {
         public var eventsPerPerson = 10
         /// Partitions of the topic. Default 8.
         public var partitions = 8
-        /// Events per projector transaction. Default 1000.
-        public var batchSize = 1000
+        /// Events per projector transaction. Default: the projector's default.
+        public var batchSize = ProjectorConfiguration().batchSize
         /// The repository root (scripts/infra.sh, projections/).
         public var root: URL
         /// The `healthcode` binary that runs the projector.

@@ -5,8 +5,11 @@ public struct ProjectorConfiguration: Sendable {
     /// Consumer group; projectors in one group split the partitions. It also names the positions
     /// stored in PostgreSQL. Default `healthcode-projector`.
     public var group: String = "healthcode-projector"
-    /// Most messages applied in one PostgreSQL transaction. Default 1000.
-    public var batchSize: Int = 1000
+    /// Most messages applied in one PostgreSQL transaction. Each transaction pays a fixed cost (begin,
+    /// position compare-and-set, catalog check, commit with its fsync); 2000 spreads it over twice the
+    /// events of 1000 (`bench projector`: +40% events/s, peak RSS 150–170 MB with a backlog of a
+    /// million events). Default 2000.
+    public var batchSize: Int = 2000
     /// Most consumed batches taken from the consumer and not yet applied. Batches of different
     /// partitions are applied concurrently (one transaction each), so this also bounds the
     /// concurrent transactions; the PostgreSQL pool should have at least as many connections.

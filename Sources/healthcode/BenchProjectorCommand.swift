@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HealthCodeBenchmarks
+import HealthCodeProjector
 import Logging
 
 /// `healthcode bench projector`: projection throughput against PostgreSQL's COPY ceiling.
@@ -17,7 +18,7 @@ struct BenchProjector: AsyncParsableCommand {
     var partitions = 8
 
     @Option(help: "Events per projector transaction.")
-    var batchSize = 1000
+    var batchSize = ProjectorConfiguration().batchSize
 
     func run() async throws {
         var logger = Logger(label: "healthcode.bench.projector")

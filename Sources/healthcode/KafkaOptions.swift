@@ -30,12 +30,12 @@ struct ProjectorOptions: ParsableArguments {
     @Option(name: .customLong("group"), help: "Projector consumer group (HC_PROJECTOR_GROUP).")
     var group: String = Env.string("HC_PROJECTOR_GROUP", "healthcode-projector")
     @Option(name: .customLong("batch-size"), help: "Most events per projector transaction (HC_PROJECTOR_BATCH_SIZE).")
-    var batchSize: Int = Env.int("HC_PROJECTOR_BATCH_SIZE", 1000)
+    var batchSize: Int = Env.int("HC_PROJECTOR_BATCH_SIZE", ProjectorConfiguration().batchSize)
     @Option(
         name: .customLong("batches-in-flight"),
         help: "Most consumed batches not yet applied (HC_PROJECTOR_BATCHES_IN_FLIGHT)."
     )
-    var batchesInFlight: Int = Env.int("HC_PROJECTOR_BATCHES_IN_FLIGHT", 4)
+    var batchesInFlight: Int = Env.int("HC_PROJECTOR_BATCHES_IN_FLIGHT", ProjectorConfiguration().maximumBatchesInFlight)
     @Option(
         name: .customLong("transaction-timeout"),
         help: "Seconds before a stuck projector transaction is retried (HC_PROJECTOR_TRANSACTION_TIMEOUT)."
