@@ -35,7 +35,10 @@ struct ProjectorOptions: ParsableArguments {
         name: .customLong("batches-in-flight"),
         help: "Most consumed batches not yet applied (HC_PROJECTOR_BATCHES_IN_FLIGHT)."
     )
-    var batchesInFlight: Int = Env.int("HC_PROJECTOR_BATCHES_IN_FLIGHT", ProjectorConfiguration().maximumBatchesInFlight)
+    var batchesInFlight: Int = Env.int(
+        "HC_PROJECTOR_BATCHES_IN_FLIGHT",
+        ProjectorConfiguration().maximumBatchesInFlight
+    )
     @Option(
         name: .customLong("transaction-timeout"),
         help: "Seconds before a stuck projector transaction is retried (HC_PROJECTOR_TRANSACTION_TIMEOUT)."
