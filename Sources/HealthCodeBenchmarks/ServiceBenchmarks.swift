@@ -321,7 +321,7 @@ public struct LookupBenchmark: Sendable {
             try await client.query(
                 """
                 INSERT INTO person_state (subject, state, event_count)
-                SELECT md5(i::text), \(state)::jsonb, \(Int32(person.eventCount))
+                SELECT md5(i::text), \(state)::json, \(Int32(person.eventCount))
                 FROM generate_series(1, \(options.people)) i
                 """,
                 logger: logger
@@ -329,7 +329,7 @@ public struct LookupBenchmark: Sendable {
             try await client.query(
                 """
                 INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
-                SELECT md5(i::text), \(decision.status.rawValue), hc_instant(\(validUntil)), \(code)::jsonb,
+                SELECT md5(i::text), \(decision.status.rawValue), hc_instant(\(validUntil)), \(code)::json,
                     \(rules.contentHash), now()
                 FROM generate_series(1, \(options.people)) i
                 """,

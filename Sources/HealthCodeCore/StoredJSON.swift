@@ -1,4 +1,4 @@
-/// The JSON the projector stores for a person's state and code (PostgreSQL `jsonb`), written and read by hand
+/// The JSON the projector stores for a person's state and code (PostgreSQL `json`), written and read by hand
 /// over UTF-8 bytes: every applied batch writes one state and one decision per person and every code lookup
 /// reads them back, where Foundation's `JSONEncoder`/`JSONDecoder` cost more than the database round trip.
 ///

@@ -382,7 +382,7 @@ public struct ProjectionTransaction: Sendable {
         try await connection.query(
             """
             INSERT INTO person_state (subject, state, event_count, updated_at)
-            SELECT s, st::jsonb, n, now() FROM unnest(\(subjects)::text[], \(states)::text[], \(counts)::int4[])
+            SELECT s, st::json, n, now() FROM unnest(\(subjects)::text[], \(states)::text[], \(counts)::int4[])
                 AS x(s, st, n)
             ON CONFLICT (subject) DO UPDATE
                 SET state = excluded.state, event_count = excluded.event_count, updated_at = excluded.updated_at
@@ -403,7 +403,7 @@ public struct ProjectionTransaction: Sendable {
         try await connection.query(
             """
             INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
-            SELECT s, st, hc_instant(v), d::jsonb, h, hc_instant(\(evaluated))
+            SELECT s, st, hc_instant(v), d::json, h, hc_instant(\(evaluated))
             FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
                         \(hashes)::text[]) AS x(s, st, v, d, h)
             ON CONFLICT (subject) DO UPDATE
@@ -556,7 +556,7 @@ public struct ProjectionTransaction: Sendable {
             INSERT INTO decision_log
                 (subject, decided_at, old_status, new_status, valid_until, rule_set_hash, trigger_source, trigger_id,
                  decision)
-            SELECT s, hc_instant(d), NULLIF(o, ''), n, hc_instant(v), h, NULLIF(ts, ''), NULLIF(ti, ''), j::jsonb
+            SELECT s, hc_instant(d), NULLIF(o, ''), n, hc_instant(v), h, NULLIF(ts, ''), NULLIF(ti, ''), j::json
             FROM unnest(\(subjects)::text[], \(decidedAt)::int8[], \(old)::text[], \(new)::text[],
                         \(validUntil)::int8[], \(hashes)::text[], \(triggerSources)::text[], \(triggerIDs)::text[],
                         \(decisions)::text[]) AS x(s, d, o, n, v, h, ts, ti, j)
