@@ -106,8 +106,9 @@ public enum Backbone {
         // librdkafka hands a rebalance to the application in the same queue as the fetched messages,
         // behind those already prefetched: with its defaults (100k messages a partition) a busy
         // projector prefetched its whole backlog and let a joining member wait until it had applied
-        // it all. 16 batches a partition bound that wait and memory (RSS 111 MB vs 165 MB in
-        // `bench projector`) at the same rate; 2 batches halved the rate (fetches could not keep up).
+        // it all. 16 batches a partition bound that wait and memory (at 1000 events a batch, RSS 111 MB
+        // vs 165 MB in `bench projector`) at the same rate; 2 batches halved the rate (fetches could not
+        // keep up). At 2000 events a batch the peak RSS is ~160 MB with a backlog of a million events.
         consumerConfiguration.prefetchMaxMessagesPerPartition = configuration.batchSize * 16
         consumerConfiguration.prefetchMaxBytes = 64 * 1024 * 1024
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
