@@ -38,6 +38,13 @@ final class ThreadParker: Sendable {
         semaphore.wait()
     }
 
+    /// Blocks the calling (dedicated) thread until ``unpark()`` or `timeout`; `false` if it timed out.
+    func park(timeout: Duration) -> Bool {
+        let (seconds, attoseconds) = timeout.components
+        let nanoseconds = Int(clamping: seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        return semaphore.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success
+    }
+
     /// Wakes the parked thread, or the next ``park()``.
     func unpark() {
         semaphore.signal()

@@ -83,6 +83,7 @@ struct ConsumerStateMachine {
     }
 
     private let maxBufferedMessages: Int
+    private let pauseWhenFullFor: Duration
     private(set) var phase: Phase = .idle
     private var pollThread = PollThreadStatus.working
     private var hooks: Hooks?
@@ -92,6 +93,14 @@ struct ConsumerStateMachine {
     private var bufferedMessages = 0
     private var assigned: Set<KafkaTopicPartition> = []
     private var paused: Set<KafkaTopicPartition> = []
+    /// Assigned partitions paused in librdkafka because the buffer stayed full (not by the caller).
+    private var held: Set<KafkaTopicPartition> = []
+    /// The buffer stayed full for ``pauseWhenFullFor`` with the caller taking nothing.
+    private var stalled = false
+    /// The caller took a batch since the poll thread last parked on a full buffer.
+    private var deliveredSincePark = false
+    /// Whether the caller wants batches now (``KafkaConsumer/setDemand(_:)``).
+    private var hasDemand: @Sendable () -> Bool = { true }
     /// Next offset to hand out per partition (after the last delivered batch, or the start offset).
     private var positions: [KafkaTopicPartition: Int64] = [:]
     private var highWatermarks: [KafkaTopicPartition: Int64] = [:]
@@ -99,8 +108,9 @@ struct ConsumerStateMachine {
     private var failure: (any Error)?
     private var failureReported = false
 
-    init(maxBufferedMessages: Int) {
+    init(maxBufferedMessages: Int, pauseWhenFullFor: Duration) {
         self.maxBufferedMessages = max(1, maxBufferedMessages)
+        self.pauseWhenFullFor = pauseWhenFullFor
     }
 
     /// How to wake the poll thread after a change.
@@ -110,6 +120,10 @@ struct ConsumerStateMachine {
     }
 
     // MARK: Caller side
+
+    mutating func setDemand(_ hasDemand: @escaping @Sendable () -> Bool) {
+        self.hasDemand = hasDemand
+    }
 
     mutating func setHooks(_ hooks: Hooks) throws(KafkaError) {
         guard self.hooks == nil else {
@@ -193,13 +207,17 @@ struct ConsumerStateMachine {
             case .revoke(let partitions): return .runRevokeHook(hooks.onRevoke, partitions)
             }
         }
-        guard let index = buffer.firstIndex(where: { !paused.contains($0.topicPartition) }) else {
+        guard hasDemand(), let index = buffer.firstIndex(where: { !paused.contains($0.topicPartition) }) else {
             return .suspend
         }
         let batch = buffer.remove(at: index)
         bufferedMessages -= batch.count
         positions[batch.topicPartition] = batch.nextOffset
-        let wake = bufferedMessages < maxBufferedMessages ? wakeParkedPollThread() : .none
+        deliveredSincePark = true
+        // Below the limit the poll thread polls again; with partitions held, it resumes them first
+        // (it waits inside librdkafka then, so it is yielded).
+        var wake = Wake.none
+        if bufferedMessages < maxBufferedMessages { wake = held.isEmpty ? wakeParkedPollThread() : wakePollThread() }
         return .deliver(batch, wake)
     }
 
@@ -239,7 +257,7 @@ struct ConsumerStateMachine {
         case .idle, .running: break
         }
         if case .pending = rebalance, hooks != nil { return true }
-        return buffer.contains { !paused.contains($0.topicPartition) }
+        return hasDemand() && buffer.contains { !paused.contains($0.topicPartition) }
     }
 
     // MARK: Poll thread
@@ -247,7 +265,12 @@ struct ConsumerStateMachine {
     enum PollThreadAction {
         case execute([PendingConsumerCommand])
         case poll(ConsumerHandle)
-        case park
+        /// Wait for room in the buffer; report a timeout with ``parkTimedOut()``.
+        case park(timeout: Duration)
+        /// Pause these partitions in librdkafka (the buffer stayed full), then ``fetchingHeld(_:)``.
+        case holdFetching([KafkaTopicPartition])
+        /// Resume the held partitions (there is room again), then ``fetchingReleased(_:)``.
+        case releaseFetching([KafkaTopicPartition])
         case close(graceful: Bool)
     }
 
@@ -274,12 +297,48 @@ struct ConsumerStateMachine {
                 return .execute(pending)
             }
             if bufferedMessages >= maxBufferedMessages {
-                pollThread = .parked
-                return .park
+                guard stalled || !held.isEmpty else {
+                    pollThread = .parked
+                    deliveredSincePark = false
+                    return .park(timeout: pauseWhenFullFor)
+                }
+                // Held: every fetching partition is paused, and polling serves rebalances (librdkafka
+                // drops what it had prefetched for paused partitions).
+                let unheld = assigned.subtracting(paused).subtracting(held)
+                if !unheld.isEmpty {
+                    pollThread = .working
+                    return .holdFetching(unheld.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
+                }
+                pollThread = .inLibrdkafka
+                return .poll(handle)
+            }
+            stalled = false
+            if !held.isEmpty {
+                pollThread = .working
+                return .releaseFetching(held.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
             }
             pollThread = .inLibrdkafka
             return .poll(handle)
         }
+    }
+
+    /// The poll thread's wait for room timed out. If the caller took no batch meanwhile and the buffer
+    /// is still full, the caller is stalled: its partitions are held from now on. (A slow caller that
+    /// takes batches keeps librdkafka's prefetched messages.)
+    mutating func parkTimedOut() {
+        guard case .parked = pollThread else { return }  // woken meanwhile: its wake-up is pending
+        pollThread = .working
+        if bufferedMessages >= maxBufferedMessages, !deliveredSincePark { stalled = true }
+    }
+
+    /// The poll thread paused `partitions` in librdkafka (or tried: a failure is logged and not retried).
+    mutating func fetchingHeld(_ partitions: [KafkaTopicPartition]) {
+        held.formUnion(partitions.filter { assigned.contains($0) && !paused.contains($0) })
+    }
+
+    /// The poll thread resumed `partitions` in librdkafka.
+    mutating func fetchingReleased(_ partitions: [KafkaTopicPartition]) {
+        held.subtract(partitions)
     }
 
     /// The poll thread got `batches` from librdkafka. Batches of partitions no longer assigned (revoked
@@ -304,6 +363,7 @@ struct ConsumerStateMachine {
         case .assign(let partitions):
             assigned = Set(partitions.map(\.0))
             paused.removeAll()
+            held.removeAll()
             dropBuffered { _ in true }
             positions.removeAll()
             for (partition, offset) in partitions where offset.rawValue >= 0 {
@@ -314,6 +374,7 @@ struct ConsumerStateMachine {
             positions[partition] = offset.rawValue >= 0 ? offset.rawValue : nil
         case .pause(let partitions):
             paused.formUnion(partitions)
+            held.subtract(partitions)  // the caller's now: not resumed with the held ones
         case .resume(let partitions):
             paused.subtract(partitions)
         }
@@ -339,6 +400,7 @@ struct ConsumerStateMachine {
         if case .revoke(let partitions) = event {
             let revoked = Set(partitions)
             assigned.subtract(revoked)
+            held.subtract(revoked)
             dropBuffered { revoked.contains($0) }
         }
         guard case .running = phase, hooks != nil, !event.partitions.isEmpty else { return .applyDefault }
@@ -385,6 +447,7 @@ struct ConsumerStateMachine {
             for partition in partitions {
                 assigned.insert(partition)
                 paused.remove(partition)
+                held.remove(partition)
                 let offset = offsets[partition]?.rawValue ?? -1
                 positions[partition] = offset >= 0 ? offset : nil
             }

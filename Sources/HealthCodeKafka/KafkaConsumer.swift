@@ -16,7 +16,10 @@ import Synchronization
 /// ``batches`` (between two batches), never concurrently with the caller's processing.
 ///
 /// Backpressure: the consumer stops polling while ``KafkaConsumerConfiguration/maxBufferedMessages``
-/// wait for the caller, and librdkafka stops fetching when its prefetch queue is full.
+/// wait for the caller, and librdkafka stops fetching when its prefetch queue is full. If the buffer
+/// stays full for ``KafkaConsumerConfiguration/pauseWhenFullFor``, the consumer pauses its partitions
+/// in librdkafka and polls on, so that a stuck caller still takes part in rebalances. A caller that
+/// has no room for more batches says so with ``setDemand(_:)`` and keeps iterating: the hooks still run.
 ///
 /// The consumer is a `Service`: ``run()`` creates the client and polls it on a dedicated thread. On
 /// graceful shutdown (or ``close()``) it leaves the group cleanly and ``batches`` ends; on cancellation
@@ -47,7 +50,12 @@ public final class KafkaConsumer: Service, Sendable {
         self.configuration = configuration
         self.properties = properties
         self.logger = logger
-        self.state = Mutex(ConsumerStateMachine(maxBufferedMessages: configuration.maxBufferedMessages))
+        self.state = Mutex(
+            ConsumerStateMachine(
+                maxBufferedMessages: configuration.maxBufferedMessages,
+                pauseWhenFullFor: configuration.pauseWhenFullFor
+            )
+        )
         try RDKafkaClient.validate(properties: properties)
     }
 
@@ -100,6 +108,19 @@ public final class KafkaConsumer: Service, Sendable {
     /// Resumes paused `partitions`.
     public func resume(_ partitions: [KafkaTopicPartition]) async throws(KafkaError) {
         _ = try await perform(.resume(partitions))
+    }
+
+    /// Makes ``batches`` hand out batches only while `hasDemand()` is true. Rebalance hooks run either
+    /// way, so a caller with no room for more batches keeps iterating and still takes part in
+    /// rebalances. `hasDemand` runs under the consumer's lock: it must be quick and must not call the
+    /// consumer. Call ``demandChanged()`` when it may have become true.
+    public func setDemand(_ hasDemand: @escaping @Sendable () -> Bool) {
+        state.withLock { $0.setDemand(hasDemand) }
+    }
+
+    /// Re-checks the demand of ``setDemand(_:)``: a waiting iteration takes a buffered batch if wanted now.
+    public func demandChanged() {
+        state.withLock { $0.takeIteratorIfWork() }?.resume()
     }
 
     /// Asks the partitions' leaders for their current watermarks (the high one is the end offset).
@@ -238,8 +259,28 @@ public final class KafkaConsumer: Service, Sendable {
             switch state.withLock({ $0.nextPollThreadAction() }) {
             case .execute(let pending):
                 execute(pending, client: client)
-            case .park:
-                parker.park()
+            case .park(let timeout):
+                if !parker.park(timeout: timeout) { state.withLock { $0.parkTimedOut() } }
+            case .holdFetching(let partitions):
+                if case .failure(let error) = perform(.pause(partitions), client: client) {
+                    logger.warning("Kafka consumer could not pause fetching", metadata: ["kafka.error": "\(error)"])
+                } else {
+                    logger.info(
+                        "Kafka consumer buffer stayed full: fetching paused, polling on for rebalances",
+                        metadata: ["kafka.partitions": "\(partitions.count)"]
+                    )
+                }
+                state.withLock { $0.fetchingHeld(partitions) }
+            case .releaseFetching(let partitions):
+                if case .failure(let error) = perform(.resume(partitions), client: client) {
+                    logger.warning("Kafka consumer could not resume fetching", metadata: ["kafka.error": "\(error)"])
+                } else {
+                    logger.info(
+                        "Kafka consumer fetching resumed",
+                        metadata: ["kafka.partitions": "\(partitions.count)"]
+                    )
+                }
+                state.withLock { $0.fetchingReleased(partitions) }
             case .poll(let handle):
                 // Wait (interruptibly: commands yield the queue) for a first message, then take what is
                 // already there without waiting: low latency when idle, full batches under load.

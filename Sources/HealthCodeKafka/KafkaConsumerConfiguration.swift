@@ -32,6 +32,12 @@ public struct KafkaConsumerConfiguration: Sendable {
     /// prefetch queue (``prefetchMaxMessagesPerPartition``, ``prefetchMaxBytes``) is full.
     /// Default 20 000.
     public var maxBufferedMessages: Int
+    /// How long the buffer may stay full, with the caller taking nothing, before the consumer pauses
+    /// its partitions in librdkafka and polls on. A parked poll thread would not serve rebalances: a
+    /// stuck caller (its database down) would hold up every other member's rebalance until
+    /// ``maxPollInterval``. Polling with the partitions paused serves them at once; librdkafka drops
+    /// what it had prefetched and fetches it again when the caller takes batches. Default 2 s.
+    public var pauseWhenFullFor: Duration
     /// `queued.min.messages`: librdkafka's prefetch target per partition. Default 100 000.
     public var prefetchMaxMessagesPerPartition: Int
     /// `queued.max.messages.kbytes` (in bytes here): librdkafka's prefetch limit. Default 64 MiB.
@@ -56,6 +62,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.autoOffsetReset = .earliest
         self.maxPollMessages = 2048
         self.maxBufferedMessages = 20_000
+        self.pauseWhenFullFor = .seconds(2)
         self.prefetchMaxMessagesPerPartition = 100_000
         self.prefetchMaxBytes = 64 * 1024 * 1024
         self.fetchMaxWait = .milliseconds(100)

@@ -8,8 +8,8 @@ import Synchronization
 /// A partition whose lane already has a batch waiting is paused in the consumer until the lane
 /// takes it, so that the consumer hands out other partitions' batches meanwhile instead of one
 /// partition's backlog filling every slot. At most `limit` batches are taken from the consumer and
-/// not yet applied; beyond that the consumer is not asked for more, its buffer fills and fetching
-/// pauses (backpressure).
+/// not yet applied; beyond that the consumer has no demand (``hasRoom``) and hands out nothing, its
+/// buffer fills and fetching pauses (backpressure), while its iteration goes on for rebalances.
 final class PartitionLanes: Sendable {
     /// The lanes' shared state; the mutex around it is held only to move batches between queues.
     /// Generic over the batch so that it can be tested without a consumer.
@@ -23,8 +23,9 @@ final class PartitionLanes: Sendable {
         var paused: Set<Int32> = []
         /// Batches taken from the consumer and not yet applied or dropped.
         var inFlight = 0
-        /// The consumer loop, waiting for room.
-        var waiter: CheckedContinuation<Void, Never>?
+
+        /// Whether another batch may be taken from the consumer.
+        var hasRoom: Bool { inFlight < limit }
 
         struct SubmitAction: Equatable {
             /// The partition had no running lane: start one.
@@ -58,17 +59,16 @@ final class PartitionLanes: Sendable {
             return (batch, resume)
         }
 
-        /// `count` batches were applied or dropped: the waiting consumer loop, if there is room now.
-        mutating func finished(_ count: Int) -> CheckedContinuation<Void, Never>? {
+        /// `count` batches were applied or dropped. Returns whether that made room (tell the consumer).
+        mutating func finished(_ count: Int) -> Bool {
+            let hadRoom = hasRoom
             inFlight -= count
-            guard inFlight < limit, let waiter else { return nil }
-            self.waiter = nil
-            return waiter
+            return !hadRoom && hasRoom
         }
 
         /// Drops the waiting batches of revoked partitions (a running lane finishes its batch in hand;
         /// the stored-position compare-and-set keeps it from overwriting a new owner's work).
-        mutating func drop(_ partitions: Set<Int32>) -> CheckedContinuation<Void, Never>? {
+        mutating func drop(_ partitions: Set<Int32>) -> Bool {
             var dropped = 0
             for partition in partitions {
                 dropped += queues[partition]?.count ?? 0
@@ -79,28 +79,23 @@ final class PartitionLanes: Sendable {
         }
 
         /// A lane failed: its waiting batches are dropped and it no longer runs.
-        mutating func abandon(_ partition: Int32) -> CheckedContinuation<Void, Never>? {
+        mutating func abandon(_ partition: Int32) -> Bool {
             running.remove(partition)
             return drop([partition])
-        }
-
-        enum WaitAction: Equatable {
-            case proceed
-            case wait
-        }
-
-        mutating func waitForRoom(_ continuation: CheckedContinuation<Void, Never>) -> WaitAction {
-            guard inFlight >= limit else { return .proceed }
-            waiter = continuation
-            return .wait
         }
     }
 
     private let state: Mutex<State<KafkaMessageBatch>>
+    /// Called (outside the lock) when room opens, so that the consumer hands out batches again.
+    private let onRoom: @Sendable () -> Void
 
-    init(limit: Int) {
+    init(limit: Int, onRoom: @escaping @Sendable () -> Void) {
         state = Mutex(State(limit: max(limit, 1)))
+        self.onRoom = onRoom
     }
+
+    /// Whether another batch may be taken from the consumer (its demand).
+    var hasRoom: Bool { state.withLock { $0.hasRoom } }
 
     func submit(_ batch: KafkaMessageBatch) -> State<KafkaMessageBatch>.SubmitAction {
         state.withLock { $0.submit(batch, partition: batch.partition) }
@@ -111,23 +106,14 @@ final class PartitionLanes: Sendable {
     }
 
     func finished() {
-        state.withLock { $0.finished(1) }?.resume()
+        if state.withLock({ $0.finished(1) }) { onRoom() }
     }
 
     func drop(_ partitions: Set<Int32>) {
-        state.withLock { $0.drop(partitions) }?.resume()
+        if state.withLock({ $0.drop(partitions) }) { onRoom() }
     }
 
     func abandon(_ partition: Int32) {
-        state.withLock { $0.abandon(partition) }?.resume()
-    }
-
-    /// Returns when fewer than `limit` batches are in flight.
-    func waitForRoom() async {
-        await withCheckedContinuation { continuation in
-            if case .proceed = state.withLock({ $0.waitForRoom(continuation) }) {
-                continuation.resume()
-            }
-        }
+        if state.withLock({ $0.abandon(partition) }) { onRoom() }
     }
 }

@@ -37,7 +37,9 @@ public struct ProjectorService: Service {
         logger: Logger
     ) {
         self.progress = progress
-        self.lanes = PartitionLanes(limit: configuration.maximumBatchesInFlight)
+        self.lanes = PartitionLanes(limit: configuration.maximumBatchesInFlight) { [consumer] in
+            consumer.demandChanged()
+        }
         self.consumer = consumer
         self.projection = projection
         self.store = store
@@ -77,6 +79,9 @@ public struct ProjectorService: Service {
                 logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
             }
         )
+        // While the lanes are full the consumer hands out nothing, but this loop keeps iterating it, so
+        // that rebalances are served even when every lane waits on PostgreSQL.
+        consumer.setDemand { [lanes] in lanes.hasRoom }
         // The consumer runs inside this service, not beside it in the group: graceful shutdown closes
         // it (leaving the group), the batches in hand are finished, and both end together. As a service
         // of its own it would end before its turn in the group's shutdown, which fails the group.
@@ -93,7 +98,6 @@ public struct ProjectorService: Service {
                         // Fails only when the consumer is closing, which ends this loop anyway.
                         try? await consumer.pause([batch.topicPartition])
                     }
-                    await lanes.waitForRoom()
                 }
             }
         } onGracefulShutdown: {

@@ -53,6 +53,13 @@ final class OffsetStore: Sendable {
     func assignments(of consumer: String) -> [KafkaTopicPartition] { state.withLock { $0.assignments[consumer] ?? [] } }
 }
 
+/// Counts batches handed out to a test's loop.
+final class BatchCounter: Sendable {
+    private let value = Mutex(0)
+    func increment() { value.withLock { $0 += 1 } }
+    var count: Int { value.withLock { $0 } }
+}
+
 /// Consumer-group behaviour against the local broker: rebalancing, caller-owned offsets, pause/resume.
 @Suite(.enabled(if: LocalInfrastructure.kafkaTestsEnabled), .timeLimit(.minutes(1)))
 struct KafkaGroupTests {
@@ -166,6 +173,61 @@ struct KafkaGroupTests {
         #expect(Set(store.assignments(of: "survivor")).count == 2)
         #expect(store.processed.count == total)
         #expect(Set(store.processed) == Set((0..<total).map { "value-\($0)" }))
+    }
+
+    /// A member whose caller has no room for batches (its database is down, say) keeps iterating with no
+    /// demand: its buffer stays full, the consumer pauses fetching and polls on, and its revocation hook
+    /// runs. A joining member gets partitions and their messages within seconds, not after
+    /// `max.poll.interval` (two minutes here, beyond this suite's time limit), and the stuck member
+    /// hands out nothing meanwhile.
+    @Test func memberWithNoDemandStillServesRebalances() async throws {
+        let topic = try await makeTopic("stuck", partitions: 4)
+        let group = LocalInfrastructure.uniqueName("group")
+        let store = OffsetStore()
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        try await withServices([producer]) { _ = try await producer.send(makeMessages(topic: topic, count: 4000)) }
+        func makeConsumer(_ name: String) throws -> KafkaConsumer {
+            var configuration = fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group)
+            configuration.maxPollMessages = 50
+            configuration.maxBufferedMessages = 100
+            configuration.pauseWhenFullFor = .milliseconds(500)
+            configuration.maxPollInterval = .seconds(120)
+            let consumer = try KafkaConsumer(configuration: configuration, logger: testLogger())
+            try consumer.subscribe(topics: [topic]) { partitions in
+                store.startOffsets(partitions, consumer: name)
+            }
+            return consumer
+        }
+        let stuck = try makeConsumer("stuck")
+        stuck.setDemand { false }
+        let joining = try makeConsumer("joining")
+        let handedOut = BatchCounter()
+        try await withServices([stuck]) {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for try await _ in stuck.batches { handedOut.increment() }
+                }
+                let clock = ContinuousClock()
+                let deadline = clock.now + .seconds(40)
+                while stuck.bufferedMessageCount < 100, clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(stuck.bufferedMessageCount >= 100, "the stuck member's buffer filled")
+                try await withServices([joining]) {
+                    tasks.addTask {
+                        for try await batch in joining.batches { _ = store.apply(batch, consumer: "joining") }
+                    }
+                    while store.processedCount < 500, clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                tasks.cancelAll()
+            }
+        }
+        #expect(store.assignments(of: "joining").count == 2, "the joining member got half of the partitions")
+        #expect(store.processedCount >= 500, "and applied their messages")
+        #expect(store.violations == 0)
+        #expect(handedOut.count == 0, "a consumer without demand hands out no batch")
     }
 
     /// A consumer restarted in the same group starts from the offsets its assignment hook returns, with

@@ -25,17 +25,18 @@ struct PartitionLanesTests {
         #expect(lanes.submit("p0-d", partition: 0).startLane, "a batch after the lane stopped starts a new one")
     }
 
-    @Test("the consumer loop waits at the limit and is let go when a batch is done")
-    func limit() async {
-        var lanes = Lanes(limit: 1)
+    @Test("at the limit there is no demand; the batch that makes room says so, once")
+    func limit() {
+        var lanes = Lanes(limit: 2)
         _ = lanes.submit("a", partition: 0)
-        await withCheckedContinuation { continuation in
-            #expect(lanes.waitForRoom(continuation) == .wait)
-            #expect(lanes.inFlight == 1)
-            let released = lanes.finished(1)
-            #expect(released != nil, "the waiting loop is handed back once the batch is done")
-            released?.resume()
-        }
+        #expect(lanes.hasRoom)
+        _ = lanes.submit("b", partition: 1)
+        #expect(!lanes.hasRoom, "two batches in flight: the consumer hands out no more")
+        let madeRoom = lanes.finished(1)
+        #expect(madeRoom, "the first batch done makes room: the consumer is told")
+        #expect(lanes.hasRoom)
+        let madeRoomAgain = lanes.finished(1)
+        #expect(!madeRoomAgain, "room was there already: nothing to tell")
         #expect(lanes.inFlight == 0)
     }
 
