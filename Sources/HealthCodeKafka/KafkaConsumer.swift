@@ -262,24 +262,10 @@ public final class KafkaConsumer: Service, Sendable {
             case .park(let timeout):
                 if !parker.park(timeout: timeout) { state.withLock { $0.parkTimedOut() } }
             case .holdFetching(let partitions):
-                if case .failure(let error) = perform(.pause(partitions), client: client) {
-                    logger.warning("Kafka consumer could not pause fetching", metadata: ["kafka.error": "\(error)"])
-                } else {
-                    logger.info(
-                        "Kafka consumer buffer stayed full: fetching paused, polling on for rebalances",
-                        metadata: ["kafka.partitions": "\(partitions.count)"]
-                    )
-                }
+                setFetching(partitions, paused: true, client: client)
                 state.withLock { $0.fetchingHeld(partitions) }
             case .releaseFetching(let partitions):
-                if case .failure(let error) = perform(.resume(partitions), client: client) {
-                    logger.warning("Kafka consumer could not resume fetching", metadata: ["kafka.error": "\(error)"])
-                } else {
-                    logger.info(
-                        "Kafka consumer fetching resumed",
-                        metadata: ["kafka.partitions": "\(partitions.count)"]
-                    )
-                }
+                setFetching(partitions, paused: false, client: client)
                 state.withLock { $0.fetchingReleased(partitions) }
             case .poll(let handle):
                 // Wait (interruptibly: commands yield the queue) for a first message, then take what is
@@ -305,6 +291,25 @@ public final class KafkaConsumer: Service, Sendable {
                 logger.debug("Kafka consumer stopped", metadata: ["kafka.client": "\(configuration.clientID)"])
                 return state.withLock { $0.finish() }
             }
+        }
+    }
+
+    /// Pauses or resumes fetching `partitions` for the buffer's sake (not the caller's) and logs it; a
+    /// failure is logged, not retried.
+    private func setFetching(_ partitions: [KafkaTopicPartition], paused: Bool, client: OpaquePointer) {
+        let metadata: Logger.Metadata = ["kafka.partitions": "\(partitions.count)"]
+        if case .failure(let error) = perform(paused ? .pause(partitions) : .resume(partitions), client: client) {
+            logger.warning(
+                paused ? "Kafka consumer could not pause fetching" : "Kafka consumer could not resume fetching",
+                metadata: metadata.merging(["kafka.error": "\(error)"]) { _, new in new }
+            )
+        } else if paused {
+            logger.info(
+                "Kafka consumer buffer stayed full: fetching paused, polling on for rebalances",
+                metadata: metadata
+            )
+        } else {
+            logger.info("Kafka consumer fetching resumed", metadata: metadata)
         }
     }
 
