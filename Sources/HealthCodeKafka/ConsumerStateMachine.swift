@@ -307,7 +307,7 @@ struct ConsumerStateMachine {
                 let unheld = assigned.subtracting(paused).subtracting(held)
                 if !unheld.isEmpty {
                     pollThread = .working
-                    return .holdFetching(unheld.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
+                    return .holdFetching(unheld.sorted())
                 }
                 pollThread = .inLibrdkafka
                 return .poll(handle)
@@ -315,7 +315,7 @@ struct ConsumerStateMachine {
             stalled = false
             if !held.isEmpty {
                 pollThread = .working
-                return .releaseFetching(held.sorted { ($0.topic, $0.partition) < ($1.topic, $1.partition) })
+                return .releaseFetching(held.sorted())
             }
             pollThread = .inLibrdkafka
             return .poll(handle)

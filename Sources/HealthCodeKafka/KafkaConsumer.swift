@@ -86,13 +86,7 @@ public final class KafkaConsumer: Service, Sendable {
     /// Assigns `partitions` manually (no group membership), replacing the previous manual assignment,
     /// each starting at the given offset. Takes effect before any further batch.
     public func assign(_ partitions: [KafkaTopicPartition: KafkaOffset]) throws(KafkaError) {
-        try enqueue(
-            .assign(
-                partitions.sorted { ($0.key.topic, $0.key.partition) < ($1.key.topic, $1.key.partition) }.map {
-                    ($0.key, $0.value)
-                }
-            )
-        )
+        try enqueue(.assign(partitions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
     }
 
     /// Moves the read position of an assigned partition; batches of it fetched before are discarded.

@@ -1,5 +1,5 @@
-/// A partition of a topic.
-public struct KafkaTopicPartition: Hashable, Sendable, CustomStringConvertible {
+/// A partition of a topic. Ordered by topic, then partition.
+public struct KafkaTopicPartition: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// The topic's name.
     public var topic: String
     /// The partition number, from 0.
@@ -12,6 +12,10 @@ public struct KafkaTopicPartition: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(topic)[\(partition)]" }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition)
+    }
 }
 
 /// Where a consumer starts reading a partition.
