@@ -131,14 +131,12 @@ struct APICommand: AsyncParsableCommand {
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.api")
-        let client = PostgresClient(
-            configuration: postgres.configuration.clientConfiguration(),
-            backgroundLogger: logger
-        )
+        let clientConfiguration = postgres.configuration.clientConfiguration()
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let services = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
-            codeReadPostgres: postgres.configuration.clientConfiguration(),
+            codeReadPostgres: clientConfiguration,
             ruleSet: try rules.ruleSet(),
             pseudonymizer: try pseudonym.pseudonymizer(),
             metrics: metrics,
