@@ -126,23 +126,23 @@ public struct PersonCode: Sendable, Codable, Hashable {
 /// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
 public struct CodeQueries: Sendable {
     private let codes: CodeStore
-    private let reads: EventLoopCodeReads
+    private let materialised: CodeCache
     private let catalog: RiskAreaCatalog
     private let policy: Policy
     private let ruleSetHash: String
     private let refreshInterval: Duration
 
-    /// - Parameter reads: the reads of materialised codes (``EventLoopCodeReads``).
+    /// - Parameter materialised: the materialised codes, kept in memory or read (``CodeCache``).
     public init(
         codes: CodeStore,
-        reads: EventLoopCodeReads,
+        materialised: CodeCache,
         catalog: RiskAreaCatalog,
         policy: Policy,
         ruleSet: RuleSet,
         refreshInterval: Duration
     ) {
         self.codes = codes
-        self.reads = reads
+        self.materialised = materialised
         self.catalog = catalog
         self.policy = policy
         self.ruleSetHash = ruleSet.contentHash
@@ -152,8 +152,10 @@ public struct CodeQueries: Sendable {
     /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`).
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
         let knownAt = knownAt ?? at
-        if at == now, knownAt == now, let stored = try await reads.code(of: subject), stored.evaluatedAt <= now {
-            let decision = try stored.decision()
+        if at == now, knownAt == now, let stored = try await materialised.code(of: subject, now: now),
+            stored.evaluatedAt <= now
+        {
+            let decision = stored.decision
             if decision.ruleSetHash == ruleSetHash, decision.validUntil.map({ $0 > now }) ?? true {
                 return PersonCode(subject: subject, decision: decision, evaluatedAt: now, knownAt: knownAt)
             }

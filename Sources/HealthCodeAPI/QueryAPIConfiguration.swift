@@ -24,6 +24,15 @@ public struct QueryAPIConfiguration: Sendable {
     public var codeReadsInFlight: Int = 1
     /// Most lookups one read of materialised codes serves. Default 64.
     public var maximumCodeReadBatch: Int = 64
+    /// Most materialised codes kept in memory (``CodeCache``); 0 keeps none and every lookup reads
+    /// PostgreSQL. Default 200 000 (roughly 0.5–1 kB each, by the number of reasons).
+    public var codeCacheEntries: Int = 200_000
+    /// Longest a kept code answers lookups before it is read again, whatever was announced: the bound
+    /// on what an unannounced change (an UPDATE by hand) leaves behind. Default 30 s.
+    public var codeCacheMaximumAge: Duration = .seconds(30)
+    /// Wait before listening for code changes again after losing the connection; meanwhile lookups
+    /// read PostgreSQL. Default 1 s.
+    public var codeChangeRetryDelay: Duration = .seconds(1)
 
     /// The local defaults.
     public init() {}

@@ -170,10 +170,11 @@ public enum Backbone {
     }
 
     /// The query API's services: the pools of its code reads (one per event loop, to `codeReadPostgres`;
-    /// see ``EventLoopCodeReads``) and its HTTP server, in that order. `postgres` serves everything else
-    /// and must run in the same group, before them; `pseudonymizer` (the gateway's key) hashes the
-    /// identifiers of code lookups. Reads the issuer's signing keys (creating a first one if
-    /// `createSigningKey`) and the JWKS of the trusted regions.
+    /// see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache`` coherent (one more
+    /// connection to `codeReadPostgres`) and its HTTP server, in that order. `postgres` serves
+    /// everything else and must run in the same group, before them; `pseudonymizer` (the gateway's
+    /// key) hashes the identifiers of code lookups. Reads the issuer's signing keys (creating a first
+    /// one if `createSigningKey`) and the JWKS of the trusted regions.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
@@ -184,7 +185,7 @@ public enum Backbone {
         metrics: (@Sendable () -> [UInt8])?,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
-    ) async throws -> [any Service] {
+    ) async throws -> QueryAPIServices {
         let issuer = try await CodeIssuer(
             issuer: configuration.issuer,
             keys: try CodeSigningKey.load(
@@ -205,9 +206,15 @@ public enum Backbone {
             maximumBatch: configuration.maximumCodeReadBatch,
             logger: logger
         )
+        let cache = CodeCache(entries: configuration.codeCacheEntries, maximumAge: configuration.codeCacheMaximumAge) {
+            subject in
+            try await reads.code(of: subject).map {
+                MaterialisedCode(decision: try $0.decision(), evaluatedAt: $0.evaluatedAt)
+            }
+        }
         let queries = CodeQueries(
             codes: codes,
-            reads: reads,
+            materialised: cache,
             catalog: RiskAreaCatalog(store: store, logger: logger),
             policy: Policy(ruleSet: ruleSet),
             ruleSet: ruleSet,
@@ -231,7 +238,22 @@ public enum Backbone {
             onServerRunning: onServerRunning,
             logger: logger
         )
-        return [reads, application]
+        let listener = CodeChangeListener(
+            cache: cache,
+            postgres: codeReadPostgres,
+            retryDelay: configuration.codeChangeRetryDelay,
+            logger: logger
+        )
+        return QueryAPIServices(services: [reads, listener, application], codeCache: cache)
+    }
+
+    /// What ``queryAPI(configuration:postgres:codeReadPostgres:ruleSet:pseudonymizer:createSigningKey:metrics:onServerRunning:logger:)``
+    /// builds.
+    public struct QueryAPIServices: Sendable {
+        /// Run these in one service group, in this order.
+        public var services: [any Service]
+        /// The API's kept codes (their hit statistics, for benchmarks and tests).
+        public var codeCache: CodeCache
     }
 
     /// Whether the projector group has applied every message on the topic: the positions stored in

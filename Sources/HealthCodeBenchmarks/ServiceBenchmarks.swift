@@ -247,8 +247,13 @@ public struct LookupBenchmark: Sendable {
         public var connections = 8
         /// Length of the API measurement. Default 10 s.
         public var duration: Duration = .seconds(10)
+        /// Load on each API instance before it is measured. Default 5 s.
+        public var warmUp: Duration = .seconds(5)
         /// The API's ``QueryAPIConfiguration/codeReadsInFlight``. Default: the API's default.
         public var codeReadsInFlight = QueryAPIConfiguration().codeReadsInFlight
+        /// The API's ``QueryAPIConfiguration/codeCacheEntries`` in the measured run (a first run keeps
+        /// none). Default: the API's default.
+        public var codeCacheEntries = QueryAPIConfiguration().codeCacheEntries
         /// Transactions per pgbench client (a count, not a duration: pgbench's timer does not fire
         /// when it is spawned from this process). Default 10 000.
         public var pgbenchTransactions = 10_000
@@ -264,7 +269,22 @@ public struct LookupBenchmark: Sendable {
         public var p50: Duration
         public var p99: Duration
         public var pgbenchTPS: Double
+        /// The same load with no codes kept in memory: every lookup reads PostgreSQL.
+        public var uncachedRequestsPerSecond: Double
+        public var uncachedP99: Duration
+        /// Lookups of the measured run answered from memory and read from PostgreSQL.
+        public var cacheHits: Int
+        public var cacheMisses: Int
         public var ratio: Double { pgbenchTPS > 0 ? requestsPerSecond / pgbenchTPS : 0 }
+        /// `bench lookup uncached: N req/s, p99 X ms, ratio R; cache hits H%`, printed first.
+        public var cacheLine: String {
+            let lookups = cacheHits + cacheMisses
+            let hitShare = lookups > 0 ? 100 * Double(cacheHits) / Double(lookups) : 0
+            return "bench lookup uncached: \(Int(uncachedRequestsPerSecond)) req/s, "
+                + "p99 \(String(format: "%.2f", uncachedP99.inMilliseconds)) ms, "
+                + "ratio \(String(format: "%.2f", pgbenchTPS > 0 ? uncachedRequestsPerSecond / pgbenchTPS : 0)); "
+                + "cached run: \(String(format: "%.1f", hitShare))% of \(lookups) lookups answered from memory"
+        }
         /// The line before the last: `bench lookup latency: p50 X ms, p99 X ms`.
         public var latencyLine: String {
             "bench lookup latency: p50 \(String(format: "%.2f", p50.inMilliseconds)) ms, "
@@ -340,7 +360,28 @@ public struct LookupBenchmark: Sendable {
         }
         let pgbench = try await pgbenchCeiling(backbone)
         logger.info("pgbench point-select ceiling", metadata: ["tps": "\(Int(pgbench))"])
+        // First with no codes kept, every lookup a PostgreSQL read, to show what the cache adds;
+        // then as configured, the measurement that counts.
+        let uncached = try await lookups(backbone, rules: rules, codeCacheEntries: 0)
+        let configured = try await lookups(backbone, rules: rules, codeCacheEntries: options.codeCacheEntries)
+        return Result(
+            requestsPerSecond: configured.rate,
+            p50: configured.p50,
+            p99: configured.p99,
+            pgbenchTPS: pgbench,
+            uncachedRequestsPerSecond: uncached.rate,
+            uncachedP99: uncached.p99,
+            cacheHits: configured.hits,
+            cacheMisses: configured.misses
+        )
+    }
 
+    /// One wrk run against a fresh query API that keeps at most `codeCacheEntries` codes.
+    private func lookups(
+        _ backbone: BenchBackbone,
+        rules: RuleSet,
+        codeCacheEntries: Int
+    ) async throws -> (rate: Double, p50: Duration, p99: Duration, hits: Int, misses: Int) {
         let client = PostgresClient(
             configuration: backbone.postgres(connections: options.connections),
             backgroundLogger: logger
@@ -349,6 +390,7 @@ public struct LookupBenchmark: Sendable {
         configuration.port = 0
         configuration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
         configuration.codeReadsInFlight = options.codeReadsInFlight
+        configuration.codeCacheEntries = codeCacheEntries
         let port = Mutex(0)
         let ready = AsyncStream<Void>.makeStream()
         let api = try await Backbone.queryAPI(
@@ -369,14 +411,25 @@ public struct LookupBenchmark: Sendable {
         let duration = options.duration
         let script = backbone.servers.directory.appendingPathComponent("lookup.lua")
         try wrkScript().write(to: script, atomically: true, encoding: .utf8)
-        let output = try await backbone.withServices([client] + api) {
+        let warmUp = options.warmUp
+        let cache = api.codeCache
+        let (output, before, after) = try await backbone.withServices([client] + api.services) {
             for await _ in ready.stream { break }
-            return try await runWrk(
+            let url = "http://127.0.0.1:\(port.withLock { $0 })"
+            // Not measured: as pgbench reads rows PostgreSQL has just cached, the API starts warm.
+            _ = try await runWrk(script: script, url: url, connections: connections, threads: 1, duration: warmUp)
+            let before = cache.statistics
+            // One wrk thread: on two cores a second one competes with the API's two event loops, and
+            // the scheduler then leaves one wrk thread waiting for 100 ms and more, which its
+            // connections record as lookup latency (its rate swings between 0 and 20k/s).
+            let output = try await runWrk(
                 script: script,
-                url: "http://127.0.0.1:\(port.withLock { $0 })",
+                url: url,
                 connections: connections,
+                threads: 1,
                 duration: duration
             )
+            return (output, before, cache.statistics)
         }
         guard let rate = Self.number(after: "Requests/sec:", in: output),
             let p50 = Self.milliseconds(after: "50%", in: output),
@@ -385,16 +438,26 @@ public struct LookupBenchmark: Sendable {
         else {
             throw ScratchServerError(detail: "wrk failed or saw errors: \(output.suffix(800))")
         }
-        return Result(requestsPerSecond: rate, p50: p50, p99: p99, pgbenchTPS: pgbench)
+        return (rate, p50, p99, after.hits - before.hits, after.misses - before.misses)
     }
 
     /// A wrk script that asks for the code of a random stored person (from a sample of pseudonyms).
+    /// Each wrk thread seeds its own generator: unseeded, both threads would ask for the same people
+    /// in the same order, each lookup twice at nearly the same instant.
     private func wrkScript() -> String {
         let sample = (0..<min(options.people, 20_000)).map {
             "\"" + Self.pseudonym(1 + ($0 &* 7919) % options.people) + "\""
         }
         return """
             local people = {\(sample.joined(separator: ","))}
+            local threads = 0
+            setup = function(thread)
+              threads = threads + 1
+              thread:set("seed", threads * 7919)
+            end
+            init = function(args)
+              math.randomseed(seed)
+            end
             request = function()
               return wrk.format("GET", "/v1/people/" .. people[math.random(#people)] .. "/code")
             end
@@ -447,13 +510,13 @@ public struct LookupBenchmark: Sendable {
     }
 }
 
-/// wrk with a Lua `script` against `url`: `connections` connections from at most two threads for
-/// `duration`, with latency percentiles; its output.
-func runWrk(script: URL, url: String, connections: Int, duration: Duration) async throws -> String {
+/// wrk with a Lua `script` against `url`: `connections` connections from at most `threads` threads
+/// for `duration`, with latency percentiles; its output.
+func runWrk(script: URL, url: String, connections: Int, threads: Int = 2, duration: Duration) async throws -> String {
     try await runTool(
         "wrk",
         [
-            "-t", "\(min(connections, 2))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
+            "-t", "\(min(connections, threads))", "-c", "\(connections)", "-d", "\(Int(duration.inSeconds))s",
             "--latency", "-s", script.path, url,
         ]
     )

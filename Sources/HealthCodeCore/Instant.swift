@@ -72,7 +72,7 @@ public struct Instant: Hashable, Comparable, Sendable, Codable, CustomStringConv
 
 extension Duration {
     /// Whole microseconds in this duration, truncated towards zero.
-    var microseconds: Int64 {
+    public var microseconds: Int64 {
         let parts = components
         return parts.seconds * 1_000_000 + parts.attoseconds / 1_000_000_000_000
     }

@@ -391,8 +391,14 @@ public struct ProjectionTransaction: Sendable {
         )
     }
 
-    /// Writes people's materialised codes.
-    public func saveCodes(_ codes: [(subject: String, decision: CodeDecision)], evaluatedAt: Instant) async throws {
+    /// Writes people's materialised codes and announces the `changed` ones on ``CodeChanges/channel``.
+    /// The announcement is part of this transaction: listeners hear of it when it commits, never
+    /// before and never for a rolled-back write.
+    public func saveCodes(
+        _ codes: [(subject: String, decision: CodeDecision)],
+        evaluatedAt: Instant,
+        changed: [String]
+    ) async throws {
         guard !codes.isEmpty else { return }
         let subjects = codes.map(\.subject)
         let statuses = codes.map(\.decision.status.rawValue)
@@ -400,15 +406,20 @@ public struct ProjectionTransaction: Sendable {
         let decisions = codes.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
         let hashes = codes.map(\.decision.ruleSetHash)
         let evaluated = evaluatedAt.microsecondsSinceEpoch
+        let announcements = CodeChanges.payloads(changed)
+        // One statement: the write runs whether or not the notifications select anything.
         try await connection.query(
             """
-            INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
-            SELECT s, st, hc_instant(v), d::json, h, hc_instant(\(evaluated))
-            FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
-                        \(hashes)::text[]) AS x(s, st, v, d, h)
-            ON CONFLICT (subject) DO UPDATE
-                SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
-                    rule_set_hash = excluded.rule_set_hash, evaluated_at = excluded.evaluated_at
+            WITH saved AS (
+                INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
+                SELECT s, st, hc_instant(v), d::json, h, hc_instant(\(evaluated))
+                FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
+                            \(hashes)::text[]) AS x(s, st, v, d, h)
+                ON CONFLICT (subject) DO UPDATE
+                    SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
+                        rule_set_hash = excluded.rule_set_hash, evaluated_at = excluded.evaluated_at
+            )
+            SELECT pg_notify(\(CodeChanges.channel), n) FROM unnest(\(announcements)::text[]) AS a(n)
             """,
             logger: logger
         )

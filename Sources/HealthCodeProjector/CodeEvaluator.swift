@@ -2,8 +2,9 @@ import HealthCodeCore
 import HealthCodePostgres
 import Metrics
 
-/// Evaluates people's codes inside a projector transaction, writes the materialised codes and
-/// appends every change (status or end instant) to the decision log.
+/// Evaluates people's codes inside a projector transaction, writes the materialised codes, announces
+/// the changed ones to query APIs (``CodeChanges``) and appends every change of status or end instant
+/// to the decision log.
 struct CodeEvaluator: Sendable {
     let policy: Policy
 
@@ -21,11 +22,14 @@ struct CodeEvaluator: Sendable {
     ) async throws -> Int {
         var codes: [(subject: String, decision: CodeDecision)] = []
         var changes: [DecisionRecord] = []
+        var changed: [String] = []
         codes.reserveCapacity(people.count)
         for (subject, person) in people {
             let decision = policy.evaluate(person.state, areas: areas, at: instant)
             codes.append((subject, decision))
             let old = person.code
+            // Any difference an answer shows (reasons too) makes the API drop its kept copy.
+            if old != decision { changed.append(subject) }
             if old?.status != decision.status || old?.validUntil != decision.validUntil {
                 changes.append(
                     DecisionRecord(
@@ -38,7 +42,7 @@ struct CodeEvaluator: Sendable {
                 )
             }
         }
-        try await transaction.saveCodes(codes, evaluatedAt: instant)
+        try await transaction.saveCodes(codes, evaluatedAt: instant, changed: changed)
         try await transaction.appendDecisions(changes)
         for change in changes where change.oldStatus != change.decision.status {
             Counter(label: "hc_projector_decisions_total", dimensions: [("status", change.decision.status.rawValue)])

@@ -47,9 +47,12 @@ struct BenchLookup: AsyncParsableCommand {
     @Option(help: "Seconds per measurement.") var seconds = 10
     @Option(help: "Code reads each event loop runs at once before lookups queue and share a read.")
     var codeReadsInFlight = QueryAPIConfiguration().codeReadsInFlight
+    @Option(help: "Codes the API keeps in memory in the measured run (a first run keeps none).")
+    var codeCacheEntries = QueryAPIConfiguration().codeCacheEntries
 
     func validate() throws {
         guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
+        guard codeCacheEntries >= 0 else { throw ValidationError("--code-cache-entries must not be negative") }
     }
 
     func run() async throws {
@@ -59,8 +62,10 @@ struct BenchLookup: AsyncParsableCommand {
         options.people = people
         options.connections = connections
         options.codeReadsInFlight = codeReadsInFlight
+        options.codeCacheEntries = codeCacheEntries
         options.duration = .seconds(seconds)
         let result = try await LookupBenchmark(options: options, logger: logger).run()
+        print(result.cacheLine)
         print(result.latencyLine)
         print(result.line)
     }

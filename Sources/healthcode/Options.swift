@@ -181,9 +181,26 @@ struct APIOptions: ParsableArguments {
         help: "Code reads per event loop at once before lookups queue and share one (HC_API_CODE_READS_IN_FLIGHT)."
     )
     var codeReadsInFlight: Int = Env.int("HC_API_CODE_READS_IN_FLIGHT", QueryAPIConfiguration().codeReadsInFlight)
+    @Option(
+        name: .customLong("code-cache-entries"),
+        help: "Codes kept in memory, dropped when announced changed; 0 reads every lookup (HC_API_CODE_CACHE_ENTRIES)."
+    )
+    var codeCacheEntries: Int = Env.int("HC_API_CODE_CACHE_ENTRIES", QueryAPIConfiguration().codeCacheEntries)
+    @Option(
+        name: .customLong("code-cache-max-age-seconds"),
+        help: "Longest a kept code answers before it is read again (HC_API_CODE_CACHE_MAX_AGE_SECONDS)."
+    )
+    var codeCacheMaximumAgeSeconds: Int = Env.int(
+        "HC_API_CODE_CACHE_MAX_AGE_SECONDS",
+        Int(QueryAPIConfiguration().codeCacheMaximumAge.components.seconds)
+    )
 
     func validate() throws {
         guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
+        guard codeCacheEntries >= 0 else { throw ValidationError("--code-cache-entries must not be negative") }
+        guard codeCacheMaximumAgeSeconds > 0 else {
+            throw ValidationError("--code-cache-max-age-seconds must be at least 1")
+        }
     }
 
     var configuration: QueryAPIConfiguration {
@@ -196,6 +213,8 @@ struct APIOptions: ParsableArguments {
         configuration.trustedIssuersFile =
             trustedIssuersFile ?? ProcessInfo.processInfo.environment["HC_TRUSTED_ISSUERS_FILE"]
         configuration.codeReadsInFlight = codeReadsInFlight
+        configuration.codeCacheEntries = codeCacheEntries
+        configuration.codeCacheMaximumAge = .seconds(codeCacheMaximumAgeSeconds)
         return configuration
     }
 }

@@ -133,7 +133,7 @@ struct APICommand: AsyncParsableCommand {
         let logger = Logger(label: "healthcode.api")
         let clientConfiguration = postgres.configuration.clientConfiguration()
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
-        let services = try await Backbone.queryAPI(
+        let queryAPI = try await Backbone.queryAPI(
             configuration: api.configuration,
             postgres: client,
             codeReadPostgres: clientConfiguration,
@@ -142,6 +142,6 @@ struct APICommand: AsyncParsableCommand {
             metrics: metrics,
             logger: logger
         )
-        try await runServiceGroup(([client] + services).map { .init(service: $0) }, logger: logger)
+        try await runServiceGroup(([client] + queryAPI.services).map { .init(service: $0) }, logger: logger)
     }
 }

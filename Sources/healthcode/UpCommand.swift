@@ -117,7 +117,7 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let services: [any Service] =
-            [client] + projection.services + [operations] + gatewayServices + apiServices + [demo]
+            [client] + projection.services + [operations] + gatewayServices + apiServices.services + [demo]
         try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
     }
 }

@@ -161,8 +161,8 @@ struct TestBackbone: Sendable {
             },
             logger: logger
         )
-        let probe = Probe(backbone: self, consumer: projector.consumer, client: client)
-        return try await withServices([client] + projector.services + gateway + api) {
+        let probe = Probe(backbone: self, consumer: projector.consumer, client: client, codeCache: api.codeCache)
+        return try await withServices([client] + projector.services + gateway + api.services) {
             await started.wait()
             return try await body("http://127.0.0.1:\(ports.gateway)", "http://127.0.0.1:\(ports.api)", probe)
         }
@@ -173,6 +173,8 @@ struct TestBackbone: Sendable {
         let backbone: TestBackbone
         let consumer: KafkaConsumer
         let client: PostgresClient
+        /// The API's kept codes.
+        let codeCache: CodeCache
 
         /// Waits until the projector has applied everything on the topic.
         func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async throws {

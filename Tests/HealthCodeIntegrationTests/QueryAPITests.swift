@@ -79,6 +79,95 @@ struct QueryAPITests {
         }
     }
 
+    @Test("a kept code follows every committed change, and nothing kept is answered while changes cannot be heard")
+    func keptCodesFollowChanges() async throws {
+        let backbone = try await TestBackbone.make()
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-KEPT")
+            let url = api + "/v1/people/\(pseudonym)/code"
+            /// Asks until the API answers `status`; how long that took.
+            func waitForStatus(_ status: String, within limit: Duration) async throws -> Duration {
+                let clock = ContinuousClock()
+                let start = clock.now
+                while try await exchange(url).json["status"] as? String != status {
+                    guard clock.now - start < limit else {
+                        Issue.record("the API still answered a stale code after \(limit)")
+                        return clock.now - start
+                    }
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                return clock.now - start
+            }
+
+            let positive = Events.testResult(
+                id: "lab-kept",
+                subject: "RAW-KEPT",
+                time: Events.hoursAgo(2),
+                result: "positive"
+            )
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
+            try await probe.waitUntilCaughtUp()
+            _ = try await waitForStatus("red", within: .seconds(5))
+            let before = probe.codeCache.statistics
+            #expect(try await exchange(url).json["status"] as? String == "red")
+            #expect(probe.codeCache.statistics.hits == before.hits + 1, "a repeated lookup is answered from memory")
+
+            // The projector's commit announces the change: the kept red code goes at once, long before
+            // its maximum age (30 s).
+            let retraction =
+                #"{"specversion":"1.0","id":"retract-kept","source":"urn:hc:publisher:test-bureau","type":"hc.retraction.v1","subject":"RAW-KEPT","time":"\#(Events.hoursAgo(1))","data":{"retracts":"lab-kept","reason":"wrong sample"}}"#
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [retraction]).status == 202)
+            try await probe.waitUntilCaughtUp()
+            let followed = try await waitForStatus("green", within: .seconds(5))
+            #expect(followed < .seconds(5))
+
+            // Cut the listener off, then change the code without an announcement: the API must have
+            // dropped what it kept and read PostgreSQL until it listens again.
+            let terminated = try await probe.client.query(
+                """
+                SELECT count(*) FROM (
+                    SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                    WHERE datname = current_database() AND query ILIKE 'LISTEN%hc_code_changes%'
+                ) AS t
+                """
+            )
+            #expect(try await single(terminated) == 1)
+            let review = CodeDecision(
+                status: .yellow,
+                validUntil: nil,
+                reasons: [],
+                ruleSetID: backbone.ruleSet.id,
+                ruleSetVersion: backbone.ruleSet.version,
+                ruleSetHash: backbone.ruleSet.contentHash
+            )
+            try await ProjectionStore(client: probe.client, logger: testLogger()).withTransaction { transaction in
+                try await transaction.saveCodes([(pseudonym, review)], evaluatedAt: Instant.now(), changed: [])
+            }
+            _ = try await waitForStatus("yellow", within: .seconds(10))
+            // Once it listens again, it must not answer the green it kept before it was cut off.
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(10)
+            while try await single(
+                probe.client.query(
+                    """
+                    SELECT count(*) FROM pg_stat_activity
+                    WHERE datname = current_database() AND query ILIKE 'LISTEN%hc_code_changes%'
+                    """
+                )
+            ) == 0, clock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            for _ in 0..<3 { #expect(try await exchange(url).json["status"] as? String == "yellow") }
+        }
+    }
+
+    /// The one count a query returns.
+    private func single(_ rows: PostgresRowSequence) async throws -> Int {
+        var count = 0
+        for try await value in rows.decode(Int64.self) { count = Int(value) }
+        return count
+    }
+
     @Test("concurrent code reads share round trips and every answer is the asker's own code")
     func concurrentCodeReads() async throws {
         let backbone = try await TestBackbone.make()
