@@ -30,6 +30,8 @@ public final class CodeCache: Sendable {
     private let hits = Counter(label: "hc_api_code_cache_hits_total")
     private let misses = Counter(label: "hc_api_code_cache_misses_total")
     private let invalidations = Counter(label: "hc_api_code_cache_invalidations_total")
+    /// 1 while changes are heard and codes kept, 0 while every lookup reads PostgreSQL.
+    private let listeningGauge = Gauge(label: "hc_api_code_cache_listening")
 
     /// - Parameters:
     ///   - entries: most codes kept (0: none, every lookup reads PostgreSQL).
@@ -75,6 +77,7 @@ public final class CodeCache: Sendable {
     /// The listener is live: from now on every change is heard, so codes may be kept.
     public func listening() {
         state.withLock { $0.listening = true }
+        listeningGauge.record(1)
     }
 
     /// The listener lost its connection: announcements may be missed, so drop everything and keep
@@ -85,6 +88,7 @@ public final class CodeCache: Sendable {
             state.listening = false
             return state.clear()
         }
+        listeningGauge.record(0)
     }
 
     /// Lookups answered from memory and lookups that read PostgreSQL, since start.

@@ -183,6 +183,7 @@ public struct IngestBenchmark: Sendable {
                 script: script,
                 url: "http://127.0.0.1:\(port.withLock { $0 })/v1/events",
                 connections: connections,
+                threads: 1,
                 duration: duration
             )
         }
