@@ -72,6 +72,8 @@ public struct IngestBenchmark: Sendable {
         public var connections = 8
         /// Length of each measurement. Default 10 s.
         public var duration: Duration = .seconds(10)
+        /// Load before each measurement, on the producer and on the gateway alike. Default 3 s.
+        public var warmUp: Duration = .seconds(3)
         /// Partitions of the topic. Default 8.
         public var partitions = 8
         /// Repository root (scripts/infra.sh, projections/migrations).
@@ -177,15 +179,12 @@ public struct IngestBenchmark: Sendable {
         """.write(to: script, atomically: true, encoding: .utf8)
         let connections = options.connections
         let duration = options.duration
+        let warmUp = options.warmUp
         let output = try await backbone.withServices([client] + gateway) {
             for await _ in ready.stream { break }
-            return try await runWrk(
-                script: script,
-                url: "http://127.0.0.1:\(port.withLock { $0 })/v1/events",
-                connections: connections,
-                threads: 1,
-                duration: duration
-            )
+            let url = "http://127.0.0.1:\(port.withLock { $0 })/v1/events"
+            _ = try await runWrk(script: script, url: url, connections: connections, threads: 1, duration: warmUp)
+            return try await runWrk(script: script, url: url, connections: connections, threads: 1, duration: duration)
         }
         guard let requestsPerSecond = LookupBenchmark.number(after: "Requests/sec:", in: output),
             !output.contains("Non-2xx")
@@ -216,10 +215,10 @@ public struct IngestBenchmark: Sendable {
             event.recordedTime = Instant.now()
             return KafkaOutgoingMessage(topic: topic, key: Array(subject.utf8), value: event.jsonBytes())
         }
-        return try await backbone.withServices([producer]) {
-            let started = ContinuousClock.now
-            let deadline = started + duration
-            let sent = await withTaskGroup(of: Int.self) { group in
+        let warmUp = options.warmUp
+        /// Acknowledged messages from `connections` senders until `deadline`.
+        @Sendable func send(until deadline: ContinuousClock.Instant) async -> Int {
+            await withTaskGroup(of: Int.self) { group in
                 for _ in 0..<connections {
                     group.addTask {
                         var count = 0
@@ -232,6 +231,11 @@ public struct IngestBenchmark: Sendable {
                 }
                 return await group.reduce(0, +)
             }
+        }
+        return try await backbone.withServices([producer]) {
+            _ = await send(until: ContinuousClock.now + warmUp)
+            let started = ContinuousClock.now
+            let sent = await send(until: started + duration)
             return Double(sent) / (ContinuousClock.now - started).inSeconds
         }
     }
