@@ -12,8 +12,16 @@ import Testing
 
 /// What a load run saw: accepted event ids, refusals by status, latencies of accepted requests.
 final class LoadRecord: Sendable {
+    struct Position: Hashable, CustomStringConvertible {
+        var partition: Int32
+        var offset: Int64
+        var description: String { "\(partition)/\(offset)" }
+    }
+
     struct State {
         var accepted: [String] = []
+        /// Where the gateway said each accepted event is (partition, offset).
+        var positions: [String: Position] = [:]
         var statuses: [Int: Int] = [:]
         var acceptedLatencies: [Duration] = []
         var skipped = 0
@@ -42,6 +50,8 @@ struct OverloadTests {
         struct Result: Decodable {
             var id: String?
             var status: String
+            var partition: Int32?
+            var offset: Int64?
         }
         var results: [Result]
     }
@@ -78,15 +88,20 @@ struct OverloadTests {
             let payload = try await response.body.collect(upTo: 4 << 20)
             let elapsed = ContinuousClock.now - started
             let status = Int(response.status.code)
-            var accepted: [String] = []
+            var accepted: [BatchAnswer.Result] = []
             if status == 202 {
                 let answer = try JSONDecoder().decode(BatchAnswer.self, from: Data(payload.readableBytesView))
-                accepted = answer.results.filter { $0.status == "accepted" }.compactMap(\.id)
+                accepted = answer.results.filter { $0.status == "accepted" && $0.id != nil }
             }
             record.state.withLock { state in
                 state.statuses[status, default: 0] += 1
                 if status == 202 {
-                    state.accepted.append(contentsOf: accepted)
+                    state.accepted.append(contentsOf: accepted.compactMap(\.id))
+                    for result in accepted {
+                        if let id = result.id, let partition = result.partition, let offset = result.offset {
+                            state.positions[id] = LoadRecord.Position(partition: partition, offset: offset)
+                        }
+                    }
                     state.acceptedLatencies.append(elapsed)
                 }
             }
@@ -226,9 +241,12 @@ struct OverloadTests {
             KafkaTopicPartition(topic: backbone.topic.topic, partition: $0)
         }
         var inKafka: [String: Int] = [:]
+        var idAt: [LoadRecord.Position: String] = [:]
+        var highWatermarks: [Int32: Int64] = [:]
         try await withServices([consumer]) {
             try consumer.assign(Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) }))
             let ends = try await consumer.watermarks(for: partitions)
+            for (partition, marks) in ends { highWatermarks[partition.partition] = marks.high }
             let total = ends.values.reduce(0) { $0 + Int($1.high) }
             var seen = 0
             for try await batch in consumer.batches {
@@ -238,6 +256,7 @@ struct OverloadTests {
                         let idStart = json.index(start, offsetBy: 6)
                         let id = String(json[idStart..<json[idStart...].firstIndex(of: "\"")!])
                         inKafka[id, default: 0] += 1
+                        idAt[LoadRecord.Position(partition: message.partition, offset: message.offset)] = id
                     }
                     seen += 1
                 }
@@ -250,5 +269,13 @@ struct OverloadTests {
         #expect(inKafka.count == accepted.count, "accepted \(accepted.count), in Kafka \(inKafka.count)")
         #expect(inKafka.values.allSatisfy { $0 == 1 }, "an accepted event is in Kafka more than once")
         #expect(Set(inKafka.keys) == Set(accepted))
+        // Where the missing ones should be, by the gateway's answer, and what the broker holds there.
+        let missing = accepted.filter { inKafka[$0] == nil }.prefix(10).map { id in
+            let position = state.positions[id]
+            let there = position.flatMap { idAt[$0] } ?? "nothing"
+            let high = position.flatMap { highWatermarks[$0.partition] }.map(String.init) ?? "?"
+            return "\(id) at \(position.map(String.init(describing:)) ?? "?") (high \(high)) holds \(there)"
+        }
+        #expect(missing.isEmpty, "accepted but not in Kafka: \(missing.joined(separator: "; "))")
     }
 }
