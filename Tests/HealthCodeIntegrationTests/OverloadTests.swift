@@ -243,26 +243,33 @@ struct OverloadTests {
         var inKafka: [String: Int] = [:]
         var idAt: [LoadRecord.Position: String] = [:]
         var highWatermarks: [Int32: Int64] = [:]
+        var redelivered = 0
         try await withServices([consumer]) {
             try consumer.assign(Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) }))
             let ends = try await consumer.watermarks(for: partitions)
             for (partition, marks) in ends { highWatermarks[partition.partition] = marks.high }
             let total = ends.values.reduce(0) { $0 + Int($1.high) }
-            var seen = 0
+            // Counted by distinct position: a message handed out twice must not end the reading early.
+            var seen = Set<LoadRecord.Position>()
             for try await batch in consumer.batches {
                 for message in batch {
+                    let position = LoadRecord.Position(partition: message.partition, offset: message.offset)
+                    guard seen.insert(position).inserted else {
+                        redelivered += 1
+                        continue
+                    }
                     let json = String(decoding: message.value, as: UTF8.self)
                     if let start = json.range(of: #""id":"load-"#)?.lowerBound {
                         let idStart = json.index(start, offsetBy: 6)
                         let id = String(json[idStart..<json[idStart...].firstIndex(of: "\"")!])
                         inKafka[id, default: 0] += 1
-                        idAt[LoadRecord.Position(partition: message.partition, offset: message.offset)] = id
+                        idAt[position] = id
                     }
-                    seen += 1
                 }
-                if seen >= total { break }
+                if seen.count >= total { break }
             }
         }
+        #expect(redelivered == 0, "the consumer handed out \(redelivered) messages twice")
         try await http.shutdown()
         let accepted = state.accepted.filter { $0.hasPrefix("load-") }
         #expect(Set(accepted).count == accepted.count)
