@@ -36,4 +36,40 @@ public struct QueryAPIConfiguration: Sendable {
 
     /// The local defaults.
     public init() {}
+
+    /// Checks the settings that have a lower bound, so that a bad value is refused before anything
+    /// starts (a negative cache size would otherwise only fail deep inside the cache).
+    public func validate() throws(QueryAPIConfigurationError) {
+        let checks: [(holds: Bool, setting: QueryAPIConfigurationError.Setting, requirement: String)] = [
+            ((0...65_535).contains(port), .port, "must be between 0 and 65535"),
+            (signedCodeLifetime > .zero, .signedCodeLifetime, "must be at least 1 second"),
+            (codeReadsInFlight > 0, .codeReadsInFlight, "must be at least 1"),
+            (maximumCodeReadBatch > 0, .maximumCodeReadBatch, "must be at least 1"),
+            (codeCacheEntries >= 0, .codeCacheEntries, "must not be negative"),
+            (codeCacheMaximumAge > .zero, .codeCacheMaximumAge, "must be at least 1 second"),
+        ]
+        for check in checks where !check.holds {
+            throw QueryAPIConfigurationError(setting: check.setting, requirement: check.requirement)
+        }
+    }
+}
+
+/// A query API setting outside what it allows.
+public struct QueryAPIConfigurationError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The settings ``QueryAPIConfiguration/validate()`` checks.
+    public enum Setting: String, Sendable, Hashable, CaseIterable {
+        case port
+        case signedCodeLifetime
+        case codeReadsInFlight
+        case maximumCodeReadBatch
+        case codeCacheEntries
+        case codeCacheMaximumAge
+    }
+
+    /// Which setting is wrong.
+    public var setting: Setting
+    /// What it must be, e.g. "must not be negative".
+    public var requirement: String
+
+    public var description: String { "query API setting \(setting.rawValue) \(requirement)" }
 }

@@ -174,7 +174,8 @@ public enum Backbone {
     /// connection to `codeReadPostgres`) and its HTTP server, in that order. `postgres` serves
     /// everything else and must run in the same group, before them; `pseudonymizer` (the gateway's
     /// key) hashes the identifiers of code lookups. Reads the issuer's signing keys (creating a first
-    /// one if `createSigningKey`) and the JWKS of the trusted regions.
+    /// one if `createSigningKey`) and the JWKS of the trusted regions. Throws
+    /// ``QueryAPIConfigurationError`` for a setting out of bounds.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
@@ -186,6 +187,7 @@ public enum Backbone {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) async throws -> QueryAPIServices {
+        try configuration.validate()
         let issuer = try await CodeIssuer(
             issuer: configuration.issuer,
             keys: try CodeSigningKey.load(

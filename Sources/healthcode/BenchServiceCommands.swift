@@ -51,8 +51,10 @@ struct BenchLookup: AsyncParsableCommand {
     var codeCacheEntries = QueryAPIConfiguration().codeCacheEntries
 
     func validate() throws {
-        guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
-        guard codeCacheEntries >= 0 else { throw ValidationError("--code-cache-entries must not be negative") }
+        var api = QueryAPIConfiguration()
+        api.codeReadsInFlight = codeReadsInFlight
+        api.codeCacheEntries = codeCacheEntries
+        try api.validateAsFlags()
     }
 
     func run() async throws {

@@ -196,11 +196,7 @@ struct APIOptions: ParsableArguments {
     )
 
     func validate() throws {
-        guard codeReadsInFlight > 0 else { throw ValidationError("--code-reads-in-flight must be at least 1") }
-        guard codeCacheEntries >= 0 else { throw ValidationError("--code-cache-entries must not be negative") }
-        guard codeCacheMaximumAgeSeconds > 0 else {
-            throw ValidationError("--code-cache-max-age-seconds must be at least 1")
-        }
+        try configuration.validateAsFlags()
     }
 
     var configuration: QueryAPIConfiguration {
@@ -216,6 +212,27 @@ struct APIOptions: ParsableArguments {
         configuration.codeCacheEntries = codeCacheEntries
         configuration.codeCacheMaximumAge = .seconds(codeCacheMaximumAgeSeconds)
         return configuration
+    }
+}
+
+extension QueryAPIConfiguration {
+    /// ``validate()``, with the error naming the command-line flag of the setting.
+    func validateAsFlags() throws {
+        do {
+            try validate()
+        } catch {
+            // Settings without a flag cannot be wrong here; they keep the library's wording.
+            let flag: String? =
+                switch error.setting {
+                case .port: "--api-port"
+                case .signedCodeLifetime: "--signed-code-lifetime-seconds"
+                case .codeReadsInFlight: "--code-reads-in-flight"
+                case .maximumCodeReadBatch: nil
+                case .codeCacheEntries: "--code-cache-entries"
+                case .codeCacheMaximumAge: "--code-cache-max-age-seconds"
+                }
+            throw ValidationError(flag.map { "\($0) \(error.requirement)" } ?? error.description)
+        }
     }
 }
 
