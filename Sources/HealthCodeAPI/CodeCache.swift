@@ -167,7 +167,7 @@ struct CodeCacheState {
         }
     }
 
-    /// Drops the codes of `subjects`; returns how many were kept.
+    /// Drops the codes of `subjects` and their pending reads' marks; returns how many entries went.
     mutating func invalidate(_ subjects: [Substring]) -> Int {
         var dropped = 0
         for subject in subjects {

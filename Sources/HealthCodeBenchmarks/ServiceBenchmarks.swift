@@ -280,14 +280,18 @@ public struct LookupBenchmark: Sendable {
         /// Lookups of the measured run answered from memory and read from PostgreSQL.
         public var cacheHits: Int
         public var cacheMisses: Int
-        public var ratio: Double { pgbenchTPS > 0 ? requestsPerSecond / pgbenchTPS : 0 }
-        /// `bench lookup uncached: N req/s, p99 X ms, ratio R; cache hits H%`, printed first.
+        public var ratio: Double { ratioToPgbench(requestsPerSecond) }
+        /// The ratio of the run with no codes kept.
+        public var uncachedRatio: Double { ratioToPgbench(uncachedRequestsPerSecond) }
+        private func ratioToPgbench(_ rate: Double) -> Double { pgbenchTPS > 0 ? rate / pgbenchTPS : 0 }
+        /// `bench lookup uncached: N req/s, p99 X ms, ratio R; cached run: H% of N lookups answered from
+        /// memory`, printed first.
         public var cacheLine: String {
             let lookups = cacheHits + cacheMisses
             let hitShare = lookups > 0 ? 100 * Double(cacheHits) / Double(lookups) : 0
             return "bench lookup uncached: \(Int(uncachedRequestsPerSecond)) req/s, "
                 + "p99 \(String(format: "%.2f", uncachedP99.inMilliseconds)) ms, "
-                + "ratio \(String(format: "%.2f", pgbenchTPS > 0 ? uncachedRequestsPerSecond / pgbenchTPS : 0)); "
+                + "ratio \(String(format: "%.2f", uncachedRatio)); "
                 + "cached run: \(String(format: "%.1f", hitShare))% of \(lookups) lookups answered from memory"
         }
         /// The line before the last: `bench lookup latency: p50 X ms, p99 X ms`.
