@@ -20,7 +20,8 @@ public struct CodeReason: Sendable, Hashable, Codable {
     /// The rule's name in the rule set, e.g. `close-contact`.
     public var rule: String
     public var colour: CodeStatus
-    /// When the rule stops firing on the known events (exclusive), or `nil` if it has no end.
+    /// When the rule stops firing on the events that count at `at` (exclusive), or `nil` if it has no end.
+    /// Events known but timed after `at` are not anticipated here; the decision's `validUntil` accounts for them.
     public var until: Instant?
     /// The events that made the rule fire, oldest first.
     public var events: [EventReference]
@@ -37,7 +38,8 @@ public struct CodeReason: Sendable, Hashable, Codable {
 /// set by id, version and content hash).
 public struct CodeDecision: Sendable, Hashable {
     public var status: CodeStatus
-    /// The earliest later instant at which the status changes on the same known events, or `nil` if never.
+    /// The earliest later instant at which the status, evaluated then as known at the same `knownAt`, differs
+    /// (docs/POLICY.md §3.5), or `nil` if never.
     public var validUntil: Instant?
     /// Every firing rule, the override first, then in rule-set order.
     public var reasons: [CodeReason]
@@ -64,7 +66,7 @@ public struct CodeDecision: Sendable, Hashable {
 }
 
 extension CodeDecision {
-    /// The line `healthcode evaluate` prints for `subject` (POLICY.md §4), without the trailing newline:
+    /// The line `healthcode evaluate` prints for `subject` (docs/POLICY.md §4), without the trailing newline:
     /// `{"subject":…,"status":…,"validUntil":…|null,"reasons":[{"rule","colour","until","events":[{"source","id"}]}]}`
     /// with instants in RFC 3339 UTC whole seconds (sub-second parts truncated).
     public func evaluationLine(subject: String) -> [UInt8] {

@@ -13,7 +13,7 @@ extension CloudEvent {
     }
 }
 
-/// Where a person was at an instant, as an event tells (POLICY.md §3.1).
+/// Where a person was at an instant, as an event tells (docs/POLICY.md §3.1).
 public struct Presence: Sendable, Hashable {
     public var area: AreaCode
     public var at: Instant

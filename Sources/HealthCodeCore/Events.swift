@@ -1,4 +1,4 @@
-/// The event types of the contract (POLICY.md §2). Each type string carries its version; when a v2 of a type
+/// The event types of the contract (docs/POLICY.md §2). Each type string carries its version; when a v2 of a type
 /// is published, the decoder upcasts v1 events into the current payload model, so the fold and the policy
 /// only ever see one shape per type (see schemas/README.md).
 public enum EventType: String, Sendable, Codable, CaseIterable {

@@ -1,5 +1,5 @@
 /// When an event happened and when the backbone learnt of it, with its idempotency key: what the bitemporal
-/// visibility rule (POLICY.md §3.0) and the "same time, greater id is later" tie-break need.
+/// visibility rule (docs/POLICY.md §3.0) and the "same time, greater id is later" tie-break need.
 struct EventStamp: Sendable, Hashable {
     var source: String
     var id: String
@@ -174,6 +174,24 @@ public struct PersonState: Sendable, Hashable {
         return areas
     }
 
+    /// Appends the `time` of every event known at `knownAt` that happens after `at` (docs/POLICY.md §3.5: such an
+    /// event starts to count at its `time`). Live evaluations meet one only for an event published ahead of
+    /// the gateway's clock within the accepted skew.
+    func appendLaterInstants(after at: Int64, knownAt: Int64, to instants: inout [Int64]) {
+        func collect(_ stamps: some Sequence<EventStamp>) {
+            for stamp in stamps {
+                let time = stamp.time.microsecondsSinceEpoch
+                if time > at, stamp.recorded.microsecondsSinceEpoch <= knownAt { instants.append(time) }
+            }
+        }
+        collect(tests.lazy.map(\.stamp))
+        collect(travels.lazy.map(\.stamp))
+        collect(declarations.lazy.map(\.stamp))
+        collect(exposures.lazy.map(\.stamp))
+        collect(reviews.lazy.map(\.stamp))
+        collect(retractions.lazy.map(\.stamp))
+    }
+
     /// Rebuilds the idempotency keys after the records were read back from storage.
     mutating func rebuildAppliedKeys() throws(StoredJSONError) {
         let stamps =
@@ -211,6 +229,9 @@ public struct RiskAreaMap: Sendable, Hashable {
     /// Retractions keyed by the (`source`, `id`) they retract; a retraction may arrive before its target.
     private var retractionsByTarget: [EventReference: [EventStamp]] = [:]
     private var applied: Set<EventReference> = []
+    /// The latest `time` of any designation or retraction folded in: an evaluation at or after it has no
+    /// designation that starts to count later (``appendLaterInstants(after:knownAt:for:to:)``).
+    private var latestTime = Int64.min
 
     public init() {}
 
@@ -221,6 +242,7 @@ public struct RiskAreaMap: Sendable, Hashable {
         switch event.payload {
         case .riskArea(let designation):
             guard let area = AreaCode(event.subject), applied.insert(event.reference).inserted else { return false }
+            latestTime = max(latestTime, event.time.microsecondsSinceEpoch)
             byArea[area, default: []].insertChronologically(
                 DesignationRecord(
                     stamp: EventStamp(event),
@@ -233,6 +255,7 @@ public struct RiskAreaMap: Sendable, Hashable {
             return true
         case .retraction(let retraction):
             guard !event.isPersonEvent, applied.insert(event.reference).inserted else { return false }
+            latestTime = max(latestTime, event.time.microsecondsSinceEpoch)
             retractionsByTarget[EventReference(source: event.source, id: retraction.retracts), default: []]
                 .insertChronologically(EventStamp(event))
             return true
@@ -272,6 +295,29 @@ public struct RiskAreaMap: Sendable, Hashable {
     /// The stamp of the designation at `position` for `area`, as returned by ``designation(for:at:visibleAt:knownAt:)``.
     func stamp(of area: AreaCode, _ position: Int) -> EventStamp {
         byArea[area]![position].stamp
+    }
+
+    /// Appends the `time` of every designation of `person`'s areas (each code, its city and its province), and
+    /// of every retraction of one, known at `knownAt` and happening after `at`: from that instant on it can
+    /// change the level of a presence (docs/POLICY.md §3.5).
+    func appendLaterInstants(after at: Int64, knownAt: Int64, for person: PersonState, to instants: inout [Int64]) {
+        guard latestTime > at else { return }
+        var codes = Set<AreaCode>()
+        for area in person.visitedAreas {
+            codes.insert(area)
+            codes.formUnion(area.ancestors)
+        }
+        for code in codes {
+            guard let records = byArea[code] else { continue }
+            for record in records {
+                let time = record.stamp.time.microsecondsSinceEpoch
+                if time > at, record.stamp.recorded.microsecondsSinceEpoch <= knownAt { instants.append(time) }
+                for retraction in retractionsByTarget[record.stamp.reference] ?? [] {
+                    let time = retraction.time.microsecondsSinceEpoch
+                    if time > at, retraction.recorded.microsecondsSinceEpoch <= knownAt { instants.append(time) }
+                }
+            }
+        }
     }
 
     private func isRetracted(_ stamp: EventStamp, at: Int64, knownAt: Int64) -> Bool {

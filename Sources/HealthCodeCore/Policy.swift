@@ -1,4 +1,4 @@
-/// Evaluates persons against a rule set (POLICY.md §3): which rules fire at `at` on the events known at
+/// Evaluates persons against a rule set (docs/POLICY.md §3): which rules fire at `at` on the events known at
 /// `knownAt`, the resulting status, and until when that status holds.
 ///
 /// Evaluation is pure and cheap (microseconds for a typical history), so the projector re-evaluates on every
@@ -40,8 +40,11 @@ public struct Policy: Sendable {
     /// Evaluates `person` at `at` as known at `knownAt` (default `at`).
     ///
     /// Only events with `time <= at` and `recordedtime <= knownAt` count, minus those retracted by such
-    /// events. `validUntil` is the earliest instant after `at` at which the status changes if no further
-    /// event becomes known (the known set is held fixed), or `nil` if it never changes.
+    /// events. `validUntil` (docs/POLICY.md §3.5) is the earliest instant u after `at` at which the status
+    /// evaluated at u, as known at the same `knownAt`, differs from the status at `at`, or `nil` if there is
+    /// none. An event known at `knownAt` whose `time` lies after `at` counts from its `time` on: an analyst's
+    /// "as known today" about a past instant, or, live, an event published ahead of the gateway's clock
+    /// within the accepted skew, which ends the code exactly when it happens.
     public func evaluate(
         _ person: PersonState,
         areas: RiskAreaMap,
@@ -50,18 +53,35 @@ public struct Policy: Sendable {
     )
         -> CodeDecision
     {
-        var evaluation = Evaluation(
-            person: person,
-            areas: areas,
-            at: at.microsecondsSinceEpoch,
-            knownAt: (knownAt ?? at).microsecondsSinceEpoch,
-            policy: self
-        )
+        let at = at.microsecondsSinceEpoch
+        let knownAt = (knownAt ?? Instant(microsecondsSinceEpoch: at)).microsecondsSinceEpoch
+        var evaluation = Evaluation(person: person, areas: areas, at: at, knownAt: knownAt, policy: self)
         evaluation.fire()
-        let status = evaluation.status(at: evaluation.at)
+        let status = evaluation.status(at: at)
+        var validUntil = evaluation.validUntil(status: status)
+        // Events known now that happen later change the known set at their `time`: between two such instants
+        // the set is fixed, so each stretch is evaluated like the first one, from its start.
+        var later: [Int64] = []
+        person.appendLaterInstants(after: at, knownAt: knownAt, to: &later)
+        areas.appendLaterInstants(after: at, knownAt: knownAt, for: person, to: &later)
+        if !later.isEmpty {
+            later.sort()
+            var previous = Int64.min
+            for instant in later where instant != previous {
+                previous = instant
+                if let end = validUntil, end < instant { break }
+                var stretch = Evaluation(person: person, areas: areas, at: instant, knownAt: knownAt, policy: self)
+                stretch.fire()
+                if stretch.status(at: instant) != status {
+                    validUntil = instant
+                    break
+                }
+                validUntil = stretch.validUntil(status: status)
+            }
+        }
         return CodeDecision(
             status: status,
-            validUntil: evaluation.validUntil(status: status).map { Instant(microsecondsSinceEpoch: $0) },
+            validUntil: validUntil.map { Instant(microsecondsSinceEpoch: $0) },
             reasons: evaluation.reasons(),
             ruleSetID: ruleSet.id,
             ruleSetVersion: ruleSet.version,
@@ -313,7 +333,7 @@ public struct Policy: Sendable {
             return (positive, nil)
         }
 
-        /// Presences (POLICY.md §3.1) that can still fire at or after `at` (within `horizon` of it), with
+        /// Presences (docs/POLICY.md §3.1) that can still fire at or after `at` (within `horizon` of it), with
         /// the level of their area at their instant (§3.2).
         func presences(horizon: Int64) -> [Presence] {
             var result: [Presence] = []
@@ -390,7 +410,8 @@ public struct Policy: Sendable {
             return status
         }
 
-        /// The earliest interval boundary after `at` at which the status differs from `status`.
+        /// The earliest interval boundary after `at` at which the status on this evaluation's known events
+        /// differs from `status`.
         func validUntil(status: CodeStatus) -> Int64? {
             var boundaries: [Int64] = []
             boundaries.reserveCapacity(firings.count * 2 + 1)

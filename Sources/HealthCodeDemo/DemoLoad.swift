@@ -6,7 +6,8 @@ import NIOCore
 import ServiceLifecycle
 
 /// Loads the demo population through the gateway, waits until the projector has caught up,
-/// prints a summary with one red person, then stays up until the process shuts down.
+/// prints a summary with one red person, then stays up until the process shuts down (or returns
+/// at once, with ``Configuration/exitAfterSummary``).
 ///
 /// It drives the system only through its public interfaces: HTTP to the gateway and the query API,
 /// plus two read-only probes (`caughtUp`, `statusCounts`) that the caller wires to Kafka and
@@ -31,6 +32,11 @@ public struct DemoLoad: Service {
         /// The API key of each demo publisher (``DemoPopulation/Publisher``), by publisher id;
         /// `healthcode up` registers them. Never logged. Default: none.
         public var credentials: [String: String] = [:]
+        /// The longest one batch may be held back by the gateway (`429`/`503`, summed over its
+        /// `Retry-After`s) before the load fails. Default 10 minutes.
+        public var maximumWait: Duration = .seconds(600)
+        /// Return after the summary instead of serving until shutdown (scripts, tests). Default `false`.
+        public var exitAfterSummary = false
 
         public init(gatewayURL: String, apiURL: String) {
             self.gatewayURL = gatewayURL
@@ -80,6 +86,10 @@ public struct DemoLoad: Service {
         } else {
             ConsoleOutput.line("demo: --demo-people 0, starting empty")
         }
+        if configuration.exitAfterSummary {
+            ConsoleOutput.line("demo done; stopping (--exit-after-summary)")
+            return
+        }
         ConsoleOutput.line("serving; press Ctrl-C to stop")
         try await gracefulShutdown()
     }
@@ -90,11 +100,12 @@ public struct DemoLoad: Service {
             gatewayBaseURL: configuration.gatewayURL,
             credentials: configuration.credentials,
             client: client,
+            maximumWait: configuration.maximumWait,
             logger: logger
         )
 
         // Designations first, so that travellers' presences meet them when their events are folded.
-        _ = try await publisher.publish(batches: [population.designations()], concurrency: 1)
+        let designations = try await publisher.publish(batches: [population.designations()], concurrency: 1)
         try await waitForProjection()
 
         var lines: [String] = []
@@ -120,7 +131,7 @@ public struct DemoLoad: Service {
         let projectionStarted = ContinuousClock.now
         try await waitForProjection()
         let projectionTime = ContinuousClock.now - projectionStarted
-        try await printSummary(report: report, projectionTime: projectionTime)
+        try await printSummary(designations: designations, report: report, projectionTime: projectionTime)
     }
 
     private func waitForProjection() async throws {
@@ -133,7 +144,11 @@ public struct DemoLoad: Service {
         }
     }
 
-    private func printSummary(report: GatewayPublisher.Report, projectionTime: Duration) async throws {
+    private func printSummary(
+        designations: GatewayPublisher.Report,
+        report: GatewayPublisher.Report,
+        projectionTime: Duration
+    ) async throws {
         let counts = try await statusCounts()
         let subject = pseudonymizer.pseudonym(of: DemoPopulation.rawIdentifier(0))
         let url = "\(configuration.apiURL)/v1/people/\(subject)/code"
@@ -144,8 +159,12 @@ public struct DemoLoad: Service {
             """
 
             ── HealthCode demo ─────────────────────────────────────────────
-            published  \(report.accepted) events (\(report.rejected) rejected) in \(format(report.elapsed)) \
+            published  \(report.accepted + designations.accepted) of \(report.events + designations.events) events \
+            accepted (\(report.rejected + designations.rejected) rejected) in \(format(report.elapsed)) \
             → \(Int(report.eventsPerSecond)) events/s through the gateway
+            held back  \(report.rateLimited + designations.rateLimited)× over the publishers' rate (429), \
+            \(report.unavailable + designations.unavailable)× at capacity (503); each batch sent again after \
+            Retry-After
             projected  caught up \(format(projectionTime)) after the last batch was accepted
             codes      green \(counts[.green] ?? 0), yellow \(counts[.yellow] ?? 0), red \(counts[.red] ?? 0)
 

@@ -64,7 +64,7 @@ public struct EventIngestion: Sendable {
         guard batch.items.count <= configuration.maximumBatchEvents else {
             return .tooManyEvents(count: batch.items.count, limit: configuration.maximumBatchEvents)
         }
-        if case .reject(let retryAfter) = rateLimits.take(batch.items.count, for: publisher.id) {
+        if case .reject(let retryAfter) = rateLimits.take(batch.items.count, for: publisher) {
             return .rateLimited(retryAfter: retryAfter)
         }
         let recordedTime = now()
@@ -93,9 +93,10 @@ public struct EventIngestion: Sendable {
                     continue
                 }
                 if !event.subjectIsAreaCode { event.subject = pseudonymizer.pseudonym(of: event.subject) }
-                // Within the allowed clock skew an event may be timed after the gateway's clock;
-                // its recording instant is then its own time, so that recordedtime >= time holds.
-                event.recordedTime = max(recordedTime, event.time)
+                // `recordedtime` is when the backbone learnt of the event, also for an event timed
+                // ahead of this clock within the accepted skew: it counts from its own `time` on, and
+                // codes evaluated before then end at that instant (docs/POLICY.md §1, §3.5).
+                event.recordedTime = recordedTime
                 candidates.append((index, event))
             }
         }

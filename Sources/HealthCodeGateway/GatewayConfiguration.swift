@@ -19,10 +19,11 @@ public struct GatewayConfiguration: Sendable {
     /// Ingest requests handled at once; more are shed with 503 + `Retry-After` before their body is
     /// read, so at most this many bodies (each up to ``maximumBodyBytes``) are in memory. Default 64.
     public var maximumConcurrentRequests: Int = 64
-    /// Sustained events per second each publisher may send; faster gets 429 + `Retry-After`.
-    /// Default 20 000.
+    /// Sustained events per second each publisher may send unless it is registered with its own
+    /// limit (``PublisherRateLimit``); faster gets 429 + `Retry-After`. Default 20 000.
     public var publisherEventsPerSecond: Int = 20_000
-    /// Events a publisher may send in a burst above its rate (at least one full batch). Default 40 000.
+    /// Events a publisher without its own limit may send in a burst above its rate (at least one
+    /// full batch). Default 40 000.
     public var publisherBurstEvents: Int = 40_000
     /// How long the log may take to acknowledge an event before the gateway gives up on it and
     /// answers 503 (Kafka `delivery.timeout.ms`). Default 15 s.

@@ -1,7 +1,9 @@
+import HealthCodePostgres
 import Synchronization
 
 /// Per-publisher token buckets in events per second: a publisher that sends faster than its rate
-/// (after a burst) gets 429 with the time until its batch would fit.
+/// (after a burst) gets 429 with the time until its batch would fit. A publisher registered with
+/// its own limit is held to that; every other one to the gateway's default.
 final class PublisherRateLimits: Sendable {
     /// The state machine; the mutex around it is held only for arithmetic.
     struct State: Sendable {
@@ -16,17 +18,24 @@ final class PublisherRateLimits: Sendable {
             case reject(retryAfter: Duration)
         }
 
-        let rate: Double
-        let capacity: Double
+        let defaultLimit: PublisherRateLimit
         var buckets: [String: Bucket] = [:]
 
         init(eventsPerSecond: Int, burst: Int) {
-            rate = Double(max(eventsPerSecond, 1))
-            capacity = Double(max(burst, 1))
+            defaultLimit = PublisherRateLimit(eventsPerSecond: eventsPerSecond, burstEvents: burst)
         }
 
-        /// Takes `events` tokens from the publisher's bucket, or says how long until they exist.
-        mutating func take(_ events: Int, for publisher: String, now: ContinuousClock.Instant) -> Action {
+        /// Takes `events` tokens from the publisher's bucket, filled at `limit` (`nil`: the default),
+        /// or says how long until they exist.
+        mutating func take(
+            _ events: Int,
+            for publisher: String,
+            limit: PublisherRateLimit? = nil,
+            now: ContinuousClock.Instant
+        ) -> Action {
+            let limit = limit ?? defaultLimit
+            let rate = Double(max(limit.eventsPerSecond, 1))
+            let capacity = Double(max(limit.burstEvents, 1))
             var bucket = buckets[publisher] ?? Bucket(tokens: capacity, updated: now)
             let elapsed = now - bucket.updated
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -48,8 +57,8 @@ final class PublisherRateLimits: Sendable {
         state = Mutex(State(eventsPerSecond: eventsPerSecond, burst: burst))
     }
 
-    func take(_ events: Int, for publisher: String) -> State.Action {
-        state.withLock { $0.take(events, for: publisher, now: .now) }
+    func take(_ events: Int, for publisher: Publisher) -> State.Action {
+        state.withLock { $0.take(events, for: publisher.id, limit: publisher.rateLimit, now: .now) }
     }
 }
 

@@ -3,15 +3,18 @@ import Foundation
 import HealthCodePostgres
 import JWTKit
 
-/// An authenticated publisher: its id (the CloudEvents `source` of all it publishes) and the
-/// event types it may publish.
+/// An authenticated publisher: its id (the CloudEvents `source` of all it publishes), the event
+/// types it may publish and its own rate limit, if it has one.
 public struct Publisher: Sendable, Hashable {
     public var id: String
     public var eventTypes: Set<String>
+    /// `nil`: the gateway's default (``GatewayConfiguration/publisherEventsPerSecond``).
+    public var rateLimit: PublisherRateLimit?
 
-    public init(id: String, eventTypes: Set<String>) {
+    public init(id: String, eventTypes: Set<String>, rateLimit: PublisherRateLimit? = nil) {
         self.id = id
         self.eventTypes = eventTypes
+        self.rateLimit = rateLimit
     }
 }
 
@@ -72,23 +75,39 @@ public struct ClientAssertion: JWTPayload, Equatable {
 
 extension PublisherRecord {
     /// The publisher this record authenticates as.
-    var publisher: Publisher { Publisher(id: id, eventTypes: Set(eventTypes)) }
+    var publisher: Publisher { Publisher(id: id, eventTypes: Set(eventTypes), rateLimit: rateLimit) }
 }
 
 extension PublisherRecord {
     /// A publisher that authenticates with ES256 client assertions; throws if `pem` is not an
     /// ES256 (P-256) public key.
-    public static func es256(id: String, publicKeyPEM pem: String, eventTypes: [String]) throws -> PublisherRecord {
+    public static func es256(
+        id: String,
+        publicKeyPEM pem: String,
+        eventTypes: [String],
+        rateLimit: PublisherRateLimit? = nil
+    ) throws -> PublisherRecord {
         let key = try ES256PublicKey(pem: pem)
-        return PublisherRecord(id: id, credential: .es256PublicKey(pem: key.pemRepresentation), eventTypes: eventTypes)
+        return PublisherRecord(
+            id: id,
+            credential: .es256PublicKey(pem: key.pemRepresentation),
+            eventTypes: eventTypes,
+            rateLimit: rateLimit
+        )
     }
 
     /// A publisher that authenticates with `apiKey` (only its hash is kept).
-    public static func apiKey(id: String, apiKey: String, eventTypes: [String]) -> PublisherRecord {
+    public static func apiKey(
+        id: String,
+        apiKey: String,
+        eventTypes: [String],
+        rateLimit: PublisherRateLimit? = nil
+    ) -> PublisherRecord {
         PublisherRecord(
             id: id,
             credential: .apiKeyHash(sha256Hex: PublisherAPIKey.hash(apiKey)),
-            eventTypes: eventTypes
+            eventTypes: eventTypes,
+            rateLimit: rateLimit
         )
     }
 }

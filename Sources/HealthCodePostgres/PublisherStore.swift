@@ -18,14 +18,36 @@ public struct PublisherRecord: Sendable, Hashable {
     public var credential: Credential
     /// The event types it may publish.
     public var eventTypes: [String]
+    /// Its own rate limit; `nil`: the gateway's default.
+    public var rateLimit: PublisherRateLimit?
     /// When it was revoked; a revoked publisher cannot authenticate.
     public var revokedAt: Instant?
 
-    public init(id: String, credential: Credential, eventTypes: [String], revokedAt: Instant? = nil) {
+    public init(
+        id: String,
+        credential: Credential,
+        eventTypes: [String],
+        rateLimit: PublisherRateLimit? = nil,
+        revokedAt: Instant? = nil
+    ) {
         self.id = id
         self.credential = credential
         self.eventTypes = eventTypes
+        self.rateLimit = rateLimit
         self.revokedAt = revokedAt
+    }
+}
+
+/// How many events a publisher may send: a token bucket of `burstEvents` refilled at `eventsPerSecond`.
+public struct PublisherRateLimit: Sendable, Hashable {
+    /// Sustained events per second.
+    public var eventsPerSecond: Int
+    /// Events it may send at once after a quiet spell (at least one full batch).
+    public var burstEvents: Int
+
+    public init(eventsPerSecond: Int, burstEvents: Int) {
+        self.eventsPerSecond = eventsPerSecond
+        self.burstEvents = burstEvents
     }
 }
 
@@ -58,8 +80,10 @@ public struct PublisherStore: Sendable {
             }
         let rows = try await client.query(
             """
-            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types)
-            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes))
+            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types,
+                events_per_second, burst_events)
+            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes),
+                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents))
             ON CONFLICT (publisher_id) DO NOTHING
             RETURNING publisher_id
             """,
@@ -69,8 +93,8 @@ public struct PublisherStore: Sendable {
         throw RegistryError(code: "already-registered", context: publisher.id)
     }
 
-    /// Registers `publisher` or, if its id exists, replaces its credential and event types and
-    /// lifts a revocation (used by `healthcode up` to register the demo publishers on every start).
+    /// Registers `publisher` or, if its id exists, replaces its credential, event types and rate limit
+    /// and lifts a revocation (used by `healthcode up` to register the demo publishers on every start).
     public func upsert(_ publisher: PublisherRecord) async throws {
         let (kind, pem, hash): (String, String?, String?) =
             switch publisher.credential {
@@ -79,11 +103,14 @@ public struct PublisherStore: Sendable {
             }
         try await client.query(
             """
-            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types)
-            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes))
+            INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types,
+                events_per_second, burst_events)
+            VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes),
+                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents))
             ON CONFLICT (publisher_id) DO UPDATE SET credential = excluded.credential,
                 public_key_pem = excluded.public_key_pem, api_key_sha256 = excluded.api_key_sha256,
-                event_types = excluded.event_types, revoked_at = NULL
+                event_types = excluded.event_types, events_per_second = excluded.events_per_second,
+                burst_events = excluded.burst_events, revoked_at = NULL
             """,
             logger: logger
         )
@@ -106,14 +133,15 @@ public struct PublisherStore: Sendable {
     public func all() async throws -> [PublisherRecord] {
         let rows = try await client.query(
             """
-            SELECT publisher_id, credential, public_key_pem, api_key_sha256, event_types, hc_micros(revoked_at)
+            SELECT publisher_id, credential, public_key_pem, api_key_sha256, event_types, events_per_second,
+                burst_events, hc_micros(revoked_at)
             FROM publisher ORDER BY publisher_id
             """,
             logger: logger
         )
         var publishers: [PublisherRecord] = []
-        for try await (id, kind, pem, hash, types, revokedAt) in rows.decode(
-            (String, String, String?, String?, [String], Int64?).self
+        for try await (id, kind, pem, hash, types, rate, burst, revokedAt) in rows.decode(
+            (String, String, String?, String?, [String], Int32?, Int32?, Int64?).self
         ) {
             let credential: PublisherRecord.Credential =
                 kind == "es256" ? .es256PublicKey(pem: pem ?? "") : .apiKeyHash(sha256Hex: hash ?? "")
@@ -122,6 +150,9 @@ public struct PublisherStore: Sendable {
                     id: id,
                     credential: credential,
                     eventTypes: types,
+                    rateLimit: rate.flatMap { rate in
+                        burst.map { PublisherRateLimit(eventsPerSecond: Int(rate), burstEvents: Int($0)) }
+                    },
                     revokedAt: revokedAt.map(Instant.init(microsecondsSinceEpoch:))
                 )
             )

@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import HealthCodeCore
 
-/// `healthcode evaluate`: the policy over a file of events, offline (POLICY.md §4).
+/// `healthcode evaluate`: the policy over a file of events, offline (docs/POLICY.md §4).
 struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "evaluate",

@@ -28,9 +28,26 @@ struct Publishers: AsyncParsableCommand {
         @Option(help: "Comma-separated event types it may publish, e.g. hc.test-result.v1.") var types: String
         @Option(name: .customLong("public-key-file"), help: "PEM file of its ES256 (P-256) public key.")
         var publicKeyFile: String?
+        @Option(help: "Its own sustained events/s (default: the gateway's --publisher-rate); needs --burst.")
+        var rate: Int?
+        @Option(help: "Its own burst in events (default: the gateway's --publisher-burst); needs --rate.")
+        var burst: Int?
         @OptionGroup var postgres: PostgresOptions
 
+        var rateLimit: PublisherRateLimit? {
+            guard let rate, let burst else { return nil }
+            return PublisherRateLimit(eventsPerSecond: rate, burstEvents: burst)
+        }
+
         func validate() throws {
+            guard (rate == nil) == (burst == nil) else {
+                throw ValidationError("--rate and --burst go together: give both or neither")
+            }
+            if let rate, let burst {
+                guard (1...Int(Int32.max)).contains(rate), (1...Int(Int32.max)).contains(burst) else {
+                    throw ValidationError("--rate and --burst must be between 1 and \(Int32.max)")
+                }
+            }
             let unknown = eventTypes.filter { EventType(rawValue: $0) == nil }
             guard unknown.isEmpty, !eventTypes.isEmpty else {
                 throw ValidationError(
@@ -48,11 +65,16 @@ struct Publishers: AsyncParsableCommand {
             let record: PublisherRecord
             if let publicKeyFile {
                 let pem = try String(contentsOfFile: publicKeyFile, encoding: .utf8)
-                record = try PublisherRecord.es256(id: id, publicKeyPEM: pem, eventTypes: eventTypes)
+                record = try PublisherRecord.es256(
+                    id: id,
+                    publicKeyPEM: pem,
+                    eventTypes: eventTypes,
+                    rateLimit: rateLimit
+                )
             } else {
                 let key = PublisherAPIKey.generate()
                 apiKey = key
-                record = .apiKey(id: id, apiKey: key, eventTypes: eventTypes)
+                record = .apiKey(id: id, apiKey: key, eventTypes: eventTypes, rateLimit: rateLimit)
             }
             try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
                 try await PublisherStore(client: client, logger: logger).add(record)
@@ -67,7 +89,9 @@ struct Publishers: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List publishers: id, credential, types, state.")
+        static let configuration = CommandConfiguration(
+            abstract: "List publishers: id, credential, types, rate limit (events/s, burst), state."
+        )
 
         @OptionGroup var postgres: PostgresOptions
 
@@ -86,7 +110,10 @@ struct Publishers: AsyncParsableCommand {
                     case .apiKeyHash: "api-key"
                     }
                 let state = publisher.revokedAt.map { "revoked \($0.rfc3339Seconds)" } ?? "active"
-                print("\(publisher.id)\t\(credential)\t\(publisher.eventTypes.joined(separator: ","))\t\(state)")
+                let limit =
+                    publisher.rateLimit.map { "\($0.eventsPerSecond)/s burst \($0.burstEvents)" } ?? "gateway default"
+                let types = publisher.eventTypes.joined(separator: ",")
+                print("\(publisher.id)\t\(credential)\t\(types)\t\(limit)\t\(state)")
             }
         }
     }

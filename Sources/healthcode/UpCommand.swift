@@ -29,9 +29,31 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var logging: LoggingOptions
     @Option(name: .customLong("demo-people"), help: "Demo population size; 0 starts empty (HC_DEMO_PEOPLE).")
     var demoPeople: Int = Env.int("HC_DEMO_PEOPLE", 100_000)
+    @Option(
+        name: .customLong("demo-publisher-rate"),
+        help: """
+            Sustained events/s each demo publisher is registered with; the gateway's --publisher-rate stays \
+            the default for every other publisher (HC_DEMO_PUBLISHER_EVENTS_PER_SECOND).
+            """
+    )
+    var demoPublisherRate: Int = Env.int("HC_DEMO_PUBLISHER_EVENTS_PER_SECOND", 1_000_000)
+    @Option(
+        name: .customLong("demo-publisher-burst"),
+        help: "Burst in events each demo publisher is registered with (HC_DEMO_PUBLISHER_BURST_EVENTS)."
+    )
+    var demoPublisherBurst: Int = Env.int("HC_DEMO_PUBLISHER_BURST_EVENTS", 1_000_000)
+    @Flag(
+        name: .customLong("exit-after-summary"),
+        help: "Stop every service and exit 0 once the demo's summary is printed, instead of serving."
+    )
+    var exitAfterSummary = false
 
     func validate() throws {
         guard demoPeople >= 0 else { throw ValidationError("--demo-people must be 0 or more") }
+        guard (1...Int(Int32.max)).contains(demoPublisherRate), (1...Int(Int32.max)).contains(demoPublisherBurst)
+        else {
+            throw ValidationError("--demo-publisher-rate and --demo-publisher-burst must be between 1 and \(Int32.max)")
+        }
     }
 
     func run() async throws {
@@ -48,6 +70,7 @@ struct UpCommand: AsyncParsableCommand {
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
             return try await Backbone.enrollPublishers(
                 DemoPopulation.Publisher.all.map { ($0.id, [$0.eventType]) },
+                rateLimit: PublisherRateLimit(eventsPerSecond: demoPublisherRate, burstEvents: demoPublisherBurst),
                 postgres: client,
                 logger: logger
             )
@@ -89,6 +112,7 @@ struct UpCommand: AsyncParsableCommand {
         )
         demoConfiguration.people = demoPeople
         demoConfiguration.credentials = demoCredentials
+        demoConfiguration.exitAfterSummary = exitAfterSummary
         let consumer = projection.consumer
         let demo = DemoLoad(
             configuration: demoConfiguration,
@@ -117,7 +141,14 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let services: [any Service] =
-            [client] + projection.services + [operations] + gatewayServices + apiServices.services + [demo]
-        try await runServiceGroup(services.map { .init(service: $0) }, logger: logger)
+            [client] + projection.services + [operations] + gatewayServices + apiServices.services
+        // The demo ending (after its summary with --exit-after-summary, or failing) stops the others
+        // gracefully: requests finish, connections close, nothing is cancelled mid-write.
+        let demoService = ServiceGroupConfiguration.ServiceConfiguration(
+            service: demo,
+            successTerminationBehavior: .gracefullyShutdownGroup,
+            failureTerminationBehavior: .gracefullyShutdownGroup
+        )
+        try await runServiceGroup(services.map { .init(service: $0) } + [demoService], logger: logger)
     }
 }

@@ -4,7 +4,7 @@ import Testing
 @testable import HealthCodeCore
 
 /// Properties over a few hundred seeded random histories, checked against a literal, slow transcription of
-/// POLICY.md §3 that works on the raw event list (no fold, no rule set).
+/// docs/POLICY.md §3 that works on the raw event list (no fold, no rule set).
 @Suite("Policy properties")
 struct PolicyPropertyTests {
     static let t0 = instant("2020-04-01T00:00:00Z")
@@ -54,6 +54,49 @@ struct PolicyPropertyTests {
         #expect(statuses.count == 3, "the generator reaches every colour: \(statuses)")
     }
 
+    /// docs/POLICY.md §3.5 for `knownAt` later than `at`: the events recorded by `knownAt` but timed after `at`
+    /// count from their `time` on, so the first instant at which one changes the status ends the code.
+    @Test func validUntilAsKnownLaterMatchesTheLiteralDefinition() {
+        var generator = SplitMix64(seed: 17)
+        var checked = 0
+        var endedByLaterEvent = 0
+        for events in Self.histories() {
+            let history = History(events)
+            for at in Self.probes(events, using: &generator) {
+                let knownAt = at + Duration.seconds(Int64(1 + generator.next() % 1_500_000))
+                let decision = history.evaluate(at: at, knownAt: knownAt)
+                let expected = LiteralPolicy(events: events, at: at, knownAt: knownAt).decision()
+                #expect(decision.status == expected.status, "status at \(at) as known at \(knownAt)")
+                #expect(decision.validUntil == expected.validUntil, "validUntil at \(at) as known at \(knownAt)")
+                let frozen = LiteralPolicy(events: events, at: at, knownAt: knownAt).frozenValidUntil()
+                if decision.validUntil != frozen { endedByLaterEvent += 1 }
+                checked += 1
+            }
+        }
+        #expect(checked > 1000)
+        #expect(endedByLaterEvent > 50, "histories where a later-timed known event decides validUntil")
+    }
+
+    /// Live evaluations (`knownAt` = `at` = now) with events published ahead of the gateway's clock: such an
+    /// event is recorded before it happens and must end the code at its `time` if it changes the status.
+    @Test func eventsTimedAheadOfTheirRecordingEndTheLiveCode() {
+        var generator = SplitMix64(seed: 19)
+        var ended = 0
+        for events in Self.histories() {
+            let history = History(events)
+            for event in events where (event.recordedTime ?? event.time) < event.time {
+                let now = event.recordedTime! + Duration.seconds(Int64(generator.next() % 60))
+                guard now < event.time else { continue }
+                let decision = history.evaluate(at: now)
+                let expected = LiteralPolicy(events: events, at: now, knownAt: now).decision()
+                #expect(decision.status == expected.status)
+                #expect(decision.validUntil == expected.validUntil)
+                if let validUntil = decision.validUntil, validUntil <= event.time { ended += 1 }
+            }
+        }
+        #expect(ended > 20)
+    }
+
     @Test func resultAndStateAreIndependentOfInputOrder() throws {
         var generator = SplitMix64(seed: 11)
         for events in Self.histories() {
@@ -80,11 +123,18 @@ struct PolicyPropertyTests {
                 guard let validUntil = decision.validUntil else { continue }
                 changes += 1
                 #expect(validUntil > at)
-                // knownAt stays at `at`: the same known events, as POLICY.md §3.5 defines validUntil.
+                // knownAt stays at `at`, as docs/POLICY.md §3.5 defines validUntil.
                 #expect(history.evaluate(at: validUntil, knownAt: at).status != decision.status)
                 #expect(history.evaluate(at: validUntil - .microseconds(1), knownAt: at).status == decision.status)
                 if validUntil - second >= at {
                     #expect(history.evaluate(at: validUntil - second, knownAt: at).status == decision.status)
+                }
+                // The same holds as known at any later instant.
+                let knownAt = at + Duration.seconds(Int64(generator.next() % 1_500_000))
+                let later = history.evaluate(at: at, knownAt: knownAt)
+                if let end = later.validUntil {
+                    #expect(history.evaluate(at: end, knownAt: knownAt).status != later.status)
+                    #expect(history.evaluate(at: end - .microseconds(1), knownAt: knownAt).status == later.status)
                 }
             }
         }
@@ -106,7 +156,8 @@ struct PolicyPropertyTests {
 }
 
 /// Random histories of one person around 2020-04-01 on a coarse time grid, so that ties and exact
-/// boundaries (24 h, 7 d, 14 d) are frequent. Recorded times are never before event times.
+/// boundaries (24 h, 7 d, 14 d) are frequent. Some events are recorded late (up to 60 hours), some before they
+/// happen (published up to 5 minutes ahead of the gateway's clock, within its accepted skew).
 struct RandomHistory {
     var generator: SplitMix64
     let areas = ["440000", "440100", "440106", "440103", "420106", "110000"]
@@ -190,7 +241,12 @@ struct RandomHistory {
                 payload = .retraction(Retraction(retracts: target.id, reason: "r"))
                 subject = target.subject
             }
-            let recorded: Instant? = below(3) == 0 ? time + Duration.seconds(Int64(below(6)) * 43_200) : nil
+            let recorded: Instant? =
+                switch below(6) {
+                case 0, 1: time + Duration.seconds(Int64(below(6)) * 43_200)
+                case 2: time - Duration.seconds(Int64(1 + below(300)))
+                default: nil
+                }
             let event = CloudEvent(
                 id: id,
                 source: source,
@@ -218,14 +274,18 @@ struct RandomHistory {
     }
 }
 
-/// POLICY.md §3 transcribed literally over a list of events, with the reference rule set's values written
-/// in. Deliberately naive: no fold, no indexes, validUntil found by trying every instant at which any rule
-/// can start or stop.
+/// docs/POLICY.md §3 transcribed literally over a list of events, with the reference rule set's values written
+/// in. Deliberately naive: no fold, no indexes, validUntil found by evaluating anew (§3.0–4 at u, as known at
+/// the same `knownAt`) at every instant at which any rule can start or stop or any known event starts to count.
 struct LiteralPolicy {
+    let all: [CloudEvent]
     let known: [CloudEvent]
     let at: Instant
+    let knownAt: Instant
 
     init(events: [CloudEvent], at: Instant, knownAt: Instant) {
+        all = events
+        self.knownAt = knownAt
         var seen = Set<EventReference>()
         let visible = events.filter {
             $0.time <= at && ($0.recordedTime ?? $0.time) <= knownAt && seen.insert($0.reference).inserted
@@ -349,10 +409,11 @@ struct LiteralPolicy {
         return review ?? rules.map(\.1).max() ?? .green
     }
 
-    func decision() -> (status: CodeStatus, validUntil: Instant?, rules: [String]) {
-        let status = status(at: at)
+    /// Every instant after `at` at which the status can change: when an event known at `knownAt` happens,
+    /// and every instant a rule can start or stop on such events.
+    func candidates(among events: [CloudEvent]) -> [Instant] {
         var candidates = Set<Instant>()
-        for event in known {
+        for event in events {
             var instants = [event.time]
             switch event.payload {
             case .travel(let travel): instants.append(travel.arrivedAt)
@@ -365,7 +426,22 @@ struct LiteralPolicy {
                 }
             }
         }
-        let validUntil = candidates.sorted().first { self.status(at: $0) != status }
+        return candidates.sorted()
+    }
+
+    /// The first instant after `at` at which the status differs on the events that count at `at` alone: the
+    /// definition before docs/POLICY.md §3.5 spelt out later-timed events; tests use it to show that they matter.
+    func frozenValidUntil() -> Instant? {
+        let status = status(at: at)
+        return candidates(among: known).first { self.status(at: $0) != status }
+    }
+
+    func decision() -> (status: CodeStatus, validUntil: Instant?, rules: [String]) {
+        let status = status(at: at)
+        let recorded = all.filter { ($0.recordedTime ?? $0.time) <= knownAt }
+        let validUntil = candidates(among: recorded).first { u in
+            LiteralPolicy(events: all, at: u, knownAt: knownAt).status(at: u) != status
+        }
         let order = [
             "positive-pcr", "recovery-observation", "positive-antigen", "close-contact", "secondary-contact",
             "high-risk-presence", "medium-risk-presence", "symptoms",

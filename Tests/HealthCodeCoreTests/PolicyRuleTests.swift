@@ -2,7 +2,7 @@ import Testing
 
 @testable import HealthCodeCore
 
-/// One test per rule of POLICY.md §3 and per boundary, on the reference rule set.
+/// One test per rule of docs/POLICY.md §3 and per boundary, on the reference rule set.
 @Suite("Reference policy rules")
 struct PolicyRuleTests {
     let t0 = instant("2020-04-01T00:00:00Z")
@@ -404,12 +404,88 @@ struct PolicyRuleTests {
         #expect(late.reasons.map(\.rule) == ["high-risk-presence"])
     }
 
-    @Test func eventsAfterAtAreInvisibleAndDoNotShortenValidUntil() {
+    @Test func eventsRecordedAfterKnownAtDoNotShortenValidUntil() {
         var events = EventFactory()
         let history = History([events.exposure(.closeContact, at: t0 + day)])
         let decision = history.evaluate(at: t0)
         #expect(decision.status == .green)
-        #expect(decision.validUntil == nil, "validUntil holds the known events fixed")
+        #expect(decision.validUntil == nil, "recorded at its time, after knownAt: not known")
+    }
+
+    /// The worked example of docs/POLICY.md §3.5.
+    @Test func validUntilAsKnownLaterEndsWhenAKnownEventHappens() {
+        var events = EventFactory()
+        let history = History([
+            events.test(
+                .pcr,
+                .positive,
+                at: instant("2020-03-02T00:00:00Z"),
+                recorded: instant("2020-03-02T01:00:00Z")
+            )
+        ])
+        let at = instant("2020-03-01T12:00:00Z")
+        let asKnownLater = history.evaluate(at: at, knownAt: instant("2020-03-05T00:00:00Z"))
+        #expect(asKnownLater.status == .green)
+        #expect(asKnownLater.validUntil == instant("2020-03-02T00:00:00Z"))
+        #expect(asKnownLater.reasons.isEmpty)
+        let asKnownThen = history.evaluate(at: at, knownAt: at)
+        #expect(asKnownThen.status == .green)
+        #expect(asKnownThen.validUntil == nil)
+        let asKnownBeforeItWasRecorded = history.evaluate(at: at, knownAt: instant("2020-03-02T00:30:00Z"))
+        #expect(asKnownBeforeItWasRecorded.validUntil == nil, "recorded at 01:00, after knownAt")
+    }
+
+    @Test func anEventPublishedAheadOfTheClockEndsTheLiveCodeWhenItHappens() {
+        var events = EventFactory()
+        let now = t0 + hour
+        let history = History([
+            events.test(.pcr, .positive, at: now + .seconds(60), recorded: now)
+        ])
+        let live = history.evaluate(at: now)
+        #expect(live.status == .green)
+        #expect(live.validUntil == now + .seconds(60))
+        #expect(history.evaluate(at: now + .seconds(60)).status == .red)
+        #expect(history.evaluate(at: now + .seconds(60)).validUntil == nil)
+    }
+
+    @Test func aLaterKnownEventThatChangesNothingDoesNotEndTheCode() {
+        var events = EventFactory()
+        let history = History([
+            events.exposure(.closeContact, at: t0),
+            events.test(.pcr, .negative, at: t0 + day, recorded: t0),
+        ])
+        let decision = history.evaluate(at: t0)
+        #expect(decision.status == .red)
+        #expect(decision.validUntil == t0 + day * 14)
+    }
+
+    @Test func aLaterKnownRetractionEndsTheCodeAtItsTime() {
+        var events = EventFactory()
+        var retraction = events.retraction(of: "x", at: t0 + day * 3)
+        retraction.recordedTime = t0 + day * 4
+        let history = History([events.exposure(.closeContact, at: t0, id: "x"), retraction])
+        #expect(history.evaluate(at: t0 + day).validUntil == t0 + day * 14, "the retraction is not known yet")
+        let asKnownLater = history.evaluate(at: t0 + day, knownAt: t0 + day * 4)
+        #expect(asKnownLater.status == .red)
+        #expect(asKnownLater.validUntil == t0 + day * 3)
+        #expect(asKnownLater.reasons.first?.until == t0 + day * 14, "a reason's end looks only at events by at")
+    }
+
+    @Test func aLaterKnownDesignationEndsTheCodeWhenItIsIssued() {
+        var events = EventFactory()
+        let history = History([
+            events.declaration([], location: "440106", at: t0),
+            // Issued two days later, effective from before the presence: from its issue on, the presence was
+            // in a high-risk area.
+            events.designation("440100", .high, from: t0 - day, issued: t0 + day * 2, recorded: t0 + day * 2),
+        ])
+        #expect(history.evaluate(at: t0 + day).validUntil == nil)
+        let asKnownLater = history.evaluate(at: t0 + day, knownAt: t0 + day * 3)
+        #expect(asKnownLater.status == .green)
+        #expect(asKnownLater.validUntil == t0 + day * 2)
+        let then = history.evaluate(at: t0 + day * 2, knownAt: t0 + day * 3)
+        #expect(then.status == .yellow)
+        #expect(then.validUntil == t0 + day * 14)
     }
 
     func ref(_ id: String) -> EventReference { EventReference(source: "urn:hc:publisher:test", id: id) }
