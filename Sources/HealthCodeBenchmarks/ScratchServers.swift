@@ -74,7 +74,7 @@ public struct ScratchServerError: Error, CustomStringConvertible {
 }
 
 /// A free TCP port on the loopback interface (bound once, then released).
-func freePort() throws -> Int {
+public func freePort() throws -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard fd >= 0 else { throw ScratchServerError(detail: "socket() failed") }
     defer { close(fd) }

@@ -82,7 +82,14 @@ public struct DemoLoad: Service {
         ConsoleOutput.line("gateway: \(configuration.gatewayURL)  (POST /v1/events)")
         ConsoleOutput.line("api:     \(configuration.apiURL)  (GET /v1/people/{pseudonym}/code)")
         if configuration.people > 0 {
-            try await load()
+            // Ctrl-C during the load stops it at once (a batch cut short is safe to send again:
+            // events are idempotent), and the services behind it shut down after it.
+            do {
+                try await cancelWhenGracefulShutdown { try await load() }
+            } catch is CancellationError where Task.isShuttingDownGracefully {
+                ConsoleOutput.line("\ndemo: stopped during the load (shutdown requested)")
+                return
+            }
         } else {
             ConsoleOutput.line("demo: --demo-people 0, starting empty")
         }

@@ -113,6 +113,7 @@ struct UpCommand: AsyncParsableCommand {
         demoConfiguration.people = demoPeople
         demoConfiguration.credentials = demoCredentials
         demoConfiguration.exitAfterSummary = exitAfterSummary
+        demoConfiguration.batchSize = min(demoConfiguration.batchSize, gateway.maximumBatchEvents)
         let consumer = projection.consumer
         let demo = DemoLoad(
             configuration: demoConfiguration,

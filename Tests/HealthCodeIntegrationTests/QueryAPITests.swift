@@ -79,6 +79,83 @@ struct QueryAPITests {
         }
     }
 
+    @Test("an event timed ahead of the gateway's clock turns the code red when it happens, with no other input")
+    func eventTimedAheadEndsTheCodeWhenItHappens() async throws {
+        let backbone = try await TestBackbone.make()
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-AHEAD")
+            let url = api + "/v1/people/\(pseudonym)/code"
+            let lookup = #"{"subject":"RAW-AHEAD"}"#
+            // A whole second 5 to 6 s ahead: inside the gateway's accepted skew (5 minutes).
+            let happens = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 + 5).rounded(.up))
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime]
+            let time = formatter.string(from: happens)
+            let positive = Events.testResult(id: "lab-ahead", subject: "RAW-AHEAD", time: time, result: "positive")
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
+            try await probe.waitUntilCaughtUp()
+
+            // Before it happens: green, ending when it happens, from the API, its kept copy and lookups.
+            let before = try await exchange(url)
+            #expect(before.json["status"] as? String == "green")
+            #expect(before.json["validUntil"] as? String == time)
+            let hits = probe.codeCache.statistics.hits
+            #expect(try await exchange(url).json["validUntil"] as? String == time)
+            #expect(probe.codeCache.statistics.hits == hits + 1, "the green code is kept in memory")
+            let signed = try await exchange(api + "/v1/code-lookups", method: .POST, body: lookup)
+            #expect((signed.json["code"] as? [String: Any])?["status"] as? String == "green")
+            let expiresAt = (signed.json["signedCode"] as? [String: Any])?["expiresAt"] as? String
+            #expect(expiresAt.flatMap { formatter.date(from: $0) }.map { $0 <= happens } == true)
+
+            // After it happens: red within 2 s with nothing else published, everywhere.
+            let wait = happens.timeIntervalSinceNow
+            if wait > 0 { try await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+            let deadline = happens.addingTimeInterval(2)
+            var answered: (api: Bool, lookup: Bool, stored: Bool) = (false, false, false)
+            while !(answered.api && answered.lookup && answered.stored), Date() < deadline {
+                if try await exchange(url).json["status"] as? String == "red" { answered.api = true }
+                let code = try await exchange(api + "/v1/code-lookups", method: .POST, body: lookup).json["code"]
+                if (code as? [String: Any])?["status"] as? String == "red" { answered.lookup = true }
+                let stored = try await probe.client.query(
+                    "SELECT status FROM person_code WHERE subject = \(pseudonym)",
+                    logger: testLogger()
+                )
+                for try await status in stored.decode(String.self) where status == "red" { answered.stored = true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(answered.api, "GET code answered red within 2 s of the event's time")
+            #expect(answered.lookup, "POST /v1/code-lookups answered red within 2 s of the event's time")
+            #expect(answered.stored, "the materialised code turned red within 2 s of the event's time")
+        }
+    }
+
+    @Test("validUntil as known later: a code at a past instant ends when a later-timed known event happened")
+    func validUntilAsKnownLater() async throws {
+        let backbone = try await TestBackbone.make()
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-HISTORY")
+            let positive = Events.testResult(
+                id: "lab-history",
+                subject: "RAW-HISTORY",
+                time: "2020-03-02T00:00:00Z",
+                result: "positive"
+            )
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
+            try await probe.waitUntilCaughtUp()
+            let formatter = ISO8601DateFormatter()
+            formatter.formatOptions = [.withInternetDateTime]
+            let today = formatter.string(from: Date())
+            let url = api + "/v1/people/\(pseudonym)/code?at=2020-03-01T12:00:00Z"
+            let asKnownToday = try await exchange(url + "&knownAt=\(today)")
+            #expect(asKnownToday.status == 200)
+            #expect(asKnownToday.json["status"] as? String == "green")
+            #expect(asKnownToday.json["validUntil"] as? String == "2020-03-02T00:00:00Z")
+            let asKnownThen = try await exchange(url)
+            #expect(asKnownThen.json["status"] as? String == "green")
+            #expect(asKnownThen.json["validUntil"] is NSNull, "as known then, nothing ends the green code")
+        }
+    }
+
     @Test("a kept code follows every committed change, and nothing kept is answered while changes cannot be heard")
     func keptCodesFollowChanges() async throws {
         let backbone = try await TestBackbone.make()
