@@ -214,7 +214,9 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthCodeCoreTests",
-            dependencies: ["HealthCodeCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "HealthCodeCore", "HealthCodeTestSupport", .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSwift
         ),
         .testTarget(

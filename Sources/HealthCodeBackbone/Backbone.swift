@@ -144,7 +144,8 @@ public enum Backbone {
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the
-    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`).
+    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`) or
+    /// has halted a partition whose log was replaced (`log-replaced`).
     public static func projectorOperations(
         progress: ProjectorProgress,
         host: String,
@@ -159,6 +160,9 @@ public enum Backbone {
             var details = ["status": status.state, "lag": "\(status.lag)", "batches": "\(status.batches)"]
             if let seconds = status.secondsSinceLastCommit {
                 details["secondsSinceLastCommit"] = String(format: "%.1f", seconds)
+            }
+            if !status.replacedLogs.isEmpty {
+                details["replacedLogPartitions"] = status.replacedLogs.map(String.init).joined(separator: ",")
             }
             return HealthReport(isHealthy: status.isHealthy, details: details)
         }
@@ -271,8 +275,10 @@ public enum Backbone {
         let ends = try await consumer.watermarks(for: partitions)
         let stored = try await ProjectionStore(client: postgres, logger: logger)
             .positions(group: group, topic: topic.topic, partitions: partitions.map(\.partition))
+        // Exactly at the end: a stored position beyond it is a replaced log (its events not applied),
+        // never "caught up".
         return partitions.allSatisfy { partition in
-            (stored[partition.partition] ?? 0) >= (ends[partition]?.high ?? 0)
+            (stored[partition.partition] ?? 0) == (ends[partition]?.high ?? 0)
         }
     }
 }

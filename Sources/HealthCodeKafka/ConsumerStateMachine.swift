@@ -28,6 +28,7 @@ enum ConsumerCommand {
     case pause([KafkaTopicPartition])
     case resume([KafkaTopicPartition])
     case watermarks([KafkaTopicPartition], timeoutMilliseconds: Int32)
+    case fetchedWatermarks([KafkaTopicPartition])
 }
 
 typealias ConsumerCommandResult = Result<[KafkaTopicPartition: KafkaWatermarks], KafkaError>
@@ -358,7 +359,7 @@ struct ConsumerStateMachine {
     mutating func executed(_ command: ConsumerCommand, succeeded: Bool) {
         guard succeeded else { return }
         switch command {
-        case .subscribe, .watermarks:
+        case .subscribe, .watermarks, .fetchedWatermarks:
             break
         case .assign(let partitions):
             assigned = Set(partitions.map(\.0))

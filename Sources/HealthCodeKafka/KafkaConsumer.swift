@@ -129,6 +129,17 @@ public final class KafkaConsumer: Service, Sendable {
         try await perform(.watermarks(partitions, timeoutMilliseconds: Int32(timeout.milliseconds)))
     }
 
+    /// The watermarks of `partitions` as the consumer's latest fetch response of each reported them,
+    /// without asking the broker; partitions not fetched yet are absent. A fetch's high watermark is
+    /// exact on every broker, also where ListOffsets lags, and a fetch at an offset past the end
+    /// reports it too (some brokers answer such a fetch with no records and no error, so that only its
+    /// watermark tells that the position lies beyond the log).
+    public func fetchedWatermarks(
+        for partitions: [KafkaTopicPartition]
+    ) async throws(KafkaError) -> [KafkaTopicPartition: KafkaWatermarks] {
+        try await perform(.fetchedWatermarks(partitions))
+    }
+
     /// Per assigned partition, the messages after the last delivered batch, as of the high watermark
     /// seen by the latest fetch. Partitions with no position or watermark yet are absent.
     public func lag() -> [KafkaTopicPartition: Int64] {
@@ -431,6 +442,13 @@ public final class KafkaConsumer: Service, Sendable {
                 let error = rd_kafka_assign(client, partitions)
                 if error != RD_KAFKA_RESP_ERR_NO_ERROR { failure = KafkaError(code: .rebalance, rdkafka: error) }
             }
+            // librdkafka keeps a partition's pause (the caller's or the full buffer's) across its revocation
+            // and a new assignment to this member, while the state machine starts every assigned partition
+            // fetching: resume them here, so that both agree; a buffer still full holds them again.
+            if failure == nil {
+                let error = rd_kafka_resume_partitions(client, partitions)
+                if error != RD_KAFKA_RESP_ERR_NO_ERROR { failure = KafkaError(code: .rebalance, rdkafka: error) }
+            }
         case .revoke:
             if cooperative {
                 if let error = rd_kafka_incremental_unassign(client, partitions) {
@@ -532,6 +550,17 @@ public final class KafkaConsumer: Service, Sendable {
                 )
                 if cached == RD_KAFKA_RESP_ERR_NO_ERROR, cachedHigh > high { high = cachedHigh }
                 result[partition] = KafkaWatermarks(low: low, high: high)
+            }
+            return .success(result)
+        case .fetchedWatermarks(let partitions):
+            var result: [KafkaTopicPartition: KafkaWatermarks] = [:]
+            for partition in partitions {
+                var low: Int64 = -1
+                var high: Int64 = -1
+                let error = rd_kafka_get_watermark_offsets(client, partition.topic, partition.partition, &low, &high)
+                if error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 {
+                    result[partition] = KafkaWatermarks(low: low, high: high)
+                }
             }
             return .success(result)
         }

@@ -349,26 +349,34 @@ public struct ProjectionTransaction: Sendable {
     /// Loads and locks (in pseudonym order, so that lockers never deadlock) the state and code of the
     /// given people. People never seen are absent, and so
     /// are people another transaction holds when `skipLocked` (their holder evaluates them anyway).
+    ///
+    /// The codes are read by a statement of their own once the states are locked: after waiting for a
+    /// person's lock (a designation job or the re-evaluator held it), a locking statement re-reads only
+    /// the rows it locks, and a code joined to it would be the one from before the wait. Compared with
+    /// that stale code, a change the lock holder committed would be logged twice, or a real change not
+    /// at all, and go unannounced to the query APIs' kept codes.
     public func loadPeople(_ subjects: [String], skipLocked: Bool = false) async throws -> [String: StoredPerson] {
         guard !subjects.isEmpty else { return [:] }
-        let rows = try await connection.query(
+        let states = try await connection.query(
             """
-            SELECT s.subject, s.state::text, c.decision::text
-            FROM person_state s LEFT JOIN person_code c ON c.subject = s.subject
-            WHERE s.subject = ANY(\(subjects)::text[])
-            ORDER BY s.subject
-            FOR UPDATE OF s \(unescaped: skipLocked ? "SKIP LOCKED" : "")
+            SELECT subject, state::text FROM person_state
+            WHERE subject = ANY(\(subjects)::text[])
+            ORDER BY subject
+            FOR UPDATE \(unescaped: skipLocked ? "SKIP LOCKED" : "")
             """,
             logger: logger
         )
         var people: [String: StoredPerson] = [:]
-        for try await (subject, state, decision) in rows.decode((String, ByteBuffer, ByteBuffer?).self) {
-            people[subject] = StoredPerson(
-                state: try PersonState(storedJSON: state.readableBytesView),
-                code: try decision.map { decision throws(StoredJSONError) in
-                    try CodeDecision(storedJSON: decision.readableBytesView)
-                }
-            )
+        for try await (subject, state) in states.decode((String, ByteBuffer).self) {
+            people[subject] = StoredPerson(state: try PersonState(storedJSON: state.readableBytesView), code: nil)
+        }
+        guard !people.isEmpty else { return people }
+        let codes = try await connection.query(
+            "SELECT subject, decision::text FROM person_code WHERE subject = ANY(\(Array(people.keys))::text[])",
+            logger: logger
+        )
+        for try await (subject, decision) in codes.decode((String, ByteBuffer).self) {
+            people[subject]?.code = try CodeDecision(storedJSON: decision.readableBytesView)
         }
         return people
     }

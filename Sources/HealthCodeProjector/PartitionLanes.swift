@@ -66,22 +66,25 @@ final class PartitionLanes: Sendable {
             return !hadRoom && hasRoom
         }
 
-        /// Drops the waiting batches of revoked partitions (a running lane finishes its batch in hand;
-        /// the stored-position compare-and-set keeps it from overwriting a new owner's work).
-        mutating func drop(_ partitions: Set<Int32>) -> Bool {
+        /// Drops the waiting batches of `partitions` (revoked, or sought back; a running lane finishes its
+        /// batch in hand: the stored-position compare-and-set keeps it from overwriting a new owner's
+        /// work). Returns whether that made room, and whether one of them was paused in the consumer for
+        /// its lane (resume it unless it was revoked).
+        mutating func drop(_ partitions: Set<Int32>) -> (room: Bool, wasPaused: Bool) {
             var dropped = 0
+            var wasPaused = false
             for partition in partitions {
                 dropped += queues[partition]?.count ?? 0
                 queues[partition]?.removeAll()
-                paused.remove(partition)
+                if paused.remove(partition) != nil { wasPaused = true }
             }
-            return finished(dropped)
+            return (finished(dropped), wasPaused)
         }
 
         /// A lane failed: its waiting batches are dropped and it no longer runs.
         mutating func abandon(_ partition: Int32) -> Bool {
             running.remove(partition)
-            return drop([partition])
+            return drop([partition]).room
         }
     }
 
@@ -109,8 +112,12 @@ final class PartitionLanes: Sendable {
         if state.withLock({ $0.finished(1) }) { onRoom() }
     }
 
-    func drop(_ partitions: Set<Int32>) {
-        if state.withLock({ $0.drop(partitions) }) { onRoom() }
+    /// Drops the waiting batches of `partitions`; returns whether one of them was paused for its lane.
+    @discardableResult
+    func drop(_ partitions: Set<Int32>) -> Bool {
+        let (room, wasPaused) = state.withLock { $0.drop(partitions) }
+        if room { onRoom() }
+        return wasPaused
     }
 
     func abandon(_ partition: Int32) {

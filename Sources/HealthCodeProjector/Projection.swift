@@ -128,6 +128,36 @@ public struct Projection: Sendable {
         return outcome
     }
 
+    /// Moves the partition's stored position from `position` to `next` by compare-and-set, writing
+    /// nothing else: `.fenced` with the stored position if it was not at `position`.
+    public func resetPosition(
+        of batch: PartitionBatch,
+        from position: Int64,
+        to next: Int64
+    ) async throws
+        -> ProjectionOutcome
+    {
+        try await store.withTransaction { transaction -> ProjectionOutcome in
+            guard
+                try await transaction.advancePosition(
+                    group: group,
+                    topic: batch.topic,
+                    partition: batch.partition,
+                    expected: position,
+                    next: next
+                )
+            else {
+                let stored = try await transaction.position(
+                    group: group,
+                    topic: batch.topic,
+                    partition: batch.partition
+                )
+                return .fenced(storedPosition: stored ?? 0)
+            }
+            return .applied(next: next, events: 0, newEvents: 0, deadLetters: 0, codeChanges: 0)
+        }
+    }
+
     /// Archives, folds and evaluates decoded events inside `transaction`; returns how many events
     /// were new (not archived before) and how many codes changed. Shared by batches and by the
     /// replay of dead letters.

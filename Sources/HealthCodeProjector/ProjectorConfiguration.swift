@@ -28,6 +28,24 @@ public struct ProjectorConfiguration: Sendable {
     public var retryDelay: Duration = .milliseconds(100)
     /// Longest wait between retries of a failing batch. Default 5 s.
     public var maximumRetryDelay: Duration = .seconds(5)
+    /// What to do with a partition whose log ends before the position stored in PostgreSQL: the topic
+    /// was deleted and created again, the cluster was migrated, or (on the local default) the in-memory
+    /// broker restarted. Default ``ReplacedLogAction/reread``.
+    public var onReplacedLog: ReplacedLogAction = .reread
+    /// How often the projector compares each partition's position with the end of its log as the
+    /// latest fetch reported it: a broker may answer a fetch past the end of a replaced log with no
+    /// records and no error, so no batch would ever show it. Default 5 s.
+    public var logCheckInterval: Duration = .seconds(5)
+
+    /// What a projector does when a partition's log was replaced under its stored position.
+    public enum ReplacedLogAction: String, Sendable, CaseIterable {
+        /// Move the stored position back to the log's start and apply the partition again: events are
+        /// idempotent by `source` + `id`, so what was applied before inserts nothing and changes nothing.
+        case reread
+        /// Stop applying the partition and report it on `/health` (503 `log-replaced`) until an operator
+        /// restarts the projector with `reread` (for a cluster where a replaced log needs a decision).
+        case halt
+    }
 
     /// The local defaults.
     public init() {}

@@ -16,9 +16,12 @@ public final class ProjectorProgress: Sendable {
         public var secondsSinceLastCommit: Double?
         /// Committed batches since start.
         public var batches: Int
+        /// Partitions halted because their log was replaced under the stored position
+        /// (``ProjectorConfiguration/ReplacedLogAction/halt``), ascending.
+        public var replacedLogs: [Int32]
 
         /// Whether an operator needs to act.
-        public var isHealthy: Bool { state != "not-progressing" }
+        public var isHealthy: Bool { state != "not-progressing" && state != "log-replaced" }
     }
 
     private struct State {
@@ -26,6 +29,7 @@ public final class ProjectorProgress: Sendable {
         var started = ContinuousClock.now
         var lag: [Int32: Int64] = [:]
         var batches = 0
+        var replacedLogs: Set<Int32> = []
     }
 
     private let state = Mutex(State())
@@ -43,7 +47,15 @@ public final class ProjectorProgress: Sendable {
 
     /// The partition is no longer this projector's.
     public func revoked(partition: Int32) {
-        _ = state.withLock { $0.lag.removeValue(forKey: partition) }
+        state.withLock {
+            $0.lag.removeValue(forKey: partition)
+            $0.replacedLogs.remove(partition)
+        }
+    }
+
+    /// The partition's log was replaced under its stored position and it is halted.
+    public func halted(replacedLogOf partition: Int32) {
+        _ = state.withLock { $0.replacedLogs.insert(partition) }
     }
 
     /// Not progressing when messages wait and nothing was committed within `stallAfter` (counted from
@@ -54,7 +66,9 @@ public final class ProjectorProgress: Sendable {
             let since = ContinuousClock.now - (state.lastCommit ?? state.started)
             let seconds = Double(since.components.seconds) + Double(since.components.attoseconds) / 1e18
             let verdict: String
-            if lag == 0 {
+            if !state.replacedLogs.isEmpty {
+                verdict = "log-replaced"
+            } else if lag == 0 {
                 verdict = "idle"
             } else if since > stallAfter {
                 verdict = "not-progressing"
@@ -65,7 +79,8 @@ public final class ProjectorProgress: Sendable {
                 state: verdict,
                 lag: lag,
                 secondsSinceLastCommit: state.lastCommit == nil ? nil : seconds,
-                batches: state.batches
+                batches: state.batches,
+                replacedLogs: state.replacedLogs.sorted()
             )
         }
     }

@@ -12,9 +12,15 @@ import Synchronization
 ///
 /// Positions live in PostgreSQL, not in Kafka: when partitions are assigned, the consumer is told
 /// to start each one at the position stored in PostgreSQL before any of its messages is fetched.
-/// A batch that meets a moved position (another member applied it) is dropped and the partition
-/// continues from the stored position. A batch that fails on PostgreSQL is retried with backoff
-/// until it applies; the consumer's buffer fills meanwhile and fetching pauses (backpressure).
+/// A batch that meets a position moved ahead (another member applied it) continues from the stored
+/// position. A position moved back (a failover to a replica that missed the last commits, a restored
+/// backup, a manual reset) is read again from there: the partition is sought back, with a warning
+/// naming both positions, and the archive's key keeps re-applied events idempotent. A batch that
+/// does not continue from the position is never applied past the gap. A log that ends before the
+/// stored position was replaced (topic re-created, in-memory broker restarted): it is read again
+/// from its start, or halted and reported (``ProjectorConfiguration/onReplacedLog``). A batch that
+/// fails on PostgreSQL is retried with backoff until it applies; the consumer's buffer fills
+/// meanwhile and fetching pauses (backpressure).
 ///
 /// Partitions are applied concurrently, each in order on its own lane (``PartitionLanes``): one
 /// partition's transaction waits on PostgreSQL while another's events are decoded and folded.
@@ -27,6 +33,8 @@ public struct ProjectorService: Service {
     private let positions = PartitionPositions()
     private let progress: ProjectorProgress
     private let lanes: PartitionLanes
+    private let rewindCounter = Counter(label: "hc_projector_rewinds_total")
+    private let replacedLogCounter = Counter(label: "hc_projector_replaced_logs_total")
 
     public init(
         consumer: KafkaConsumer,
@@ -88,6 +96,7 @@ public struct ProjectorService: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { lanesGroup in
                 lanesGroup.addTask { try await consumer.run() }
+                lanesGroup.addTask { try await checkLogEnds() }
                 for try await batch in consumer.batches {
                     let action = lanes.submit(batch)
                     if action.startLane {
@@ -124,6 +133,14 @@ public struct ProjectorService: Service {
 
     private func apply(_ batch: KafkaMessageBatch) async throws {
         guard let position = positions.get(batch.partition) else { return }  // revoked meanwhile
+        if batch.highWatermark >= 0, batch.highWatermark < position {
+            try await replacedLog(batch.topicPartition, position: position, logEnd: batch.highWatermark)
+            return
+        }
+        if let first = batch.first?.offset, first > position {
+            guard try await acceptsGap(batch, first: first, position: position) else { return }
+        }
+        positions.rewound(batch.partition)
         let chunks = BatchChunks(chunkSize: configuration.batchSize)
         try await chunks.apply(batch.count, from: position) { range, from in
             let partitionBatch = PartitionBatch(
@@ -140,20 +157,129 @@ public struct ProjectorService: Service {
                 let lag = max(0, batch.highWatermark - next)
                 progress.committed(partition: batch.partition, lag: lag)
                 Gauge(label: "hc_projector_lag", dimensions: [("partition", "\(batch.partition)")]).record(lag)
-            case .fenced(let stored):
+            case .fenced(let stored) where stored > from:
                 logger.warning(
                     "stored position moved by another consumer; skipping to it",
                     metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
                 )
                 positions.set(batch.partition, stored)
+            case .fenced(let stored):
+                logger.warning(
+                    "stored position is behind this projector (database failed over, restored or reset); reading the partition again from it",
+                    metadata: ["partition": "\(batch.partition)", "expected": "\(from)", "stored": "\(stored)"]
+                )
+                try await rewind(batch.topicPartition, to: stored)
             }
             return outcome
         }
     }
 
-    /// Applies a batch, retrying PostgreSQL failures with exponential backoff until it succeeds or
-    /// the service shuts down; then the failure is rethrown and nothing of the batch was applied.
-    private func applyRetrying(_ batch: PartitionBatch, from position: Int64) async throws -> ProjectionOutcome {
+    /// Reads `partition` again from `offset`: what is waiting in its lane or in the consumer was read
+    /// after the position and is dropped; the consumer fetches from `offset` next.
+    private func rewind(_ partition: KafkaTopicPartition, to offset: Int64) async throws {
+        rewindCounter.increment()
+        positions.set(partition.partition, offset)
+        positions.rewinding(partition.partition, to: offset)
+        let wasPaused = lanes.drop([partition.partition])
+        try await consumer.seek(partition, to: offset == 0 ? .beginning : .offset(offset))
+        if wasPaused { try await consumer.resume([partition]) }
+    }
+
+    /// A batch that starts after the position: applying it would skip the messages in between. Either
+    /// it was read before a rewind (dropped: the consumer reads from the position again), or the messages
+    /// in between are gone from the log (retention deleted them before they were applied): then they
+    /// cannot be read by anyone, which is logged as an error, and the batch, starting at the log's
+    /// start, is applied (the stored position moves from where it was to after the batch).
+    private func acceptsGap(_ batch: KafkaMessageBatch, first: Int64, position: Int64) async throws -> Bool {
+        if positions.isRewinding(batch.partition, to: position) {
+            // Read before the rewind, or the log's start is unknown for now: dropped, nothing applied.
+            guard let watermarks = try? await consumer.watermarks(for: [batch.topicPartition]),
+                let low = watermarks[batch.topicPartition]?.low, low > position
+            else { return false }
+            guard first <= low else {
+                try await rewind(batch.topicPartition, to: position)  // messages from the log's start were dropped
+                return false
+            }
+            logger.error(
+                "messages were deleted from the log before they were applied (retention); continuing after them",
+                metadata: [
+                    "partition": "\(batch.partition)", "position": "\(position)", "logStart": "\(low)",
+                    "lost": "\(low - position)",
+                ]
+            )
+            return true
+        }
+        logger.warning(
+            "a batch does not continue from the stored position; reading the partition again from it",
+            metadata: ["partition": "\(batch.partition)", "position": "\(position)", "batchStart": "\(first)"]
+        )
+        try await rewind(batch.topicPartition, to: position)
+        return false
+    }
+
+    /// Until graceful shutdown, every ``ProjectorConfiguration/logCheckInterval``: whether a partition's
+    /// log, as its latest fetch reported it, ends before the partition's position.
+    private func checkLogEnds() async throws {
+        while true {
+            do {
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.logCheckInterval) }
+            } catch {
+                return
+            }
+            if Task.isShuttingDownGracefully { return }
+            let assigned = Array(consumer.assignment())
+            guard !assigned.isEmpty, let ends = try? await consumer.fetchedWatermarks(for: assigned) else { continue }
+            for (partition, watermarks) in ends.sorted(by: { $0.key < $1.key }) {
+                if let position = positions.get(partition.partition), watermarks.high < position {
+                    try await replacedLog(partition, position: position, logEnd: watermarks.high)
+                }
+            }
+        }
+    }
+
+    /// The partition's log ends before the stored position: it is not the log the position was stored
+    /// for. Reread it from its start (the stored position moves back by compare-and-set), or halt it.
+    private func replacedLog(_ partition: KafkaTopicPartition, position: Int64, logEnd: Int64) async throws {
+        guard positions.get(partition.partition) == position else { return }  // handled meanwhile
+        replacedLogCounter.increment()
+        let metadata: Logger.Metadata = [
+            "partition": "\(partition.partition)", "storedPosition": "\(position)", "logEnd": "\(logEnd)",
+        ]
+        switch configuration.onReplacedLog {
+        case .reread:
+            logger.error(
+                "the partition's log ends before the stored position: it was replaced (topic re-created, broker restarted empty); reading it again from its start",
+                metadata: metadata
+            )
+            let outcome = try await applyRetrying(
+                PartitionBatch(topic: partition.topic, partition: partition.partition, messages: []),
+                from: position,
+                resettingTo: 0
+            )
+            switch outcome {
+            case .applied: try await rewind(partition, to: 0)
+            case .fenced(let stored): try await rewind(partition, to: stored)
+            }
+        case .halt:
+            logger.error(
+                "the partition's log ends before the stored position: it was replaced (topic re-created, broker restarted empty); the partition is halted until the projector is restarted with --on-replaced-log reread",
+                metadata: metadata
+            )
+            progress.halted(replacedLogOf: partition.partition)
+            positions.remove(partition.partition)
+            lanes.drop([partition.partition])
+            try await consumer.pause([partition])
+        }
+    }
+
+    /// Applies a batch (or, with `resettingTo`, moves the stored position there), retrying PostgreSQL
+    /// failures with exponential backoff until it succeeds or the service shuts down; then the failure
+    /// is rethrown and nothing of the batch was applied.
+    private func applyRetrying(
+        _ batch: PartitionBatch,
+        from position: Int64,
+        resettingTo reset: Int64? = nil
+    ) async throws -> ProjectionOutcome {
         var delay = configuration.retryDelay
         var attempt = 0
         while true {
@@ -162,7 +288,11 @@ public struct ProjectorService: Service {
                     work: "partition \(batch.partition)",
                     timeout: configuration.transactionTimeout
                 ) { [projection] in
-                    try await projection.apply(batch, from: position)
+                    if let reset {
+                        try await projection.resetPosition(of: batch, from: position, to: reset)
+                    } else {
+                        try await projection.apply(batch, from: position)
+                    }
                 }
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
@@ -219,11 +349,31 @@ struct BatchChunks: Sendable {
     }
 }
 
-/// The next offset to apply per assigned partition, shared by the assignment hooks and the loop.
+/// The next offset to apply per assigned partition, shared by the assignment hooks and the loop, and
+/// the partitions sought back to their position whose first batch from there has not come yet.
 final class PartitionPositions: Sendable {
-    private let positions = Mutex<[Int32: Int64]>([:])
+    private struct State {
+        var next: [Int32: Int64] = [:]
+        var rewinds: [Int32: Int64] = [:]
+    }
 
-    func get(_ partition: Int32) -> Int64? { positions.withLock { $0[partition] } }
-    func set(_ partition: Int32, _ offset: Int64) { positions.withLock { $0[partition] = offset } }
-    func remove(_ partition: Int32) { _ = positions.withLock { $0.removeValue(forKey: partition) } }
+    private let state = Mutex(State())
+
+    func get(_ partition: Int32) -> Int64? { state.withLock { $0.next[partition] } }
+    func set(_ partition: Int32, _ offset: Int64) { state.withLock { $0.next[partition] = offset } }
+    func remove(_ partition: Int32) {
+        state.withLock {
+            $0.next[partition] = nil
+            $0.rewinds[partition] = nil
+        }
+    }
+
+    /// The partition was sought back to `offset`.
+    func rewinding(_ partition: Int32, to offset: Int64) { state.withLock { $0.rewinds[partition] = offset } }
+    /// Whether the partition was sought back to `offset` and no batch from there has come yet.
+    func isRewinding(_ partition: Int32, to offset: Int64) -> Bool {
+        state.withLock { $0.rewinds[partition] == offset }
+    }
+    /// A batch continuing from the position came: the rewind is done.
+    func rewound(_ partition: Int32) { _ = state.withLock { $0.rewinds.removeValue(forKey: partition) } }
 }

@@ -54,8 +54,19 @@ struct ProjectorOptions: ParsableArguments {
         help: "Seconds with messages waiting and no commit before /health says not-progressing (HC_STALL_AFTER)."
     )
     var stallAfterSeconds: Int = Env.int("HC_STALL_AFTER", 30)
+    @Option(
+        name: .customLong("on-replaced-log"),
+        help: """
+            When a partition's log ends before the stored position (topic re-created, broker restarted \
+            empty): reread it from its start, or halt it and report 503 on /health (HC_PROJECTOR_ON_REPLACED_LOG).
+            """
+    )
+    var onReplacedLog: String = Env.string("HC_PROJECTOR_ON_REPLACED_LOG", "reread")
 
     func validate() throws {
+        guard ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) != nil else {
+            throw ValidationError("--on-replaced-log must be reread or halt")
+        }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
         guard batchesInFlight > 0 else { throw ValidationError("--batches-in-flight must be at least 1") }
         guard transactionTimeoutSeconds > 0 else { throw ValidationError("--transaction-timeout must be at least 1") }
@@ -69,6 +80,7 @@ struct ProjectorOptions: ParsableArguments {
         configuration.batchSize = batchSize
         configuration.maximumBatchesInFlight = batchesInFlight
         configuration.transactionTimeout = .seconds(transactionTimeoutSeconds)
+        configuration.onReplacedLog = ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) ?? .reread
         return configuration
     }
 }

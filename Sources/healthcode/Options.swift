@@ -136,6 +136,20 @@ struct GatewayOptions: ParsableArguments {
         help: "The 'aud' publishers' JWT client assertions must carry (HC_ASSERTION_AUDIENCE)."
     )
     var assertionAudience: String = Env.string("HC_ASSERTION_AUDIENCE", "urn:hc:gateway")
+    @Option(
+        name: .customLong("max-clock-skew-seconds"),
+        help: """
+            How far an event's time may lie ahead of the gateway's clock; it is still recorded when accepted \
+            (HC_GATEWAY_MAX_CLOCK_SKEW_SECONDS).
+            """
+    )
+    var maximumClockSkewSeconds: Int = Env.int("HC_GATEWAY_MAX_CLOCK_SKEW_SECONDS", 300)
+
+    func validate() throws {
+        guard (0...86_400).contains(maximumClockSkewSeconds) else {
+            throw ValidationError("--max-clock-skew-seconds must be between 0 and 86400")
+        }
+    }
 
     func configuration(topic: String) -> GatewayConfiguration {
         var configuration = GatewayConfiguration()
@@ -150,6 +164,7 @@ struct GatewayOptions: ParsableArguments {
         configuration.deliveryTimeout = .seconds(deliveryTimeoutSeconds)
         configuration.publisherRefreshInterval = .seconds(publisherRefreshSeconds)
         configuration.assertionAudience = assertionAudience
+        configuration.maximumClockSkew = .seconds(maximumClockSkewSeconds)
         return configuration
     }
 }

@@ -9,7 +9,7 @@ import NIOCore
 import PostgresNIO
 import Testing
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(3)))
 struct DeadLetterTests {
     @Test(
         "an undecodable message is parked with its bytes and reason; the partition goes on; replay applies fixed ones"

@@ -20,7 +20,7 @@ import Testing
     }
 }
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(5)))
 struct SchemathesisTests {
     /// Runs schemathesis against `base`; returns its exit status and its output's tail.
     func schemathesis(_ base: String, headers: [String]) throws -> (status: Int32, output: String) {

@@ -41,7 +41,7 @@ final class LoadRecord: Sendable {
 
 /// The gateway driven at twice its measured capacity: it sheds what it cannot take (429/503),
 /// loses nothing it accepted, duplicates nothing, and its memory stays bounded.
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(6)))
 struct OverloadTests {
     static let batchSize = 100
     static let source = TestBackbone.testPublishers[0]

@@ -97,7 +97,7 @@ enum HTTP {
     }
 }
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(5)))
 struct PipelineTests {
     @Test("events sent to the gateway come back as codes from the API, raw identifiers stored nowhere")
     func publishAndQuery() async throws {

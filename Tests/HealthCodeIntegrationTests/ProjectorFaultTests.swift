@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import HealthCodeBackbone
 import HealthCodeBenchmarks
@@ -21,28 +22,46 @@ enum ProjectionVerifier {
         var codeMismatches: [String] = []
         var overdueCodes = 0
         var pendingAreaJobs = 0
+        /// People whose decision log does not chain: a change whose old status is not the status the
+        /// previous one set, or a last change that is not the current code's status.
+        var decisionChainBreaks: [String] = []
+        /// People whose stored code (status, validUntil) differs from the independent literal transcription
+        /// of docs/POLICY.md (``LiteralPolicy``) over their archived events; checked with `literal`.
+        var literalMismatches: [String] = []
+        var literalChecks = 0
     }
 
-    static func verify(_ backbone: TestBackbone) async throws -> Verdict {
+    /// - Parameter literal: also check every `literal`-th person's code (by pseudonym order) against
+    ///   ``LiteralPolicy``, which shares no code with the projector's fold and policy (and is slow).
+    static func verify(_ backbone: TestBackbone, literal: Int? = nil) async throws -> Verdict {
         try await backbone.withDatabase { client in
             let logger = testLogger()
             var verdict = Verdict()
             var areas = RiskAreaMap()
+            var areaEvents: [CloudEvent] = []
             for try await body in try await client.query(
                 "SELECT body::text FROM area_event_archive ORDER BY seq",
                 logger: logger
             )
             .decode(String.self) {
-                areas.apply(try EventDecoder.decode(Array(body.utf8)))
+                let event = try EventDecoder.decode(Array(body.utf8))
+                areas.apply(event)
+                areaEvents.append(event)
                 verdict.archivedAreaEvents += 1
             }
             var folded: [String: PersonState] = [:]
+            var archived: [String: [CloudEvent]] = [:]
             for try await (subject, body) in try await client.query(
                 "SELECT subject, body::text FROM event_archive",
                 logger: logger
             ).decode((String, String).self) {
-                folded[subject, default: PersonState()].apply(try EventDecoder.decode(Array(body.utf8)))
+                let event = try EventDecoder.decode(Array(body.utf8))
+                folded[subject, default: PersonState()].apply(event)
+                if literal != nil { archived[subject, default: []].append(event) }
                 verdict.archivedPersonEvents += 1
+            }
+            let literalSubjects = literal.map { step in
+                Set(archived.keys.sorted().enumerated().filter { $0.offset % max(step, 1) == 0 }.map(\.element))
             }
             let policy = Policy(ruleSet: backbone.ruleSet)
             for try await (subject, state, decision, evaluatedAt) in try await client.query(
@@ -66,7 +85,42 @@ enum ProjectionVerifier {
                     at: Instant(microsecondsSinceEpoch: evaluatedAt)
                 )
                 if code != expected { verdict.codeMismatches.append(subject) }
+                if literalSubjects?.contains(subject) == true {
+                    let at = Instant(microsecondsSinceEpoch: evaluatedAt)
+                    let literal = LiteralPolicy(events: (archived[subject] ?? []) + areaEvents, at: at, knownAt: at)
+                        .decision()
+                    if literal.status != code.status || literal.validUntil != code.validUntil {
+                        verdict.literalMismatches.append(subject)
+                    }
+                    verdict.literalChecks += 1
+                }
             }
+            var previous: (subject: String, status: String)?
+            var current: [String: String] = [:]
+            for try await (subject, status) in try await client.query(
+                "SELECT subject, status FROM person_code",
+                logger: logger
+            ).decode((String, String).self) {
+                current[subject] = status
+            }
+            func closeChain() {
+                if let previous, current[previous.subject] != previous.status {
+                    verdict.decisionChainBreaks.append(previous.subject)
+                }
+            }
+            for try await (subject, old, new) in try await client.query(
+                "SELECT subject, old_status, new_status FROM decision_log ORDER BY subject, decision_id",
+                logger: logger
+            ).decode((String, String?, String).self) {
+                if previous?.subject != subject {
+                    closeChain()
+                    if old != nil { verdict.decisionChainBreaks.append(subject) }
+                } else if old != previous?.status {
+                    verdict.decisionChainBreaks.append(subject)
+                }
+                previous = (subject, new)
+            }
+            closeChain()
             verdict.overdueCodes = try await count(
                 client,
                 "SELECT count(*) FROM person_code WHERE valid_until < now() - interval '10 seconds'"
@@ -100,7 +154,7 @@ func totalApplied(_ backbone: TestBackbone) async throws -> Int {
     }
 }
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(10)))
 struct ProjectorCrashTests {
     @Test("a projector process SIGKILLed again and again while 200k events arrive applies each exactly once")
     func sigkillLoop() async throws {
@@ -152,7 +206,12 @@ struct ProjectorCrashTests {
 
         // The kills happened mid-stream, not all before or after the work.
         #expect(progressAtKills.contains { $0 > 0 && $0 < total })
-        let verdict = try await ProjectionVerifier.verify(backbone)
+        let verdict = try await ProjectionVerifier.verify(backbone, literal: 1)
+        #expect(verdict.literalChecks == subjects.count)
+        #expect(
+            verdict.literalMismatches.isEmpty,
+            "codes differing from the literal policy: \(verdict.literalMismatches.prefix(5))"
+        )
         #expect(verdict.archivedPersonEvents == personEvents.count)
         #expect(verdict.archivedAreaEvents == 2)
         #expect(verdict.people == subjects.count)
@@ -161,12 +220,16 @@ struct ProjectorCrashTests {
             "states differing from the archive: \(verdict.stateMismatches.prefix(5))"
         )
         #expect(verdict.codeMismatches.isEmpty, "codes differing from the policy: \(verdict.codeMismatches.prefix(5))")
+        #expect(
+            verdict.decisionChainBreaks.isEmpty,
+            "decision logs out of chain: \(verdict.decisionChainBreaks.prefix(5))"
+        )
         #expect(verdict.pendingAreaJobs == 0)
         #expect(verdict.overdueCodes == 0)
     }
 }
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(10)))
 struct ProjectorScaleOutTests {
     /// Waits until at least `target` events are applied; fails after `timeout`.
     func waitForApplied(_ target: Int, in backbone: TestBackbone, timeout: Duration) async throws -> Int {
@@ -181,6 +244,20 @@ struct ProjectorScaleOutTests {
         }
     }
 
+    /// The batches a projector process has committed, from its `/health`; 0 while it does not answer.
+    func committedBatches(metricsPort: Int) async -> Int {
+        guard
+            let response = try? await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/health"),
+                timeout: .seconds(2)
+            ),
+            let body = try? await response.body.collect(upTo: 1 << 16),
+            let health = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        else { return 0 }
+        let details = health["details"] as? [String: Any] ?? health
+        return Int(details["batches"] as? String ?? "") ?? 0
+    }
+
     @Test("a second projector process joins and the first leaves mid-stream: nothing lost or doubled")
     func twoProcessesWithRebalances() async throws {
         let backbone = try await TestBackbone.make(partitions: 8)
@@ -193,8 +270,13 @@ struct ProjectorScaleOutTests {
         try await publish(events, to: backbone)
         let total = events.count
 
-        let first = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
-        let second = ProjectorProcess(executable: healthcodeExecutable, settings: backbone.projectorSettings)
+        var firstSettings = backbone.projectorSettings
+        firstSettings["HC_METRICS_PORT"] = "\(try freePort())"
+        var secondSettings = backbone.projectorSettings
+        let secondMetricsPort = try freePort()
+        secondSettings["HC_METRICS_PORT"] = "\(secondMetricsPort)"
+        let first = ProjectorProcess(executable: healthcodeExecutable, settings: firstSettings)
+        let second = ProjectorProcess(executable: healthcodeExecutable, settings: secondSettings)
         do {
             try first.start()
             _ = try await waitForApplied(1, in: backbone, timeout: .seconds(60))
@@ -202,8 +284,15 @@ struct ProjectorScaleOutTests {
             try second.start()
             let atJoin = try await totalApplied(backbone)
             // Both members work for a while: a join takes a few seconds on Tansu, then half the
-            // partitions move to the second.
-            try await Task.sleep(for: .seconds(10))
+            // partitions move to the second, which must have applied batches of them before the first
+            // leaves (its /health counts its committed batches).
+            let joinDeadline = ContinuousClock.now + .seconds(60)
+            var secondBatches = 0
+            while secondBatches == 0, ContinuousClock.now < joinDeadline {
+                try await Task.sleep(for: .milliseconds(250))
+                secondBatches = await committedBatches(metricsPort: secondMetricsPort)
+            }
+            #expect(secondBatches > 0, "the joining member got partitions and applied batches before the first left")
             let atLeave = try await totalApplied(backbone)
             // The first member leaves gracefully (and exits cleanly): its partitions move to the second,
             // which finishes.
@@ -237,7 +326,7 @@ struct ProjectorScaleOutTests {
     }
 }
 
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(10)))
 struct ProjectorOutageTests {
     /// Publishes 30k events to a backbone on private servers, runs a projector in this process, and
     /// calls `disrupt` once a first part is applied; the projector must then finish on its own.

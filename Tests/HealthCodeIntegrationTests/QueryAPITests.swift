@@ -31,7 +31,7 @@ private func exchange(
 }
 
 /// The query API end to end: lookups with signed codes, analyst explanations and exports, audit.
-@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized)
+@Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .serialized, .timeLimit(.minutes(5)))
 struct QueryAPITests {
     @Test("a code lookup hashes the raw identifier and returns the code with a signed code that verifies offline")
     func lookupWithSignedCode() async throws {

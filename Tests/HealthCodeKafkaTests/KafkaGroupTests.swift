@@ -230,6 +230,82 @@ struct KafkaGroupTests {
         #expect(handedOut.count == 0, "a consumer without demand hands out no batch")
     }
 
+    /// A member that paused its partitions (its lanes are full, say) loses half of them to a joining member
+    /// and gets them back when that member leaves. librdkafka keeps an application's pause across a revoke
+    /// and a new assignment to the same member; the consumer resumes every partition it is assigned, so the
+    /// returned partitions are consumed again (while the ones it kept stay paused, as the caller asked).
+    @Test func partitionsReturnedAfterARebalanceAreConsumed() async throws {
+        let topic = try await makeTopic("returned", partitions: 4)
+        let group = LocalInfrastructure.uniqueName("group")
+        let store = OffsetStore()
+        let producer = try KafkaProducer(configuration: .init(bootstrapServers: brokerServers), logger: testLogger())
+        func makeConsumer(_ name: String) throws -> KafkaConsumer {
+            let consumer = try KafkaConsumer(
+                configuration: fastGroupConfiguration(bootstrapServers: brokerServers, groupID: group),
+                logger: testLogger()
+            )
+            try consumer.subscribe(topics: [topic]) { partitions in
+                store.startOffsets(partitions, consumer: name)
+            }
+            return consumer
+        }
+        let first = try makeConsumer("first")
+        let second = try makeConsumer("second")
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(45)
+        try await withServices([producer, first]) {
+            for partition in 0..<Int32(4) {
+                _ = try await producer.send(
+                    makeMessages(topic: topic, count: 50, start: Int(partition) * 50, partition: partition)
+                )
+            }
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask {
+                    for try await batch in first.batches { _ = store.apply(batch, consumer: "first") }
+                }
+                while store.processedCount < 200, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+                try await first.pause(Array(first.assignment()))
+                try await withServices([second]) {
+                    tasks.addTask {
+                        for try await batch in second.batches { _ = store.apply(batch, consumer: "second") }
+                    }
+                    while store.assignments(of: "second").isEmpty, clock.now < deadline {
+                        try await Task.sleep(for: .milliseconds(50))
+                    }
+                }
+                let handedOver = Set(store.assignments(of: "second"))
+                #expect(!handedOver.isEmpty, "the joining member got partitions")
+                // The second member left: its partitions return to the first.
+                while store.assignments(of: "first").count < 4 + handedOver.count, clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                #expect(store.assignments(of: "first").count == 4 + handedOver.count, "the partitions came back")
+                for partition in handedOver {
+                    _ = try await producer.send(
+                        makeMessages(
+                            topic: topic,
+                            count: 20,
+                            start: 1000 + Int(partition.partition) * 20,
+                            partition: partition.partition
+                        )
+                    )
+                }
+                let expected = Set(
+                    handedOver.flatMap { partition in
+                        (0..<20).map { "value-\(1000 + Int(partition.partition) * 20 + $0)" }
+                    }
+                )
+                while !expected.isSubset(of: Set(store.processed)), clock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let missing = expected.subtracting(store.processed)
+                #expect(missing.isEmpty, "the returned partitions are consumed again: \(missing.count) of 40 missing")
+                tasks.cancelAll()
+            }
+        }
+        #expect(store.violations == 0)
+    }
+
     /// A consumer restarted in the same group starts from the offsets its assignment hook returns, with
     /// incremental (cooperative) and eager assignment.
     @Test(arguments: [KafkaRebalanceProtocol.cooperativeSticky, .eagerRange])
