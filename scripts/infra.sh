@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts and stops HealthCode's local infrastructure: a throw-away PostgreSQL cluster and the
 # Tansu Kafka-protocol broker, both on loopback, both under .local/ (git-ignored).
-#   scripts/infra.sh start | stop | status | reset | restart-pg | restart-kafka | freeze-kafka | thaw-kafka
+#   scripts/infra.sh start | stop | status | reset | restart-pg | stop-pg | restart-kafka | freeze-kafka | thaw-kafka
 # Idempotent: start leaves running servers alone, stop ignores stopped ones.
 # Ports: HC_PG_PORT (default 54329), HC_KAFKA_PORT (default 19092).
 # HC_INFRA_DIR (default .local) holds the servers' data: tests that restart a server use a private one.
@@ -152,7 +152,8 @@ case "${1:-}" in
     freeze-kafka) kafka_running && kill -STOP "$(kafka_pid)" && log "Kafka broker frozen" ;;
     thaw-kafka) kafka_running && kill -CONT "$(kafka_pid)" && log "Kafka broker thawed" ;;
     restart-pg) stop_pg; start_pg ;;
+    stop-pg) stop_pg ;;
     drop-test-databases) drop_test_databases ;;
-    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg|freeze-kafka|thaw-kafka|drop-test-databases" >&2
+    *) echo "usage: scripts/infra.sh start|stop|status|reset|restart-kafka|restart-pg|stop-pg|freeze-kafka|thaw-kafka|drop-test-databases" >&2
         exit 2 ;;
 esac

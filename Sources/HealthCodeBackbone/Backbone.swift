@@ -93,9 +93,10 @@ public enum Backbone {
         ruleSet: RuleSet,
         logger: Logger
     ) throws -> (consumer: KafkaConsumer, progress: ProjectorProgress, services: [any Service]) {
+        // Read directly, the projector joins no group (its positions keep the group's name).
         var consumerConfiguration = KafkaConsumerConfiguration(
             bootstrapServers: topic.bootstrapServers,
-            groupID: configuration.group
+            groupID: configuration.assignment == .group ? configuration.group : nil
         )
         consumerConfiguration.clientID = "healthcode-projector"
         // One poll spans all assigned partitions; asking for several batches' worth lets each
@@ -130,6 +131,21 @@ public enum Backbone {
             store: store,
             configuration: configuration,
             progress: progress,
+            partitionCount: {
+                let admin = try KafkaAdmin(
+                    configuration: KafkaAdminConfiguration(bootstrapServers: topic.bootstrapServers),
+                    logger: logger
+                )
+                let description = try await admin.describeTopics([configuration.topic]).first
+                guard let count = description?.partitions.count, count > 0 else {
+                    throw KafkaError(
+                        code: .query,
+                        isRetriable: true,
+                        reason: "topic \(configuration.topic) has no partitions"
+                    )
+                }
+                return count
+            },
             logger: logger
         )
         let reevaluator = Reevaluator(
@@ -137,6 +153,7 @@ public enum Backbone {
             catalog: catalog,
             policy: policy,
             configuration: Reevaluator.Configuration(),
+            progress: progress,
             now: Instant.now,
             logger: logger
         )
@@ -144,10 +161,12 @@ public enum Backbone {
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the
-    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`) or
-    /// has halted a partition whose log was replaced (`log-replaced`).
+    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`), has
+    /// halted a partition whose log was replaced (`log-replaced`), holds no partition while the topic's
+    /// messages wait (`no-partitions`) or its re-evaluator keeps failing (`reevaluation-failing`).
     public static func projectorOperations(
         progress: ProjectorProgress,
+        configuration: ProjectorConfiguration,
         host: String,
         port: Int,
         stallAfter: Duration,
@@ -156,8 +175,15 @@ public enum Backbone {
     ) -> any Service {
         let router = Router(context: BasicRequestContext.self)
         OperationalRoutes.add(to: router, metrics: metrics) {
-            let status = progress.status(stallAfter: stallAfter)
-            var details = ["status": status.state, "lag": "\(status.lag)", "batches": "\(status.batches)"]
+            let status = progress.status(stallAfter: stallAfter, unassignedAfter: configuration.unassignedAfter)
+            var details = [
+                "status": status.state, "lag": "\(status.lag)", "batches": "\(status.batches)",
+                "partitions": "\(status.assignedPartitions)", "group": configuration.group,
+                "assignment": configuration.assignment.rawValue,
+            ]
+            if let seconds = status.secondsReevaluationFailing {
+                details["secondsReevaluationFailing"] = String(format: "%.1f", seconds)
+            }
             if let seconds = status.secondsSinceLastCommit {
                 details["secondsSinceLastCommit"] = String(format: "%.1f", seconds)
             }

@@ -28,6 +28,18 @@ public struct PostgresConfiguration: Sendable, Hashable {
     /// one and so planned the code-lookup read again at every execution: a third of its time in
     /// `bench lookup`, and about an eighth of the lookup rate.
     public var genericPlans = true
+    /// Longest a statement may run before the server cancels it (`statement_timeout`); `nil`: no limit.
+    /// Default 20 s: below the projector's transaction deadline (30 s), so that a statement the client
+    /// gave up on is cancelled by the server rather than left running beside its retry.
+    public var statementTimeout: Duration? = .seconds(20)
+    /// Longest a statement waits for a lock before the server fails it (`lock_timeout`); `nil`: no
+    /// limit. Default 10 s: a session holding a person's or a position's lock makes the waiting
+    /// transaction fail and retry, and the projector reports that it is not progressing.
+    public var lockTimeout: Duration? = .seconds(10)
+    /// Longest a session may sit idle inside a transaction before the server ends it
+    /// (`idle_in_transaction_session_timeout`); `nil`: no limit. Default 60 s: a client that
+    /// abandoned a transaction cannot hold its locks for longer.
+    public var idleInTransactionTimeout: Duration? = .seconds(60)
 
     /// The local defaults.
     public init() {}
@@ -47,9 +59,19 @@ public struct PostgresConfiguration: Sendable, Hashable {
         configuration.options.maximumConnections = maximumConnections
         configuration.options.minimumConnections = maximumConnections
         configuration.options.keepAliveBehavior = keepAliveInterval.map { .init(frequency: $0) }
-        if genericPlans {
-            configuration.options.additionalStartupParameters = [("plan_cache_mode", "force_generic_plan")]
+        var parameters: [(String, String)] = []
+        if genericPlans { parameters.append(("plan_cache_mode", "force_generic_plan")) }
+        for (name, limit) in [
+            ("statement_timeout", statementTimeout), ("lock_timeout", lockTimeout),
+            ("idle_in_transaction_session_timeout", idleInTransactionTimeout),
+        ] {
+            // PostgreSQL takes milliseconds; 0 turns the limit off.
+            let milliseconds = limit.map {
+                max(1, $0.components.seconds * 1000 + $0.components.attoseconds / 1_000_000_000_000_000)
+            }
+            parameters.append((name, "\(milliseconds ?? 0)"))
         }
+        configuration.options.additionalStartupParameters = parameters
         return configuration
     }
 }

@@ -42,15 +42,22 @@ public struct SchemaMigrator: Sendable {
     @discardableResult
     public func migrate(_ migrations: [Migration]) async throws -> [String] {
         try await client.withConnection { connection in
-            try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+            // A migration may rewrite a large table and wait for running transactions: the services'
+            // statement and lock timeouts (PostgresConfiguration) do not apply to it. The session's
+            // settings are restored before the connection goes back to the pool.
+            try await connection.query("SET statement_timeout = 0", logger: logger)
+            try await connection.query("SET lock_timeout = 0", logger: logger)
+            let outcome: Result<[String], any Error>
             do {
-                let applied = try await apply(migrations, on: connection)
-                try await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
-                return applied
+                try await connection.query("SELECT pg_advisory_lock(\(Self.lockKey))", logger: logger)
+                outcome = .success(try await apply(migrations, on: connection))
             } catch {
-                _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
-                throw error
+                outcome = .failure(error)
             }
+            _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.lockKey))", logger: logger)
+            _ = try? await connection.query("RESET statement_timeout", logger: logger)
+            _ = try? await connection.query("RESET lock_timeout", logger: logger)
+            return try outcome.get()
         }
     }
 

@@ -33,9 +33,26 @@ public struct ProjectorConfiguration: Sendable {
     /// broker restarted. Default ``ReplacedLogAction/reread``.
     public var onReplacedLog: ReplacedLogAction = .reread
     /// How often the projector compares each partition's position with the end of its log as the
-    /// latest fetch reported it: a broker may answer a fetch past the end of a replaced log with no
-    /// records and no error, so no batch would ever show it. Default 5 s.
-    public var logCheckInterval: Duration = .seconds(5)
+    /// latest fetch reported it: for its lag on `/health` (also while nothing commits), and because a
+    /// broker may answer a fetch past the end of a replaced log with no records and no error, so no
+    /// batch would ever show it. Default 1 s.
+    public var watchInterval: Duration = .seconds(1)
+    /// How the projector gets its partitions. Default ``Assignment/group``.
+    public var assignment: Assignment = .group
+    /// How long the projector may hold no partition while the topic's messages wait unapplied before
+    /// `/health` answers 503 `no-partitions` and the log says what it waits for. Default 60 s.
+    public var unassignedAfter: Duration = .seconds(60)
+
+    /// How a projector gets its partitions.
+    public enum Assignment: String, Sendable, CaseIterable {
+        /// As a member of the consumer group ``ProjectorConfiguration/group``: projectors started with
+        /// the same group split the partitions and take over each other's.
+        case group
+        /// Every partition of the topic, read directly (no group membership, no join to wait for):
+        /// the single-process default (`healthcode up`). Positions live in PostgreSQL either way; run
+        /// one such projector per group name.
+        case direct
+    }
 
     /// What a projector does when a partition's log was replaced under its stored position.
     public enum ReplacedLogAction: String, Sendable, CaseIterable {

@@ -36,14 +36,20 @@ public struct ProjectorService: Service {
     private let rewindCounter = Counter(label: "hc_projector_rewinds_total")
     private let replacedLogCounter = Counter(label: "hc_projector_replaced_logs_total")
 
+    private let partitionCount: @Sendable () async throws -> Int
+
+    /// - Parameter partitionCount: the topic's number of partitions, asked when the projector reads
+    ///   every partition directly and while it holds none.
     public init(
         consumer: KafkaConsumer,
         projection: Projection,
         store: ProjectionStore,
         configuration: ProjectorConfiguration,
         progress: ProjectorProgress,
+        partitionCount: @escaping @Sendable () async throws -> Int,
         logger: Logger
     ) {
+        self.partitionCount = partitionCount
         self.progress = progress
         self.lanes = PartitionLanes(limit: configuration.maximumBatchesInFlight) { [consumer] in
             consumer.demandChanged()
@@ -58,35 +64,33 @@ public struct ProjectorService: Service {
     public func run() async throws {
         let group = configuration.group
         let topic = configuration.topic
-        try consumer.subscribe(
-            topics: [topic],
-            onAssign: { [store, positions, logger] assigned in
-                let stored = try await store.positions(
-                    group: group,
-                    topic: topic,
-                    partitions: assigned.map(\.partition)
-                )
-                var offsets: [KafkaTopicPartition: KafkaOffset] = [:]
-                for partition in assigned {
-                    let next = stored[partition.partition] ?? 0
-                    positions.set(partition.partition, next)
-                    offsets[partition] = .offset(next)
-                }
-                logger.info(
-                    "partitions assigned",
-                    metadata: ["partitions": "\(assigned.map(\.partition).sorted())", "group": "\(group)"]
-                )
-                return offsets
-            },
-            onRevoke: { [positions, progress, lanes, logger] revoked in
-                lanes.drop(Set(revoked.map(\.partition)))
-                for partition in revoked {
-                    positions.remove(partition.partition)
-                    progress.revoked(partition: partition.partition)
-                }
-                logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
+        let startOffsets: KafkaAssignmentHook = { [store, positions, logger] assigned in
+            let stored = try await store.positions(
+                group: group,
+                topic: topic,
+                partitions: assigned.map(\.partition)
+            )
+            var offsets: [KafkaTopicPartition: KafkaOffset] = [:]
+            for partition in assigned {
+                let next = stored[partition.partition] ?? 0
+                positions.set(partition.partition, next)
+                offsets[partition] = .offset(next)
             }
-        )
+            logger.info(
+                "partitions assigned",
+                metadata: ["partitions": "\(assigned.map(\.partition).sorted())", "group": "\(group)"]
+            )
+            return offsets
+        }
+        switch configuration.assignment {
+        case .direct:
+            let count = try await partitionCount()
+            try consumer.assign(
+                try await startOffsets((0..<Int32(count)).map { KafkaTopicPartition(topic: topic, partition: $0) })
+            )
+        case .group:
+            try subscribe(group: group, topic: topic, startOffsets: startOffsets)
+        }
         // While the lanes are full the consumer hands out nothing, but this loop keeps iterating it, so
         // that rebalances are served even when every lane waits on PostgreSQL.
         consumer.setDemand { [lanes] in lanes.hasRoom }
@@ -96,7 +100,7 @@ public struct ProjectorService: Service {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { lanesGroup in
                 lanesGroup.addTask { try await consumer.run() }
-                lanesGroup.addTask { try await checkLogEnds() }
+                lanesGroup.addTask { try await watch() }
                 for try await batch in consumer.batches {
                     let action = lanes.submit(batch)
                     if action.startLane {
@@ -112,6 +116,26 @@ public struct ProjectorService: Service {
         } onGracefulShutdown: {
             consumer.close()
         }
+    }
+
+    /// Joins the group; on every assignment each partition starts at its stored position.
+    private func subscribe(
+        group: String,
+        topic: String,
+        startOffsets: @escaping KafkaAssignmentHook
+    ) throws {
+        try consumer.subscribe(
+            topics: [topic],
+            onAssign: startOffsets,
+            onRevoke: { [positions, progress, lanes, logger] revoked in
+                lanes.drop(Set(revoked.map(\.partition)))
+                for partition in revoked {
+                    positions.remove(partition.partition)
+                    progress.revoked(partition: partition.partition)
+                }
+                logger.info("partitions revoked", metadata: ["partitions": "\(revoked.map(\.partition).sorted())"])
+            }
+        )
     }
 
     /// Applies the partition's batches in order until its queue is empty.
@@ -217,24 +241,74 @@ public struct ProjectorService: Service {
         return false
     }
 
-    /// Until graceful shutdown, every ``ProjectorConfiguration/logCheckInterval``: whether a partition's
-    /// log, as its latest fetch reported it, ends before the partition's position.
-    private func checkLogEnds() async throws {
+    /// Until graceful shutdown, every ``ProjectorConfiguration/watchInterval``: each assigned partition's
+    /// lag (its log's end, as its latest fetch reported it, less its position) for `/health`, whether its
+    /// log ends before its position (replaced), and, holding no partition, whether the topic's messages
+    /// wait unapplied.
+    private func watch() async throws {
+        var warnedUnassigned = false
+        var tick = 0
         while true {
             do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.logCheckInterval) }
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.watchInterval) }
             } catch {
                 return
             }
             if Task.isShuttingDownGracefully { return }
+            tick += 1
             let assigned = Array(consumer.assignment())
-            guard !assigned.isEmpty, let ends = try? await consumer.fetchedWatermarks(for: assigned) else { continue }
-            for (partition, watermarks) in ends.sorted(by: { $0.key < $1.key }) {
-                if let position = positions.get(partition.partition), watermarks.high < position {
-                    try await replacedLog(partition, position: position, logEnd: watermarks.high)
+            if assigned.isEmpty {
+                guard tick % 5 == 0, let (waiting, stored) = try? await waitingOnTopic() else { continue }
+                progress.unassigned(waiting: waiting, stored: stored)
+                let status = progress.status(stallAfter: .seconds(3600), unassignedAfter: configuration.unassignedAfter)
+                if status.state == "no-partitions", !warnedUnassigned {
+                    warnedUnassigned = true
+                    logger.error(
+                        "this projector holds no partition while messages wait unapplied; it waits for the consumer group to assign it some (a join in progress, or a group wedged by a member that left mid-join)",
+                        metadata: [
+                            "group": "\(configuration.group)", "topic": "\(configuration.topic)",
+                            "waiting": "\(waiting)",
+                        ]
+                    )
+                }
+                continue
+            }
+            warnedUnassigned = false
+            guard let ends = try? await consumer.fetchedWatermarks(for: assigned) else { continue }
+            var lags: [Int32: Int64] = [:]
+            for partition in assigned.sorted() {
+                guard let position = positions.get(partition.partition) else { continue }
+                guard let high = ends[partition]?.high else {
+                    lags[partition.partition] = 0  // not fetched yet
+                    continue
+                }
+                if high < position {
+                    try await replacedLog(partition, position: position, logEnd: high)
+                } else {
+                    lags[partition.partition] = high - position
                 }
             }
+            progress.observed(lag: lags)
         }
+    }
+
+    /// The messages on the topic not applied yet (its partitions' ends less their stored positions),
+    /// and the sum of the stored positions.
+    private func waitingOnTopic() async throws -> (waiting: Int64, stored: Int64) {
+        let partitions = (0..<Int32(try await partitionCount())).map {
+            KafkaTopicPartition(topic: configuration.topic, partition: $0)
+        }
+        let ends = try await consumer.watermarks(for: partitions)
+        let stored = try await store.positions(
+            group: configuration.group,
+            topic: configuration.topic,
+            partitions: partitions.map(\.partition)
+        )
+        var waiting: Int64 = 0
+        for partition in partitions {
+            waiting += max(0, (ends[partition]?.high ?? 0) - (stored[partition.partition] ?? 0))
+        }
+        return (waiting, stored.values.reduce(0, +))
     }
 
     /// The partition's log ends before the stored position: it is not the log the position was stored
@@ -295,7 +369,17 @@ public struct ProjectorService: Service {
                     }
                 }
             } catch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { throw error }
+                if Task.isCancelled {
+                    logger.warning(
+                        "shutdown: abandoned the batch in hand, not committed; it is applied after a restart",
+                        metadata: [
+                            "partition": "\(batch.partition)", "fromOffset": "\(position)",
+                            "messages": "\(batch.messages.count)",
+                        ]
+                    )
+                    throw error
+                }
+                if Task.isShuttingDownGracefully { throw error }
                 attempt += 1
                 logger.error(
                     "applying batch failed; retrying",

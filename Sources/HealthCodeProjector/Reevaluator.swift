@@ -29,16 +29,20 @@ public struct Reevaluator: Service {
     private let catalog: RiskAreaCatalog
     private let evaluator: CodeEvaluator
     private let configuration: Configuration
+    private let progress: ProjectorProgress?
     private let now: @Sendable () -> Instant
     private let logger: Logger
     private let dueCounter = Counter(label: "hc_reevaluations_total", dimensions: [("cause", "due")])
     private let areaCounter = Counter(label: "hc_reevaluations_total", dimensions: [("cause", "designation")])
+    private let failureCounter = Counter(label: "hc_reevaluation_failures_total")
 
+    /// - Parameter progress: told of every re-evaluation's success or failure, for `/health`.
     public init(
         store: ProjectionStore,
         catalog: RiskAreaCatalog,
         policy: Policy,
         configuration: Configuration,
+        progress: ProjectorProgress? = nil,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
@@ -46,6 +50,7 @@ public struct Reevaluator: Service {
         self.catalog = catalog
         self.evaluator = CodeEvaluator(policy: policy)
         self.configuration = configuration
+        self.progress = progress
         self.now = now
         self.logger = logger
     }
@@ -54,19 +59,36 @@ public struct Reevaluator: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             var worked = 0
             do {
-                worked += try await TransactionDeadline.run(
-                    work: "due codes",
-                    timeout: configuration.transactionTimeout
-                ) { [self] in
-                    try await refreshDueCodes()
+                // Shutdown abandons a re-evaluation at once (it rolls back and is done again after a
+                // restart) rather than wait for a database that may be gone.
+                worked += try await cancelWhenGracefulShutdown {
+                    try await TransactionDeadline.run(
+                        work: "due codes",
+                        timeout: configuration.transactionTimeout
+                    ) { [self] in
+                        try await refreshDueCodes()
+                    }
                 }
-                worked += try await TransactionDeadline.run(
-                    work: "designation re-evaluation",
-                    timeout: configuration.transactionTimeout
-                ) { [self] in
-                    try await reevaluateForDesignations()
+                worked += try await cancelWhenGracefulShutdown {
+                    try await TransactionDeadline.run(
+                        work: "designation re-evaluation",
+                        timeout: configuration.transactionTimeout
+                    ) { [self] in
+                        try await reevaluateForDesignations()
+                    }
                 }
+                progress?.reevaluation(succeeded: true)
             } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully {
+                    if error is CancellationError {
+                        logger.notice(
+                            "shutdown: abandoned a re-evaluation in progress, rolled back; it is done again after a restart"
+                        )
+                    }
+                    break
+                }
+                failureCounter.increment()
+                progress?.reevaluation(succeeded: false)
                 logger.error("re-evaluation failed; retrying", metadata: ["error": "\(SafeErrorDescription(error))"])
             }
             if worked == 0 {

@@ -62,11 +62,32 @@ struct ProjectorOptions: ParsableArguments {
             """
     )
     var onReplacedLog: String = Env.string("HC_PROJECTOR_ON_REPLACED_LOG", "reread")
+    @Option(
+        name: .customLong("assignment"),
+        help: """
+            group: join the consumer group --group and split the partitions with its other members; direct: \
+            read every partition, no group (one process per group name; healthcode up always does) \
+            (HC_PROJECTOR_ASSIGNMENT).
+            """
+    )
+    var assignment: String = Env.string("HC_PROJECTOR_ASSIGNMENT", "group")
+    @Option(
+        name: .customLong("unassigned-after"),
+        help: """
+            Seconds holding no partition while the topic's messages wait unapplied before /health says \
+            no-partitions (HC_PROJECTOR_UNASSIGNED_AFTER).
+            """
+    )
+    var unassignedAfterSeconds: Int = Env.int("HC_PROJECTOR_UNASSIGNED_AFTER", 60)
 
     func validate() throws {
         guard ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) != nil else {
             throw ValidationError("--on-replaced-log must be reread or halt")
         }
+        guard ProjectorConfiguration.Assignment(rawValue: assignment) != nil else {
+            throw ValidationError("--assignment must be group or direct")
+        }
+        guard unassignedAfterSeconds > 0 else { throw ValidationError("--unassigned-after must be at least 1") }
         guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
         guard batchesInFlight > 0 else { throw ValidationError("--batches-in-flight must be at least 1") }
         guard transactionTimeoutSeconds > 0 else { throw ValidationError("--transaction-timeout must be at least 1") }
@@ -81,6 +102,8 @@ struct ProjectorOptions: ParsableArguments {
         configuration.maximumBatchesInFlight = batchesInFlight
         configuration.transactionTimeout = .seconds(transactionTimeoutSeconds)
         configuration.onReplacedLog = ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) ?? .reread
+        configuration.assignment = ProjectorConfiguration.Assignment(rawValue: assignment) ?? .group
+        configuration.unassignedAfter = .seconds(unassignedAfterSeconds)
         return configuration
     }
 }

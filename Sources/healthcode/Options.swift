@@ -17,6 +17,23 @@ enum Env {
     }
 }
 
+struct ShutdownOptions: ParsableArguments {
+    @Option(
+        name: .customLong("shutdown-grace-seconds"),
+        help: """
+            Seconds a graceful shutdown (SIGTERM, Ctrl-C) may take before work still in hand is abandoned \
+            and the process exits, whatever is down (HC_SHUTDOWN_GRACE_SECONDS).
+            """
+    )
+    var graceSeconds: Int = Env.int("HC_SHUTDOWN_GRACE_SECONDS", 10)
+
+    func validate() throws {
+        guard graceSeconds > 0 else { throw ValidationError("--shutdown-grace-seconds must be at least 1") }
+    }
+
+    var grace: Duration { .seconds(graceSeconds) }
+}
+
 struct LoggingOptions: ParsableArguments {
     @Option(
         name: .customLong("log-level"),
@@ -47,10 +64,34 @@ struct PostgresOptions: ParsableArguments {
         help: "Seconds between keep-alive queries on idle pooled connections; 0: none (HC_PG_KEEP_ALIVE_SECONDS)."
     )
     var keepAliveSeconds: Int = Env.int("HC_PG_KEEP_ALIVE_SECONDS", 0)
+    @Option(
+        name: .customLong("pg-statement-timeout"),
+        help: "Seconds before the server cancels a statement; 0: none (HC_PG_STATEMENT_TIMEOUT)."
+    )
+    var statementTimeoutSeconds: Int = Env.int("HC_PG_STATEMENT_TIMEOUT", 20)
+    @Option(
+        name: .customLong("pg-lock-timeout"),
+        help: "Seconds a statement may wait for a lock; 0: none (HC_PG_LOCK_TIMEOUT)."
+    )
+    var lockTimeoutSeconds: Int = Env.int("HC_PG_LOCK_TIMEOUT", 10)
+    @Option(
+        name: .customLong("pg-idle-in-transaction-timeout"),
+        help: """
+            Seconds a session may sit idle in a transaction before the server ends it; 0: none \
+            (HC_PG_IDLE_IN_TRANSACTION_TIMEOUT).
+            """
+    )
+    var idleInTransactionTimeoutSeconds: Int = Env.int("HC_PG_IDLE_IN_TRANSACTION_TIMEOUT", 60)
 
     func validate() throws {
         guard maximumConnections > 0 else { throw ValidationError("--pg-max-connections must be at least 1") }
         guard keepAliveSeconds >= 0 else { throw ValidationError("--pg-keep-alive-seconds must be 0 (none) or more") }
+        for (flag, value) in [
+            ("--pg-statement-timeout", statementTimeoutSeconds), ("--pg-lock-timeout", lockTimeoutSeconds),
+            ("--pg-idle-in-transaction-timeout", idleInTransactionTimeoutSeconds),
+        ] where value < 0 {
+            throw ValidationError("\(flag) must be 0 (none) or more seconds")
+        }
     }
 
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
@@ -63,6 +104,10 @@ struct PostgresOptions: ParsableArguments {
         configuration.database = database
         configuration.maximumConnections = maximumConnections
         configuration.keepAliveInterval = keepAliveSeconds > 0 ? .seconds(keepAliveSeconds) : nil
+        configuration.statementTimeout = statementTimeoutSeconds > 0 ? .seconds(statementTimeoutSeconds) : nil
+        configuration.lockTimeout = lockTimeoutSeconds > 0 ? .seconds(lockTimeoutSeconds) : nil
+        configuration.idleInTransactionTimeout =
+            idleInTransactionTimeoutSeconds > 0 ? .seconds(idleInTransactionTimeoutSeconds) : nil
         return configuration
     }
 }

@@ -7,15 +7,20 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// Runs `services` in one `ServiceGroup` that shuts down gracefully on SIGINT and SIGTERM.
-func runServiceGroup(_ services: [ServiceGroupConfiguration.ServiceConfiguration], logger: Logger) async throws {
-    let group = ServiceGroup(
-        configuration: ServiceGroupConfiguration(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
+func runServiceGroup(
+    _ services: [ServiceGroupConfiguration.ServiceConfiguration],
+    shutdown: ShutdownOptions,
+    logger: Logger
+) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: services,
+        gracefulShutdownSignals: [.sigterm, .sigint],
+        logger: logger
     )
-    try await group.run()
+    // Past the grace period, shutdown turns into cancellation: work still in hand is abandoned (each
+    // service says what), which is safe because nothing commits without its position or acknowledgement.
+    configuration.maximumGracefulShutdownDuration = shutdown.grace
+    try await ServiceGroup(configuration: configuration).run()
 }
 
 struct SetupCommand: AsyncParsableCommand {
@@ -55,6 +60,7 @@ struct GatewayCommand: AsyncParsableCommand {
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
@@ -71,7 +77,7 @@ struct GatewayCommand: AsyncParsableCommand {
             metrics: metrics,
             logger: logger
         )
-        try await runServiceGroup(([client] + services).map { .init(service: $0) }, logger: logger)
+        try await runServiceGroup(([client] + services).map { .init(service: $0) }, shutdown: shutdown, logger: logger)
     }
 }
 
@@ -86,6 +92,7 @@ struct ProjectorCommand: AsyncParsableCommand {
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var rules: RulesOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
@@ -94,15 +101,17 @@ struct ProjectorCommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
+        let configuration = projector.configuration(topic: kafka.topic)
         let projector = try Backbone.projector(
             topic: kafka.configuration,
-            configuration: projector.configuration(topic: kafka.topic),
+            configuration: configuration,
             postgres: client,
             ruleSet: try rules.ruleSet(),
             logger: logger
         )
         let operational = Backbone.projectorOperations(
             progress: projector.progress,
+            configuration: configuration,
             host: self.projector.metricsHost,
             port: self.projector.metricsPort,
             stallAfter: .seconds(self.projector.stallAfterSeconds),
@@ -111,6 +120,7 @@ struct ProjectorCommand: AsyncParsableCommand {
         )
         try await runServiceGroup(
             ([client] + projector.services + [operational]).map { .init(service: $0) },
+            shutdown: shutdown,
             logger: logger
         )
     }
@@ -127,6 +137,7 @@ struct APICommand: AsyncParsableCommand {
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var rules: RulesOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
@@ -142,6 +153,10 @@ struct APICommand: AsyncParsableCommand {
             metrics: metrics,
             logger: logger
         )
-        try await runServiceGroup(([client] + queryAPI.services).map { .init(service: $0) }, logger: logger)
+        try await runServiceGroup(
+            ([client] + queryAPI.services).map { .init(service: $0) },
+            shutdown: shutdown,
+            logger: logger
+        )
     }
 }

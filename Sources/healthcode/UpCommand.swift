@@ -27,6 +27,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var rules: RulesOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var shutdown: ShutdownOptions
     @Option(name: .customLong("demo-people"), help: "Demo population size; 0 starts empty (HC_DEMO_PEOPLE).")
     var demoPeople: Int = Env.int("HC_DEMO_PEOPLE", 100_000)
     @Option(
@@ -78,7 +79,13 @@ struct UpCommand: AsyncParsableCommand {
 
         let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
         let started = StartupSignal(components: 2)
-        let projectorConfiguration = projector.configuration(topic: topic.topic)
+        let projectorConfiguration = {
+            var configuration = projector.configuration(topic: topic.topic)
+            // One process holds every partition: it reads them directly, with no group join to wait for
+            // (a member that left mid-join can wedge a group on the local broker for good).
+            configuration.assignment = .direct
+            return configuration
+        }()
         let projection = try Backbone.projector(
             topic: topic,
             configuration: projectorConfiguration,
@@ -135,6 +142,7 @@ struct UpCommand: AsyncParsableCommand {
         )
         let operations = Backbone.projectorOperations(
             progress: projection.progress,
+            configuration: projectorConfiguration,
             host: projector.metricsHost,
             port: projector.metricsPort,
             stallAfter: .seconds(projector.stallAfterSeconds),
@@ -150,6 +158,10 @@ struct UpCommand: AsyncParsableCommand {
             successTerminationBehavior: .gracefullyShutdownGroup,
             failureTerminationBehavior: .gracefullyShutdownGroup
         )
-        try await runServiceGroup(services.map { .init(service: $0) } + [demoService], logger: logger)
+        try await runServiceGroup(
+            services.map { .init(service: $0) } + [demoService],
+            shutdown: shutdown,
+            logger: logger
+        )
     }
 }

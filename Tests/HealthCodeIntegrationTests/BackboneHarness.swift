@@ -87,6 +87,9 @@ struct TestBackbone: Sendable {
         configuration.password = LocalInfrastructure.postgresPassword
         configuration.database = database
         configuration.maximumConnections = 4
+        // Below the tests' transaction deadline (10 s), as the defaults are below the services' (30 s).
+        configuration.statementTimeout = .seconds(8)
+        configuration.lockTimeout = .seconds(4)
         return configuration.clientConfiguration()
     }
 
@@ -161,7 +164,13 @@ struct TestBackbone: Sendable {
             },
             logger: logger
         )
-        let probe = Probe(backbone: self, consumer: projector.consumer, client: client, codeCache: api.codeCache)
+        let probe = Probe(
+            backbone: self,
+            consumer: projector.consumer,
+            client: client,
+            codeCache: api.codeCache,
+            progress: projector.progress
+        )
         return try await withServices([client] + projector.services + gateway + api.services) {
             await started.wait()
             return try await body("http://127.0.0.1:\(ports.gateway)", "http://127.0.0.1:\(ports.api)", probe)
@@ -175,6 +184,8 @@ struct TestBackbone: Sendable {
         let client: PostgresClient
         /// The API's kept codes.
         let codeCache: CodeCache
+        /// What the projector reports on `/health`.
+        let progress: ProjectorProgress
 
         /// Waits until the projector has applied everything on the topic.
         func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async throws {

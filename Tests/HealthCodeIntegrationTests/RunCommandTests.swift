@@ -2,6 +2,7 @@ import Foundation
 import HealthCodeBenchmarks
 import HealthCodeTestSupport
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// The README's run command as a new user meets it: `healthcode up` (what `scripts/up` executes once
@@ -22,15 +23,28 @@ struct RunCommandTests {
         /// Rows in the test database after the run: every event the projector applied.
         var archived: Int
         var codes: Int
+        /// From the interrupt (Ctrl-C) to the process's end, if it was interrupted and ended.
+        var stoppedIn: Duration?
     }
 
-    static func run(_ arguments: [String], timeout: Duration = .seconds(600)) async throws -> Run {
-        let backbone = try await TestBackbone.make(partitions: 8)
+    /// Runs `healthcode up --exit-after-summary arguments` on a database and topic of its own (or
+    /// `backbone`'s). With `interruptAfter`, runs it serving (no `--exit-after-summary`) and sends
+    /// SIGINT (Ctrl-C) that long after the gateway first listens; it must end within 15 s of that.
+    static func run(
+        _ arguments: [String],
+        backbone given: TestBackbone? = nil,
+        interruptAfter: Duration? = nil,
+        beforeInterrupt: @escaping @Sendable () async throws -> Void = {},
+        timeout: Duration = .seconds(600)
+    ) async throws -> Run {
+        let backbone: TestBackbone
+        if let given { backbone = given } else { backbone = try await TestBackbone.make(partitions: 8) }
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent(
             LocalInfrastructure.uniqueName("hc_up")
         )
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: scratch) }
+        let gatewayPort = try freePort()
         var environment = ProcessInfo.processInfo.environment
         for (name, value) in [
             "HC_KAFKA_BOOTSTRAP": backbone.topic.bootstrapServers.joined(separator: ","),
@@ -39,7 +53,7 @@ struct RunCommandTests {
             "HC_PG_HOST": LocalInfrastructure.postgresHost,
             "HC_PG_PORT": "\(backbone.postgresPort)",
             "HC_PG_DATABASE": backbone.database,
-            "HC_GATEWAY_PORT": "\(try freePort())",
+            "HC_GATEWAY_PORT": "\(gatewayPort)",
             "HC_API_PORT": "\(try freePort())",
             "HC_METRICS_PORT": "\(try freePort())",
             // Files a first run creates, as on a fresh clone.
@@ -56,12 +70,13 @@ struct RunCommandTests {
 
         let process = Process()
         process.executableURL = healthcodeExecutable
-        process.arguments = ["up", "--exit-after-summary"] + arguments
+        process.arguments = ["up"] + (interruptAfter == nil ? ["--exit-after-summary"] : []) + arguments
         process.environment = environment
         process.currentDirectoryURL = LocalInfrastructure.repositoryRoot
         process.standardOutput = output
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
+        let interrupted = InterruptInstant()
         let status = try await withThrowingTaskGroup(of: Int32?.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
@@ -75,10 +90,22 @@ struct RunCommandTests {
                 }
             }
             group.addTask {
-                try await Task.sleep(for: timeout)
+                guard let interruptAfter else {
+                    try await Task.sleep(for: timeout)
+                    return nil
+                }
+                while !LocalInfrastructure.isListening(port: gatewayPort) {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                try await Task.sleep(for: interruptAfter)
+                try await beforeInterrupt()
+                interrupted.set(ContinuousClock.now)
+                process.interrupt()
+                try await Task.sleep(for: .seconds(15))
                 return nil
             }
             let first = try await group.next()!
+            if first != nil, let sent = interrupted.get() { interrupted.stopped(after: ContinuousClock.now - sent) }
             if first == nil {
                 process.interrupt()
                 try await Task.sleep(for: .seconds(10))
@@ -89,18 +116,22 @@ struct RunCommandTests {
         }
         let text = String(decoding: try Data(contentsOf: outputFile), as: UTF8.self)
             .replacingOccurrences(of: "\r", with: "\n")
-        let (archived, codes) = try await backbone.withDatabase { client in
-            var counts: (Int, Int) = (0, 0)
-            let rows = try await client.query(
-                """
-                SELECT (SELECT count(*) FROM event_archive) + (SELECT count(*) FROM area_event_archive),
-                    (SELECT count(*) FROM person_code)
-                """,
-                logger: testLogger()
-            )
-            for try await (archived, codes) in rows.decode((Int, Int).self) { counts = (archived, codes) }
-            return counts
-        }
+        // Not counted after an interrupted run (a test may have stopped the database): (-1, -1).
+        let (archived, codes) =
+            interruptAfter != nil
+            ? (-1, -1)
+            : (try? await backbone.withDatabase { client in
+                var counts: (Int, Int) = (0, 0)
+                let rows = try await client.query(
+                    """
+                    SELECT (SELECT count(*) FROM event_archive) + (SELECT count(*) FROM area_event_archive),
+                        (SELECT count(*) FROM person_code)
+                    """,
+                    logger: testLogger()
+                )
+                for try await (archived, codes) in rows.decode((Int, Int).self) { counts = (archived, codes) }
+                return counts
+            }) ?? (-1, -1)
         func number(after prefix: String, in line: Substring) -> Int? {
             guard let range = line.range(of: prefix) else { return nil }
             return Int(line[range.upperBound...].prefix { $0.isNumber })
@@ -116,8 +147,18 @@ struct RunCommandTests {
             rateLimited: heldBack.flatMap { number(after: "held back  ", in: $0) } ?? -1,
             unavailable: heldBack.flatMap { number(after: "(429), ", in: $0) } ?? -1,
             archived: archived,
-            codes: codes
+            codes: codes,
+            stoppedIn: interrupted.stoppedIn
         )
+    }
+
+    /// When the run was interrupted, and how long it then took to end.
+    final class InterruptInstant: Sendable {
+        private let state = Mutex<(sent: ContinuousClock.Instant?, stoppedIn: Duration?)>((nil, nil))
+        func set(_ instant: ContinuousClock.Instant) { state.withLock { $0.sent = instant } }
+        func get() -> ContinuousClock.Instant? { state.withLock { $0.sent } }
+        func stopped(after duration: Duration) { state.withLock { $0.stoppedIn = duration } }
+        var stoppedIn: Duration? { state.withLock { $0.stoppedIn } }
     }
 
     /// The last lines of the output, for a failure message.
@@ -137,6 +178,49 @@ struct RunCommandTests {
         #expect(run.codes == 100_000)
         #expect(!run.output.contains(" error "), "no error lines; output ends:\n\(Self.tail(run))")
         #expect(run.output.contains("demo done; stopping"))
+    }
+
+    @Test("Ctrl-C a second after start, then start again: the second run loads and projects everything")
+    func interruptedThenAgain() async throws {
+        let backbone = try await TestBackbone.make(partitions: 8)
+        // No group to join: Ctrl-C before anything was assigned cannot leave a wedged group behind.
+        let interrupted = try await Self.run(["--demo-people", "0"], backbone: backbone, interruptAfter: .seconds(1))
+        #expect(interrupted.status == 0, "Ctrl-C stops it cleanly and in time; output ends:\n\(Self.tail(interrupted))")
+        #expect(!interrupted.output.contains(" error "), "no error lines; output ends:\n\(Self.tail(interrupted))")
+        let again = try await Self.run(["--demo-people", "2000"], backbone: backbone, timeout: .seconds(300))
+        #expect(again.status == 0, "exit status; output ends:\n\(Self.tail(again))")
+        #expect(again.accepted == again.published && again.published > 4_000)
+        #expect(again.archived == again.published, "every accepted event projected")
+    }
+
+    @Test("Ctrl-C with PostgreSQL and the broker both gone ends every service within the grace period")
+    func boundedShutdown() async throws {
+        let servers = try await ScratchServers.start(root: LocalInfrastructure.repositoryRoot)
+        do {
+            let backbone = try await TestBackbone.make(
+                partitions: 4,
+                postgresPort: servers.postgresPort,
+                kafkaBootstrapServers: servers.kafkaBootstrapServers
+            )
+            let run = try await Self.run(
+                ["--demo-people", "0", "--shutdown-grace-seconds", "5"],
+                backbone: backbone,
+                interruptAfter: .seconds(3),
+                beforeInterrupt: {
+                    try await servers.run("freeze-kafka")
+                    try await servers.run("stop-pg")
+                    try await Task.sleep(for: .seconds(2))
+                }
+            )
+            try? await servers.run("thaw-kafka")
+            await servers.stop()
+            let stoppedIn = try #require(run.stoppedIn, "it ended on Ctrl-C; output ends:\n\(Self.tail(run))")
+            #expect(stoppedIn < .seconds(5 + 4), "stopped \(stoppedIn) after Ctrl-C with a 5 s grace period")
+        } catch {
+            try? await servers.run("thaw-kafka")
+            await servers.stop()
+            throw error
+        }
     }
 
     @Test("at a publisher rate the load exceeds, the demo waits out every 429 and still loads everything")

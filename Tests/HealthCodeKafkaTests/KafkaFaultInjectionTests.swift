@@ -39,6 +39,39 @@ struct KafkaFaultInjectionTests {
         }
     }
 
+    /// A member shut down while its JoinGroup is in flight leaves the group (LeaveGroup on close), so the
+    /// next member is assigned at once instead of waiting for the coordinator's rebalance timeout
+    /// (`max.poll.interval.ms`, 5 minutes) for a member that never returns.
+    @Test func memberLeavingMidJoinLeavesTheGroupUsable() async throws {
+        let group = "mid-join"
+        for broker in Int32(1)...3 { try cluster.setBrokerRoundTrip(broker, latency: .milliseconds(1_500)) }
+        let leaving = try KafkaConsumer(
+            configuration: fastGroupConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group),
+            logger: testLogger()
+        )
+        try leaving.subscribe(topics: [topic])
+        try await withServices([leaving]) {
+            try await Task.sleep(for: .milliseconds(2_000))
+            #expect(leaving.assignment().isEmpty, "still joining when it shuts down")
+        }
+        for broker in Int32(1)...3 { try cluster.setBrokerRoundTrip(broker, latency: .zero) }
+        let producer = try producer()
+        try await withServices([producer]) { _ = try await producer.send(makeMessages(topic: topic, count: 10)) }
+        let staying = try KafkaConsumer(
+            configuration: fastGroupConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group),
+            logger: testLogger()
+        )
+        try staying.subscribe(topics: [topic]) { partitions in
+            Dictionary(uniqueKeysWithValues: partitions.map { ($0, KafkaOffset.beginning) })
+        }
+        let started = ContinuousClock.now
+        let received = try await withServices([staying]) {
+            try await collect(staying, count: 10, timeout: .seconds(30))
+        }
+        #expect(received.count == 10, "the next member is assigned and reads the partition")
+        #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
     @Test func brokerDownLongerThanDeliveryTimeoutFailsRetriablyAndNeverClaimsDelivery() async throws {
         let producer = try producer(deliveryTimeout: .seconds(2))
         try await withServices([producer]) {
