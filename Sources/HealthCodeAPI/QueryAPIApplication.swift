@@ -6,6 +6,7 @@ import HealthCodePostgres
 import Hummingbird
 import Logging
 import Metrics
+import PostgresNIO
 
 /// What the query API answers with: codes, lookups by raw identifier, explanations and exports.
 public struct QueryAPI: Sendable {
@@ -16,11 +17,14 @@ public struct QueryAPI: Sendable {
     let pseudonymizer: Pseudonymizer
     let issuer: CodeIssuer
     let verifier: SignedCodeVerifier
+    let readTimeout: Duration
 
     /// - Parameters:
     ///   - pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
     ///   - issuer: signs the codes of lookups and publishes its keys.
     ///   - verifier: accepts signed codes of this issuer and of the regions it recognises.
+    ///   - readTimeout: longest a request may wait on PostgreSQL before it is answered 503
+    ///     (``QueryAPIConfiguration/readTimeout``).
     public init(
         queries: CodeQueries,
         explanations: PersonExplanations,
@@ -28,8 +32,10 @@ public struct QueryAPI: Sendable {
         analysts: AnalystAccess,
         pseudonymizer: Pseudonymizer,
         issuer: CodeIssuer,
-        verifier: SignedCodeVerifier
+        verifier: SignedCodeVerifier,
+        readTimeout: Duration = .seconds(2)
     ) {
+        self.readTimeout = readTimeout
         self.queries = queries
         self.explanations = explanations
         self.records = records
@@ -94,8 +100,10 @@ public enum QueryAPIApplication {
             case .failure(let problem):
                 return problem.response
             case .success(let (at, knownAt)):
-                let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
-                return JSONResponse.written(ByteBuffer(bytes: code.jsonBytes()))
+                return try await databaseRead(api) {
+                    let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
+                    return JSONResponse.written(ByteBuffer(bytes: code.jsonBytes()))
+                }
             }
         }
         router.post("v1/code-lookups") { request, _ -> Response in
@@ -121,14 +129,16 @@ public enum QueryAPIApplication {
             // The raw identifier is hashed here and goes no further: not logged, not stored.
             let subject = api.pseudonymizer.pseudonym(of: lookup.subject)
             let current = now()
-            let code = try await api.queries.code(of: subject, at: current, knownAt: nil, now: current)
-            let signed = try await api.issuer.sign(
-                subject: subject,
-                status: code.status,
-                issuedAt: current,
-                validUntil: code.validUntil
-            )
-            return try JSONResponse.make(LookupAnswer(code: code, signedCode: signed))
+            return try await databaseRead(api) {
+                let code = try await api.queries.code(of: subject, at: current, knownAt: nil, now: current)
+                let signed = try await api.issuer.sign(
+                    subject: subject,
+                    status: code.status,
+                    issuedAt: current,
+                    validUntil: code.validUntil
+                )
+                return try JSONResponse.make(LookupAnswer(code: code, signedCode: signed))
+            }
         }
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
@@ -175,8 +185,9 @@ public enum QueryAPIApplication {
         }
         router.get("v1/people/:pseudonym/explain") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
+            let instants = instants(of: request, now: now())
             return try await analystRead(request, subject: subject, endpoint: "explain", api: api) {
-                switch instants(of: request, now: now()) {
+                switch instants {
                 case .failure(let problem):
                     return problem.response
                 case .success(let (at, knownAt)):
@@ -199,27 +210,50 @@ public enum QueryAPIApplication {
         subject: String,
         endpoint: String,
         api: QueryAPI,
-        serve: () async throws -> Response
+        serve: @escaping @Sendable () async throws -> Response
     ) async throws -> Response {
         if let problem = invalidPseudonym(subject) { return problem }
-        let response: Response
-        switch try await api.analysts.authenticate(
-            authorization: request.headers[.authorization],
-            purpose: request.headers[HTTPField.Name("X-HC-Purpose")!]
-        ) {
-        case .failure(let denied):
-            response = JSONResponse.problem(
-                status: denied.code == "missing-purpose" ? .forbidden : .unauthorized,
-                code: denied.code,
-                detail: denied.reason,
-                headers: denied.code == "missing-purpose" ? [:] : [.wwwAuthenticate: "Bearer realm=\"healthcode-api\""]
-            )
-        case .success(let credential):
-            try await api.analysts.recordRead(by: credential, subject: subject, endpoint: endpoint)
-            response = try await serve()
+        let authorization = request.headers[.authorization]
+        let purpose = request.headers[HTTPField.Name("X-HC-Purpose")!]
+        let response = try await databaseRead(api) {
+            switch try await api.analysts.authenticate(authorization: authorization, purpose: purpose) {
+            case .failure(let denied):
+                return JSONResponse.problem(
+                    status: denied.code == "missing-purpose" ? .forbidden : .unauthorized,
+                    code: denied.code,
+                    detail: denied.reason,
+                    headers: denied.code == "missing-purpose"
+                        ? [:] : [.wwwAuthenticate: "Bearer realm=\"healthcode-api\""]
+                )
+            case .success(let credential):
+                try await api.analysts.recordRead(by: credential, subject: subject, endpoint: endpoint)
+                return try await serve()
+            }
         }
-        refusals[response.status.code]?.increment()
+        if response.status != .serviceUnavailable { refusals[response.status.code]?.increment() }
         return response
+    }
+
+    /// Runs a request's PostgreSQL work within ``QueryAPI/readTimeout``. A database that does not answer
+    /// in time, or fails (stopped, unreachable, connections refused), makes the answer a 503 problem
+    /// `database-unavailable` with `Retry-After`, in bounded time: never a hang or an undocumented 500.
+    /// The abandoned read is cancelled and left to end on its own (``TransactionDeadline``).
+    static func databaseRead(
+        _ api: QueryAPI,
+        _ work: @escaping @Sendable () async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await TransactionDeadline.run(work: "read", timeout: api.readTimeout, work)
+        } catch let error where error is TransactionTimeout || error is PSQLError {
+            refusals[503]?.increment()
+            let seconds = max(1, Int((api.readTimeout / .seconds(1)).rounded(.up)))
+            return JSONResponse.problem(
+                status: .serviceUnavailable,
+                code: "database-unavailable",
+                detail: "the code store did not answer in time; ask again after Retry-After seconds",
+                headers: [.retryAfter: "\(seconds)"]
+            )
+        }
     }
 
     static func invalidPseudonym(_ subject: String) -> Response? {

@@ -33,6 +33,9 @@ public struct QueryAPIConfiguration: Sendable {
     /// Wait before listening for code changes again after losing the connection; meanwhile lookups
     /// read PostgreSQL. Default 1 s.
     public var codeChangeRetryDelay: Duration = .seconds(1)
+    /// Longest a request waits on PostgreSQL before it is answered 503 `database-unavailable` with
+    /// `Retry-After` (a database stopped, unreachable or overloaded). Default 2 s.
+    public var readTimeout: Duration = .seconds(2)
 
     /// The local defaults.
     public init() {}
@@ -47,6 +50,7 @@ public struct QueryAPIConfiguration: Sendable {
             (maximumCodeReadBatch > 0, .maximumCodeReadBatch, "must be at least 1"),
             (codeCacheEntries >= 0, .codeCacheEntries, "must not be negative"),
             (codeCacheMaximumAge > .zero, .codeCacheMaximumAge, "must be at least 1 second"),
+            (readTimeout > .zero, .readTimeout, "must be more than 0"),
         ]
         for check in checks where !check.holds {
             throw QueryAPIConfigurationError(setting: check.setting, requirement: check.requirement)
@@ -64,6 +68,7 @@ public struct QueryAPIConfigurationError: Error, Sendable, Hashable, CustomStrin
         case maximumCodeReadBatch
         case codeCacheEntries
         case codeCacheMaximumAge
+        case readTimeout
     }
 
     /// Which setting is wrong.

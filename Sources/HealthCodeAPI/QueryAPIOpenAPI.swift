@@ -289,7 +289,7 @@ public enum QueryAPIOpenAPI {
             },
             "securitySchemes": {
               "analystKey": {
-                "description": "An analyst key (hcak_\u2026).",
+                "description": "An analyst key (hcak_…).",
                 "scheme": "bearer",
                 "type": "http"
               }
@@ -493,6 +493,25 @@ public enum QueryAPIOpenAPI {
                       }
                     },
                     "description": "Body too large."
+                  },
+                  "503": {
+                    "content": {
+                      "application/problem+json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Problem"
+                        }
+                      }
+                    },
+                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
+                    "headers": {
+                      "Retry-After": {
+                        "description": "Seconds to wait before asking again.",
+                        "schema": {
+                          "minimum": 1,
+                          "type": "integer"
+                        }
+                      }
+                    }
                   }
                 },
                 "summary": "A resident's code by raw identifier, signed."
@@ -639,6 +658,25 @@ public enum QueryAPIOpenAPI {
                       }
                     },
                     "description": "Not a pseudonym, or not an RFC 3339 instant."
+                  },
+                  "503": {
+                    "content": {
+                      "application/problem+json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Problem"
+                        }
+                      }
+                    },
+                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
+                    "headers": {
+                      "Retry-After": {
+                        "description": "Seconds to wait before asking again.",
+                        "schema": {
+                          "minimum": 1,
+                          "type": "integer"
+                        }
+                      }
+                    }
                   }
                 },
                 "summary": "A person's code."
@@ -734,6 +772,25 @@ public enum QueryAPIOpenAPI {
                       }
                     },
                     "description": "No declared purpose."
+                  },
+                  "503": {
+                    "content": {
+                      "application/problem+json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Problem"
+                        }
+                      }
+                    },
+                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
+                    "headers": {
+                      "Retry-After": {
+                        "description": "Seconds to wait before asking again.",
+                        "schema": {
+                          "minimum": 1,
+                          "type": "integer"
+                        }
+                      }
+                    }
                   }
                 },
                 "security": [
@@ -834,6 +891,25 @@ public enum QueryAPIOpenAPI {
                       }
                     },
                     "description": "No declared purpose."
+                  },
+                  "503": {
+                    "content": {
+                      "application/problem+json": {
+                        "schema": {
+                          "$ref": "#/components/schemas/Problem"
+                        }
+                      }
+                    },
+                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
+                    "headers": {
+                      "Retry-After": {
+                        "description": "Seconds to wait before asking again.",
+                        "schema": {
+                          "minimum": 1,
+                          "type": "integer"
+                        }
+                      }
+                    }
                   }
                 },
                 "security": [
@@ -846,6 +922,5 @@ public enum QueryAPIOpenAPI {
             }
           }
         }
-
         """#
 }

@@ -260,7 +260,8 @@ public enum Backbone {
             analysts: AnalystAccess(store: AnalystStore(client: postgres, logger: logger)),
             pseudonymizer: pseudonymizer,
             issuer: issuer,
-            verifier: try await SignedCodeVerifier(trusted: trusted)
+            verifier: try await SignedCodeVerifier(trusted: trusted),
+            readTimeout: configuration.readTimeout
         )
         let application = QueryAPIApplication.make(
             api: api,

@@ -254,6 +254,11 @@ struct APIOptions: ParsableArguments {
         "HC_API_CODE_CACHE_MAX_AGE_SECONDS",
         Int(QueryAPIConfiguration().codeCacheMaximumAge.components.seconds)
     )
+    @Option(
+        name: .customLong("api-read-timeout-ms"),
+        help: "Milliseconds a request may wait on PostgreSQL before it is answered 503 (HC_API_READ_TIMEOUT_MS)."
+    )
+    var readTimeoutMilliseconds: Int = Env.int("HC_API_READ_TIMEOUT_MS", 2000)
 
     func validate() throws {
         try configuration.validateAsFlags()
@@ -271,6 +276,7 @@ struct APIOptions: ParsableArguments {
         configuration.codeReadsInFlight = codeReadsInFlight
         configuration.codeCacheEntries = codeCacheEntries
         configuration.codeCacheMaximumAge = .seconds(codeCacheMaximumAgeSeconds)
+        configuration.readTimeout = .milliseconds(readTimeoutMilliseconds)
         return configuration
     }
 }
@@ -290,6 +296,7 @@ extension QueryAPIConfiguration {
                 case .maximumCodeReadBatch: nil
                 case .codeCacheEntries: "--code-cache-entries"
                 case .codeCacheMaximumAge: "--code-cache-max-age-seconds"
+                case .readTimeout: "--api-read-timeout-ms"
                 }
             throw ValidationError(flag.map { "\($0) \(error.requirement)" } ?? error.description)
         }

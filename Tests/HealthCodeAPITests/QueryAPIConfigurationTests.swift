@@ -22,6 +22,7 @@ import Testing
         case .maximumCodeReadBatch: configuration.maximumCodeReadBatch = 0
         case .codeCacheEntries: configuration.codeCacheEntries = -1
         case .codeCacheMaximumAge: configuration.codeCacheMaximumAge = .seconds(-1)
+        case .readTimeout: configuration.readTimeout = .zero
         }
         let error = #expect(throws: QueryAPIConfigurationError.self) { try configuration.validate() }
         #expect(error?.setting == setting)

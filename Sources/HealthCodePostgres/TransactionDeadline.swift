@@ -1,6 +1,7 @@
 import Synchronization
 
-/// A transaction did not finish within ``ProjectorConfiguration/transactionTimeout``.
+/// A transaction or read did not finish within its deadline (the projector's transaction timeout, the
+/// query API's read timeout).
 public struct TransactionTimeout: Error, CustomStringConvertible {
     /// What the transaction was doing, e.g. `partition 3` or `re-evaluation`.
     public var work: String
@@ -14,12 +15,14 @@ public struct TransactionTimeout: Error, CustomStringConvertible {
 /// Stops waiting for an operation after a deadline.
 ///
 /// A PostgreSQL connection that the server dropped while a query was in flight can leave that query
-/// waiting for good in the client. The projector must not wedge on it: after the deadline it stops
-/// waiting (the operation is cancelled and left to end on its own) and retries the batch. That is
-/// safe because a batch commits only by moving its partition's stored position by compare-and-set:
-/// if the abandoned transaction does commit later, the retry is fenced, or the other way round.
-enum TransactionDeadline {
-    static func run<Result: Sendable>(
+/// waiting for good in the client, and a task group would wait for it. So the operation runs in a task
+/// of its own: after the deadline (or on cancellation) the caller stops waiting, and the operation is
+/// cancelled and left to end on its own. The projector then retries its batch (safe: a batch commits
+/// only by moving its partition's stored position by compare-and-set, so if the abandoned transaction
+/// commits after all, the retry is fenced, or the other way round); the query API answers 503.
+public enum TransactionDeadline {
+    /// Runs `operation`, throwing ``TransactionTimeout`` if it has not finished after `timeout`.
+    public static func run<Result: Sendable>(
         work: String,
         timeout: Duration,
         _ operation: @escaping @Sendable () async throws -> Result
