@@ -16,6 +16,9 @@ public typealias RetractionTargetLookup =
 /// events are appended to the log in one go. The outcome has one result per event.
 public struct EventIngestion: Sendable {
     private let log: any EventLog
+
+    /// Whether the event log takes events now (``EventLog/isWriting``).
+    public var logIsWriting: Bool { log.isWriting }
     private let pseudonymizer: Pseudonymizer
     private let configuration: GatewayConfiguration
     private let retractionTargets: RetractionTargetLookup

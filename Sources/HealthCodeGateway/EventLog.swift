@@ -6,6 +6,10 @@ import HealthCodeCore
 /// each record: the gateway never answers 2xx for an event that is not durably in the log.
 public protocol EventLog: Sendable {
     func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>]
+
+    /// Whether the log takes records now. `false` while its client is unusable (a Kafka producer
+    /// replacing itself after a fatal error): the gateway's `/health` answers 503 meanwhile.
+    var isWriting: Bool { get }
 }
 
 /// One event ready for the log: its partitioning key (the pseudonym or area code) and its JSON.

@@ -22,7 +22,12 @@ public enum GatewayApplication {
         metrics: (@Sendable () -> [UInt8])? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
-        OperationalRoutes.add(to: router, metrics: metrics)
+        // Unhealthy while the event log cannot take events (its Kafka producer is being rebuilt after a
+        // fatal error): ingest answers 503 then too.
+        OperationalRoutes.add(to: router, metrics: metrics) {
+            let writing = ingestion.logIsWriting
+            return HealthReport(isHealthy: writing, details: ["status": writing ? "ok" : "event-log-unavailable"])
+        }
         let admission = IngestAdmission(limit: configuration.maximumConcurrentRequests)
         router.get("openapi.json") { _, _ -> Response in
             JSONResponse.written(ByteBuffer(string: GatewayOpenAPI.document))

@@ -11,6 +11,8 @@ public struct KafkaEventLog: EventLog {
         self.topic = topic
     }
 
+    public var isWriting: Bool { producer.isSending }
+
     public func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>] {
         let messages = records.map { KafkaOutgoingMessage(topic: topic, key: Array($0.key.utf8), value: $0.value) }
         return await producer.sendReportingEach(messages).map { result in

@@ -9,7 +9,7 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
             case configuration, delivery, enqueue, consumption, rebalance, admin, metadata, query, closed,
-                cancelled, mockCluster
+                cancelled, mockCluster, fatal
         }
         private let value: Value
 
@@ -35,6 +35,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         public static let cancelled = Code(value: .cancelled)
         /// A mock cluster operation failed (tests only).
         public static let mockCluster = Code(value: .mockCluster)
+        /// The producer hit a fatal error (idempotence broken, producer fenced) and is being rebuilt;
+        /// sending again after a moment succeeds (the message may then be written twice).
+        public static let fatal = Code(value: .fatal)
 
         public var description: String { value.rawValue }
     }
@@ -127,7 +130,7 @@ extension KafkaError {
         case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT, RD_KAFKA_RESP_ERR__TIMED_OUT, RD_KAFKA_RESP_ERR__TRANSPORT,
             RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN, RD_KAFKA_RESP_ERR__QUEUE_FULL, RD_KAFKA_RESP_ERR__RESOLVE,
             RD_KAFKA_RESP_ERR__TIMED_OUT_QUEUE, RD_KAFKA_RESP_ERR__WAIT_COORD, RD_KAFKA_RESP_ERR__PURGE_QUEUE,
-            RD_KAFKA_RESP_ERR__PURGE_INFLIGHT,
+            RD_KAFKA_RESP_ERR__PURGE_INFLIGHT, RD_KAFKA_RESP_ERR__FATAL,
             RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION, RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC,
             RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
             RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,

@@ -1,5 +1,6 @@
 import CRdkafka
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -28,6 +29,7 @@ public final class KafkaProducer: Service, Sendable {
     private let logger: Logger
     private let state: Mutex<ProducerStateMachine>
     private let parker = ThreadParker()
+    private let rebuildCounter = Counter(label: "hc_kafka_producer_rebuilds_total")
 
     /// Creates a producer; validates the configuration but connects to nothing until ``run()``.
     public init(configuration: KafkaProducerConfiguration, logger: Logger) throws(KafkaError) {
@@ -150,7 +152,7 @@ public final class KafkaProducer: Service, Sendable {
                 await withUnsafeContinuation { (finished: UnsafeContinuation<Void, Never>) in
                     state.withLock { $0.start(handle) }.perform()
                     BlockingThread.start(name: "kafka-producer-poll") {
-                        self.pollLoop(handle: handle, counter: deliveredCounter)
+                        self.pollLoop(handle: handle, counter: deliveredCounter, context: context)
                         finished.resume()
                     }
                 }
@@ -163,12 +165,41 @@ public final class KafkaProducer: Service, Sendable {
         logger.debug("Kafka producer stopped", metadata: ["kafka.client": "\(configuration.clientID)"])
     }
 
-    /// The poll thread: serves delivery reports until shutdown, then flushes and destroys the client.
-    private func pollLoop(handle: ProducerHandle, counter: DeliveredCounter) {
-        let client = handle.client
+    /// Whether the producer accepts sends now: `false` before it started, while it replaces a client
+    /// that hit a fatal error, and once it shuts down. The gateway's `/health` answers 503 meanwhile.
+    public var isSending: Bool { state.withLock { $0.isSending } }
+
+    /// Clients replaced after fatal errors since start.
+    public var rebuilds: Int { state.withLock { $0.rebuilds } }
+
+    /// Makes the running client raise a fatal error, as librdkafka's idempotent producer does when its
+    /// guarantee is broken (librdkafka's own fault injection, for tests).
+    func injectFatalError() {
+        state.withLock { state in
+            guard case .running(let handle) = state.phase else { return }
+            _ = rd_kafka_test_fatal_error(
+                handle.client.pointer,
+                RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                "injected by a test"
+            )
+        }
+    }
+
+    /// The poll thread: serves delivery reports until shutdown, then flushes and destroys the client. A
+    /// client that hits a fatal error is destroyed (what it held fails, retriably) and a new one created.
+    private func pollLoop(handle initial: ProducerHandle, counter: DeliveredCounter, context: RDKafkaContext) {
+        var handle = initial
         loop: while true {
+            let client = handle.client
             rd_kafka_poll(client.pointer, 100)
             releaseDelivered(counter)
+            if let error = Self.fatalError(of: client), let resumptions = state.withLock({ $0.fatal(error) }) {
+                logger.error(
+                    "Kafka producer hit a fatal error; its messages fail and it is rebuilt",
+                    metadata: ["kafka.error": "\(error)"]
+                )
+                resumptions.perform()
+            }
             switch state.withLock({ $0.pollThreadNext() }) {
             case .poll: continue
             case .park: parker.park()
@@ -181,10 +212,35 @@ public final class KafkaProducer: Service, Sendable {
                     flush(client: client, counter: counter)
                 }
                 break loop
+            case .rebuild:
+                retire(handle, counter: counter)
+                guard let next = rebuild(context: context) else {
+                    state.withLock { $0.finish() }
+                    return
+                }
+                handle = next
             }
         }
-        // Whatever is left is failed: purged messages get error reports (never counted as delivered),
-        // served here so that their senders return.
+        retire(handle, counter: counter)
+        state.withLock { $0.finish() }
+    }
+
+    /// The client's fatal error, if it has one.
+    private static func fatalError(of client: RDKafkaClient) -> KafkaError? {
+        var text = [CChar](repeating: 0, count: 512)
+        let error = rd_kafka_fatal_error(client.pointer, &text, text.count)
+        guard error != RD_KAFKA_RESP_ERR_NO_ERROR else { return nil }
+        return KafkaError(
+            code: .fatal,
+            isRetriable: true,
+            reason: "the producer hit a fatal error (\(String(cString: rd_kafka_err2name(error)))) and is being rebuilt"
+        )
+    }
+
+    /// Fails what the client still holds (purged messages get error reports, never counted as delivered,
+    /// served here so that their senders return) and destroys it.
+    private func retire(_ handle: ProducerHandle, counter: DeliveredCounter) {
+        let client = handle.client
         rd_kafka_purge(client.pointer, Int32(RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT))
         let deadline = ContinuousClock.now + .seconds(5)
         while rd_kafka_outq_len(client.pointer) > 0, ContinuousClock.now < deadline {
@@ -196,7 +252,35 @@ public final class KafkaProducer: Service, Sendable {
             logger.warning("Kafka producer destroyed with unreported events", metadata: ["kafka.events": "\(stuck)"])
         }
         handle.destroy()
-        state.withLock { $0.finish() }
+    }
+
+    /// Creates the client that replaces one with a fatal error, after ``KafkaProducerConfiguration/fatalErrorRebuildDelay``
+    /// (doubling while creating fails); `nil` if shutdown began meanwhile.
+    private func rebuild(context: RDKafkaContext) -> ProducerHandle? {
+        var delay = configuration.fatalErrorRebuildDelay
+        while true {
+            let deadline = ContinuousClock.now + delay
+            while ContinuousClock.now < deadline {
+                guard state.withLock({ $0.isRebuilding }) else { return nil }
+                _ = parker.park(timeout: .milliseconds(50))
+            }
+            do {
+                let client = try RDKafkaClient.make(type: RD_KAFKA_PRODUCER, properties: properties, context: context)
+                let handle = ProducerHandle(client: client)
+                let (resumptions, use) = state.withLock { $0.rebuilt(handle) }
+                guard use else {
+                    handle.destroy()
+                    return nil
+                }
+                resumptions.perform()
+                rebuildCounter.increment()
+                logger.notice("Kafka producer rebuilt after a fatal error; sending again")
+                return handle
+            } catch {
+                logger.error("Kafka producer could not be rebuilt; trying again", metadata: ["kafka.error": "\(error)"])
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
     }
 
     /// Flushes in slices so that a cancellation during a graceful flush cuts it short.

@@ -29,6 +29,10 @@ public struct KafkaProducerConfiguration: Sendable {
     public var maxInFlightMessages: Int
     /// How long a graceful shutdown waits for unacknowledged messages before failing them. Default 30 s.
     public var shutdownFlushTimeout: Duration
+    /// After a fatal error (idempotence broken, producer fenced) the client is destroyed and a new one
+    /// created after this pause (doubling up to 30 s while creating fails); meanwhile sends fail at once,
+    /// retriably. Default 1 s.
+    public var fatalErrorRebuildDelay: Duration
     /// `statistics.interval.ms`: how often librdkafka's statistics are emitted as metrics; `nil` is off.
     /// Default `nil`.
     public var statisticsInterval: Duration?
@@ -48,6 +52,7 @@ public struct KafkaProducerConfiguration: Sendable {
         self.requestTimeout = .seconds(30)
         self.maxInFlightMessages = 100_000
         self.shutdownFlushTimeout = .seconds(30)
+        self.fatalErrorRebuildDelay = .seconds(1)
         self.statisticsInterval = nil
         self.properties = [:]
     }

@@ -14,6 +14,10 @@ struct ProducerStateMachine {
         /// `run()` has not started the client yet; senders wait.
         case idle
         case running(ProducerHandle)
+        /// The client hit a fatal error (idempotence broken, fenced): sends fail at once (retriably) while
+        /// the poll thread waits for enqueuing senders, fails what the client holds, destroys it and
+        /// creates a new one.
+        case rebuilding(KafkaError)
         /// Shutting down: no new sends; the poll thread waits for enqueuing senders, then flushes.
         case draining(graceful: Bool)
         case finished
@@ -62,6 +66,8 @@ struct ProducerStateMachine {
             inFlight += count
             enqueuing += 1
             return .proceed(handle)
+        case .rebuilding(let error):
+            return .fail(error)
         case .draining, .finished:
             return .fail(.closed("the producer is shutting down"))
         }
@@ -103,9 +109,14 @@ struct ProducerStateMachine {
         enqueuing -= 1
         inFlight -= rejected
         var wake = false
-        if case .draining = phase, enqueuing == 0, pollThreadParked {
-            pollThreadParked = false
-            wake = true
+        switch phase {
+        case .draining, .rebuilding:
+            if enqueuing == 0, pollThreadParked {
+                pollThreadParked = false
+                wake = true
+            }
+        case .idle, .running, .finished:
+            break
         }
         return (admitWaiters(), wake)
     }
@@ -135,7 +146,7 @@ struct ProducerStateMachine {
         case .idle:
             shutdownBeforeStart = graceful && (shutdownBeforeStart ?? true)
             return resumptions
-        case .running:
+        case .running, .rebuilding:
             phase = .draining(graceful: graceful)
         case .draining(let wasGraceful):
             phase = .draining(graceful: wasGraceful && graceful)
@@ -153,6 +164,8 @@ struct ProducerStateMachine {
         /// Senders still hold the handle: park until the last one finishes.
         case park
         case drain(graceful: Bool)
+        /// Fail what the client holds, destroy it and create a new one (``rebuilt(_:)``).
+        case rebuild
     }
 
     /// What the poll thread does after a poll.
@@ -160,6 +173,12 @@ struct ProducerStateMachine {
         switch phase {
         case .idle, .finished, .running:
             return .poll
+        case .rebuilding:
+            if enqueuing > 0 {
+                pollThreadParked = true
+                return .park
+            }
+            return .rebuild
         case .draining(let graceful):
             if enqueuing > 0 {
                 pollThreadParked = true
@@ -167,6 +186,41 @@ struct ProducerStateMachine {
             }
             return .drain(graceful: graceful)
         }
+    }
+
+    /// The client reported a fatal error: no more sends on it; the waiting senders fail (retriably).
+    /// `nil` if it was known already (or the producer is shutting down).
+    mutating func fatal(_ error: KafkaError) -> Resumptions? {
+        guard case .running = phase else { return nil }
+        phase = .rebuilding(error)
+        var resumptions = Resumptions()
+        resumptions.admitted = waiters.map { ($0.continuation, .failure(error)) }
+        waiters.removeAll()
+        return resumptions
+    }
+
+    /// The poll thread created a new client after a fatal error. Returns waiters to admit; `false` if
+    /// shutdown began meanwhile (the new client is not used: destroy it).
+    mutating func rebuilt(_ handle: ProducerHandle) -> (Resumptions, use: Bool) {
+        guard case .rebuilding = phase else { return (Resumptions(), false) }
+        phase = .running(handle)
+        rebuilds += 1
+        return (admitWaiters(), true)
+    }
+
+    /// Whether a fatal error's client is being replaced (the poll thread keeps trying while so).
+    var isRebuilding: Bool {
+        if case .rebuilding = phase { return true }
+        return false
+    }
+
+    /// Clients replaced after fatal errors since start.
+    private(set) var rebuilds = 0
+
+    /// Whether sends are accepted now (not before the client exists, nor while it is rebuilt).
+    var isSending: Bool {
+        if case .running = phase { return true }
+        return false
     }
 
     /// Whether a graceful drain was turned into a cancellation meanwhile.

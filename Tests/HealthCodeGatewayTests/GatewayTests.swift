@@ -2,7 +2,6 @@ import Foundation
 import HTTPTypes
 import HealthCodeCore
 import HealthCodeGateway
-import HealthCodeKafka
 import HealthCodePostgres
 import Hummingbird
 import HummingbirdTesting
@@ -12,6 +11,8 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 import Testing
+
+@testable import HealthCodeKafka
 
 /// The gateway over HTTP (Hummingbird's in-process test client) with its real Kafka producer on
 /// librdkafka's mock cluster.
@@ -75,6 +76,8 @@ import Testing
         configuration base: GatewayConfiguration = GatewayConfiguration(),
         retractionTargets: @escaping RetractionTargetLookup = { _, _, _ in [] },
         registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
+        producerRebuildDelay: Duration = .seconds(1),
+        producerCreated: @Sendable (KafkaProducer) -> Void = { _ in },
         _ body: @escaping @Sendable (any TestClientProtocol, KafkaMockCluster, String) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-tests")
@@ -84,10 +87,10 @@ import Testing
         try cluster.createTopic(topic, partitions: 4)
         var configuration = base
         configuration.topic = topic
-        let producer = try KafkaProducer(
-            configuration: KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers),
-            logger: logger
-        )
+        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        producerConfiguration.fatalErrorRebuildDelay = producerRebuildDelay
+        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
+        producerCreated(producer)
         let ingestion = EventIngestion(
             log: KafkaEventLog(producer: producer, topic: topic),
             pseudonymizer: try Pseudonymizer(hexKey: Self.key),
@@ -231,6 +234,39 @@ import Testing
         }
     }
 
+    @Test("a fatal producer error makes /health and ingest answer 503 until the producer is rebuilt")
+    func fatalProducerError() async throws {
+        let captured = Mutex<KafkaProducer?>(nil)
+        try await withGateway(
+            producerRebuildDelay: .seconds(3),
+            producerCreated: { producer in
+                captured.withLock { $0 = producer }
+            }
+        ) { client, _, _ in
+            let producer = try #require(captured.withLock { $0 })
+            #expect(try await post(client, event(id: "before")).0 == .accepted)
+            #expect(try await client.execute(uri: "/health", method: .get).status == .ok)
+            producer.injectFatalError()
+            let clock = ContinuousClock()
+            let noticed = clock.now + .seconds(3)
+            var health = try await client.execute(uri: "/health", method: .get)
+            while health.status == .ok, clock.now < noticed {
+                try await Task.sleep(for: .milliseconds(20))
+                health = try await client.execute(uri: "/health", method: .get)
+            }
+            #expect(health.status == .serviceUnavailable)
+            #expect(String(buffer: health.body).contains("event-log-unavailable"))
+            let (during, answer, response) = try await post(client, event(id: "during"))
+            #expect(during == .serviceUnavailable, "ingest while the producer is rebuilt")
+            #expect(answer?.results.map(\.status) == ["failed"])
+            #expect(response.headers[.retryAfter] != nil)
+            let deadline = clock.now + .seconds(10)
+            while producer.rebuilds == 0, clock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+            #expect(try await client.execute(uri: "/health", method: .get).status == .ok, "rebuilt")
+            #expect(try await post(client, event(id: "during")).0 == .accepted, "the re-sent event is accepted")
+        }
+    }
+
     @Test("when Kafka refuses the events the gateway answers 503 with Retry-After, never 2xx")
     func brokerRefusalIs503() async throws {
         try await withGateway { client, cluster, _ in
@@ -248,6 +284,7 @@ import Testing
 @Suite struct IngestionTests {
     final class RecordingLog: EventLog {
         let records = Mutex<[EventRecord]>([])
+        var isWriting: Bool { true }
         func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>] {
             self.records.withLock { $0.append(contentsOf: records) }
             return records.indices.map { .success(EventPosition(partition: 0, offset: Int64($0))) }

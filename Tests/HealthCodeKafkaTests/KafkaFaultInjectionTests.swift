@@ -1,7 +1,8 @@
 import Foundation
-import HealthCodeKafka
 import HealthCodeTestSupport
 import Testing
+
+@testable import HealthCodeKafka
 
 /// Fault injection with librdkafka's in-process mock cluster: brokers going down, injected request
 /// errors, leader changes. Needs no external broker.
@@ -70,6 +71,35 @@ struct KafkaFaultInjectionTests {
         }
         #expect(received.count == 10, "the next member is assigned and reads the partition")
         #expect(ContinuousClock.now - started < .seconds(20))
+    }
+
+    /// librdkafka's fatal-error injection: the producer stops sending at once (retriably), destroys the
+    /// client and creates a new one after its rebuild delay, then sends again.
+    @Test func fatalErrorRebuildsTheProducer() async throws {
+        var configuration = KafkaProducerConfiguration(bootstrapServers: cluster.bootstrapServers)
+        configuration.fatalErrorRebuildDelay = .seconds(2)
+        let producer = try KafkaProducer(configuration: configuration, logger: testLogger())
+        try await withServices([producer]) {
+            _ = try await producer.send(makeMessages(topic: topic, count: 1))
+            #expect(producer.isSending)
+            producer.injectFatalError()
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(5)
+            while producer.isSending, clock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!producer.isSending, "a fatal error stops sending")
+            let refused = await #expect(throws: KafkaError.self) {
+                try await producer.send(makeMessages(topic: topic, count: 1, start: 1))
+            }
+            #expect(refused?.code == .fatal)
+            #expect(refused?.isRetriable == true)
+            while !producer.isSending, clock.now < deadline + .seconds(5) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(producer.isSending, "rebuilt")
+            #expect(producer.rebuilds == 1)
+            let report = try await producer.send(makeMessages(topic: topic, count: 1, start: 2))
+            #expect(report.first?.offset ?? -1 >= 1)
+        }
     }
 
     @Test func brokerDownLongerThanDeliveryTimeoutFailsRetriablyAndNeverClaimsDelivery() async throws {
