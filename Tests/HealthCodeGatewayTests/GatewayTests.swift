@@ -237,12 +237,8 @@ import Testing
     @Test("a fatal producer error makes /health and ingest answer 503 until the producer is rebuilt")
     func fatalProducerError() async throws {
         let captured = Mutex<KafkaProducer?>(nil)
-        try await withGateway(
-            producerRebuildDelay: .seconds(3),
-            producerCreated: { producer in
-                captured.withLock { $0 = producer }
-            }
-        ) { client, _, _ in
+        let capture: @Sendable (KafkaProducer) -> Void = { producer in captured.withLock { $0 = producer } }
+        try await withGateway(producerRebuildDelay: .seconds(3), producerCreated: capture) { client, _, _ in
             let producer = try #require(captured.withLock { $0 })
             #expect(try await post(client, event(id: "before")).0 == .accepted)
             #expect(try await client.execute(uri: "/health", method: .get).status == .ok)
