@@ -72,3 +72,38 @@ struct BenchLookup: AsyncParsableCommand {
         print(result.line)
     }
 }
+
+/// `healthcode bench freshness`: from a 202 to the changed code under a steady load, against the
+/// projector's capacity measured in the same run.
+struct BenchFreshness: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "freshness",
+        abstract: """
+            Benchmark how soon a code answers a new event (202 to changed code) under a steady load, \
+            on private servers.
+            """
+    )
+
+    @Option(help: "Seconds of steady load.") var seconds = 30
+    @Option(help: "Events/s fed to the gateway (default: half the projector capacity measured first).")
+    var rate: Int?
+    @Option(help: "Events of the backlog that measures the projector's capacity.") var capacityEvents = 100_000
+
+    func validate() throws {
+        guard seconds >= 1 else { throw ValidationError("--seconds must be at least 1") }
+        guard rate.map({ $0 >= 1 }) ?? true else { throw ValidationError("--rate must be at least 1") }
+        guard capacityEvents >= 1_000 else { throw ValidationError("--capacity-events must be at least 1000") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.freshness")
+        logger.logLevel = .warning
+        var options = FreshnessBenchmark.Options(root: try benchmarkRoot())
+        options.duration = .seconds(seconds)
+        options.rate = rate
+        options.capacityEvents = capacityEvents
+        let result = try await FreshnessBenchmark(options: options, logger: logger).run()
+        print("bench freshness samples: \(result.latencies.count) probes, \(result.lost) never turned red within 30 s")
+        print(result.line)
+    }
+}
