@@ -5,6 +5,27 @@ public enum QueryAPIOpenAPI {
     public static let document = #"""
         {
           "components": {
+            "responses": {
+              "DatabaseUnavailable": {
+                "content": {
+                  "application/problem+json": {
+                    "schema": {
+                      "$ref": "#/components/schemas/Problem"
+                    }
+                  }
+                },
+                "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
+                "headers": {
+                  "Retry-After": {
+                    "description": "Seconds to wait before asking again.",
+                    "schema": {
+                      "minimum": 1,
+                      "type": "integer"
+                    }
+                  }
+                }
+              }
+            },
             "schemas": {
               "EventReference": {
                 "properties": {
@@ -495,23 +516,7 @@ public enum QueryAPIOpenAPI {
                     "description": "Body too large."
                   },
                   "503": {
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    },
-                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before asking again.",
-                        "schema": {
-                          "minimum": 1,
-                          "type": "integer"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/DatabaseUnavailable"
                   }
                 },
                 "summary": "A resident's code by raw identifier, signed."
@@ -660,23 +665,7 @@ public enum QueryAPIOpenAPI {
                     "description": "Not a pseudonym, or not an RFC 3339 instant."
                   },
                   "503": {
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    },
-                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before asking again.",
-                        "schema": {
-                          "minimum": 1,
-                          "type": "integer"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/DatabaseUnavailable"
                   }
                 },
                 "summary": "A person's code."
@@ -774,23 +763,7 @@ public enum QueryAPIOpenAPI {
                     "description": "No declared purpose."
                   },
                   "503": {
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    },
-                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before asking again.",
-                        "schema": {
-                          "minimum": 1,
-                          "type": "integer"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/DatabaseUnavailable"
                   }
                 },
                 "security": [
@@ -893,23 +866,7 @@ public enum QueryAPIOpenAPI {
                     "description": "No declared purpose."
                   },
                   "503": {
-                    "content": {
-                      "application/problem+json": {
-                        "schema": {
-                          "$ref": "#/components/schemas/Problem"
-                        }
-                      }
-                    },
-                    "description": "The code store (PostgreSQL) did not answer within the read timeout (default 2 s) or is unavailable; ask again after Retry-After seconds.",
-                    "headers": {
-                      "Retry-After": {
-                        "description": "Seconds to wait before asking again.",
-                        "schema": {
-                          "minimum": 1,
-                          "type": "integer"
-                        }
-                      }
-                    }
+                    "$ref": "#/components/responses/DatabaseUnavailable"
                   }
                 },
                 "security": [

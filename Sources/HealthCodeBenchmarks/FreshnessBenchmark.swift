@@ -76,29 +76,17 @@ public struct FreshnessBenchmark: Sendable {
     }
 
     public func run() async throws -> Result {
-        let backbone = try await BenchBackbone.start(root: options.root, partitions: options.partitions, logger: logger)
-        do {
-            let result = try await measure(backbone)
-            await backbone.servers.stop()
-            return result
-        } catch {
-            await backbone.servers.stop()
-            throw error
+        try await BenchBackbone.with(root: options.root, partitions: options.partitions, logger: logger) {
+            try await measure($0)
         }
     }
 
     private func measure(_ backbone: BenchBackbone) async throws -> Result {
-        let key = PublisherAPIKey.generate()
-        try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
-            try await PublisherStore(client: client, logger: logger).add(
-                .apiKey(
-                    id: Self.source,
-                    apiKey: key,
-                    eventTypes: ["hc.test-result.v1"],
-                    rateLimit: PublisherRateLimit(eventsPerSecond: 10_000_000, burstEvents: 10_000_000)
-                )
-            )
-        }
+        let key = try await backbone.registerPublisher(
+            Self.source,
+            eventTypes: ["hc.test-result.v1"],
+            rateLimit: PublisherRateLimit(eventsPerSecond: 10_000_000, burstEvents: 10_000_000)
+        )
         let pseudonymizer = try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey())
         let capacity = try await projectorCapacity(backbone, pseudonymizer: pseudonymizer)
         logger.info("projector capacity", metadata: ["eventsPerSecond": "\(Int(capacity))"])

@@ -33,6 +33,22 @@ public struct ScratchServers: Sendable {
         return infrastructure
     }
 
+    /// Starts both servers, runs `body` with them, and stops and removes them whatever `body` did.
+    public static func with<Result: Sendable>(
+        root: URL,
+        _ body: (ScratchServers) async throws -> Result
+    ) async throws -> Result {
+        let servers = try await start(root: root)
+        do {
+            let result = try await body(servers)
+            await servers.stop()
+            return result
+        } catch {
+            await servers.stop()
+            throw error
+        }
+    }
+
     /// Runs `scripts/infra.sh <command>` (start, restart-pg, freeze-kafka, thaw-kafka, reset…) on these servers.
     public func run(_ command: String) async throws {
         var environment = ProcessInfo.processInfo.environment
@@ -60,8 +76,9 @@ public struct ScratchServers: Sendable {
         return configuration.clientConfiguration()
     }
 
-    /// Stops both servers and removes their data.
+    /// Stops both servers (a frozen broker is thawed first, so that it can stop) and removes their data.
     public func stop() async {
+        try? await run("thaw-kafka")
         try? await run("reset")
         try? FileManager.default.removeItem(at: directory)
     }

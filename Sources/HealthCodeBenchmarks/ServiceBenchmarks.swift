@@ -42,6 +42,39 @@ struct BenchBackbone: Sendable {
         return backbone
     }
 
+    /// Starts a private backbone, runs `body` on it, and removes it whatever `body` did.
+    static func with<Result: Sendable>(
+        root: URL,
+        partitions: Int,
+        logger: Logger,
+        _ body: (BenchBackbone) async throws -> Result
+    ) async throws -> Result {
+        let backbone = try await start(root: root, partitions: partitions, logger: logger)
+        do {
+            let result = try await body(backbone)
+            await backbone.servers.stop()
+            return result
+        } catch {
+            await backbone.servers.stop()
+            throw error
+        }
+    }
+
+    /// Registers the publisher `id` for `eventTypes` with a new API key, and returns the key.
+    func registerPublisher(
+        _ id: String,
+        eventTypes: [String],
+        rateLimit: PublisherRateLimit? = nil
+    ) async throws -> String {
+        let key = PublisherAPIKey.generate()
+        try await Backbone.withPostgres(postgres(), logger: logger) { client in
+            try await PublisherStore(client: client, logger: logger).add(
+                .apiKey(id: id, apiKey: key, eventTypes: eventTypes, rateLimit: rateLimit)
+            )
+        }
+        return key
+    }
+
     func postgres(database: String = "bench", connections: Int = 8) -> PostgresClient.Configuration {
         servers.postgresConfiguration(database: database, connections: connections)
     }
@@ -107,24 +140,13 @@ public struct IngestBenchmark: Sendable {
     }
 
     public func run() async throws -> Result {
-        let backbone = try await BenchBackbone.start(root: options.root, partitions: options.partitions, logger: logger)
-        do {
-            let result = try await measure(backbone)
-            await backbone.servers.stop()
-            return result
-        } catch {
-            await backbone.servers.stop()
-            throw error
+        try await BenchBackbone.with(root: options.root, partitions: options.partitions, logger: logger) {
+            try await measure($0)
         }
     }
 
     private func measure(_ backbone: BenchBackbone) async throws -> Result {
-        let key = PublisherAPIKey.generate()
-        try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
-            try await PublisherStore(client: client, logger: logger).add(
-                .apiKey(id: "urn:hc:publisher:bench", apiKey: key, eventTypes: ["hc.test-result.v1"])
-            )
-        }
+        let key = try await backbone.registerPublisher("urn:hc:publisher:bench", eventTypes: ["hc.test-result.v1"])
         let producerRate = try await producerBaseline(backbone)
         logger.info("producer baseline", metadata: ["messagesPerSecond": "\(Int(producerRate))"])
 
@@ -321,15 +343,7 @@ public struct LookupBenchmark: Sendable {
     }
 
     public func run() async throws -> Result {
-        let backbone = try await BenchBackbone.start(root: options.root, partitions: 1, logger: logger)
-        do {
-            let result = try await measure(backbone)
-            await backbone.servers.stop()
-            return result
-        } catch {
-            await backbone.servers.stop()
-            throw error
-        }
+        try await BenchBackbone.with(root: options.root, partitions: 1, logger: logger) { try await measure($0) }
     }
 
     private func measure(_ backbone: BenchBackbone) async throws -> Result {

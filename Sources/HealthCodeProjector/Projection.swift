@@ -87,21 +87,8 @@ public struct Projection: Sendable {
         let started = ContinuousClock.now
 
         let outcome = try await store.withTransaction { transaction -> ProjectionOutcome in
-            guard
-                try await transaction.advancePosition(
-                    group: group,
-                    topic: batch.topic,
-                    partition: batch.partition,
-                    expected: position,
-                    next: next
-                )
-            else {
-                let stored = try await transaction.position(
-                    group: group,
-                    topic: batch.topic,
-                    partition: batch.partition
-                )
-                return .fenced(storedPosition: stored ?? 0)
+            if let fenced = try await movePosition(of: batch, from: position, to: next, in: transaction) {
+                return fenced
             }
             let (newEvents, changes) = try await project(decoded, in: transaction)
             try await transaction.recordDeadLetters(decoded.deadLetters)
@@ -138,24 +125,29 @@ public struct Projection: Sendable {
         -> ProjectionOutcome
     {
         try await store.withTransaction { transaction -> ProjectionOutcome in
-            guard
-                try await transaction.advancePosition(
-                    group: group,
-                    topic: batch.topic,
-                    partition: batch.partition,
-                    expected: position,
-                    next: next
-                )
-            else {
-                let stored = try await transaction.position(
-                    group: group,
-                    topic: batch.topic,
-                    partition: batch.partition
-                )
-                return .fenced(storedPosition: stored ?? 0)
-            }
-            return .applied(next: next, events: 0, newEvents: 0, deadLetters: 0, codeChanges: 0)
+            try await movePosition(of: batch, from: position, to: next, in: transaction)
+                ?? .applied(next: next, events: 0, newEvents: 0, deadLetters: 0, codeChanges: 0)
         }
+    }
+
+    /// A transaction's first statement: moves the stored position from `position` to `next` by
+    /// compare-and-set. Returns `.fenced` with the stored position if it was elsewhere, `nil` if moved.
+    private func movePosition(
+        of batch: PartitionBatch,
+        from position: Int64,
+        to next: Int64,
+        in transaction: ProjectionTransaction
+    ) async throws -> ProjectionOutcome? {
+        let moved = try await transaction.advancePosition(
+            group: group,
+            topic: batch.topic,
+            partition: batch.partition,
+            expected: position,
+            next: next
+        )
+        guard !moved else { return nil }
+        let stored = try await transaction.position(group: group, topic: batch.topic, partition: batch.partition)
+        return .fenced(storedPosition: stored ?? 0)
     }
 
     /// Archives, folds and evaluates decoded events inside `transaction`; returns how many events

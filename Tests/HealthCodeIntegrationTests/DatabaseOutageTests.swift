@@ -13,13 +13,8 @@ import Testing
 struct DatabaseOutageTests {
     @Test("with PostgreSQL stopped, every read answers 503 with Retry-After within the read timeout")
     func readsDuringAnOutage() async throws {
-        let servers = try await ScratchServers.start(root: LocalInfrastructure.repositoryRoot)
-        do {
-            try await readsDuringAnOutage(on: servers)
-            await servers.stop()
-        } catch {
-            await servers.stop()
-            throw error
+        try await ScratchServers.with(root: LocalInfrastructure.repositoryRoot) {
+            try await readsDuringAnOutage(on: $0)
         }
     }
 

@@ -333,15 +333,7 @@ struct ProjectorOutageTests {
     func survives(
         _ disrupt: @escaping @Sendable (ScratchServers) async throws -> Void
     ) async throws -> (ProjectionVerifier.Verdict, expected: Int) {
-        let infrastructure = try await ScratchServers.start(root: LocalInfrastructure.repositoryRoot)
-        do {
-            let outcome = try await survives(disrupt, on: infrastructure)
-            await infrastructure.stop()
-            return outcome
-        } catch {
-            await infrastructure.stop()
-            throw error
-        }
+        try await ScratchServers.with(root: LocalInfrastructure.repositoryRoot) { try await survives(disrupt, on: $0) }
     }
 
     private func survives(

@@ -222,14 +222,7 @@ struct ProjectorRecoveryTests {
 
     @Test("a log replaced under the stored positions (the broker restarted empty) is read again from its start")
     func replacedLogIsReadAgain() async throws {
-        let servers = try await ScratchServers.start(root: LocalInfrastructure.repositoryRoot)
-        do {
-            try await replacedLog(on: servers)
-            await servers.stop()
-        } catch {
-            await servers.stop()
-            throw error
-        }
+        try await ScratchServers.with(root: LocalInfrastructure.repositoryRoot) { try await replacedLog(on: $0) }
     }
 
     private func replacedLog(on servers: ScratchServers) async throws {

@@ -195,14 +195,13 @@ struct RunCommandTests {
 
     @Test("Ctrl-C with PostgreSQL and the broker both gone ends every service within the grace period")
     func boundedShutdown() async throws {
-        let servers = try await ScratchServers.start(root: LocalInfrastructure.repositoryRoot)
-        do {
+        let run = try await ScratchServers.with(root: LocalInfrastructure.repositoryRoot) { servers in
             let backbone = try await TestBackbone.make(
                 partitions: 4,
                 postgresPort: servers.postgresPort,
                 kafkaBootstrapServers: servers.kafkaBootstrapServers
             )
-            let run = try await Self.run(
+            return try await Self.run(
                 ["--demo-people", "0", "--shutdown-grace-seconds", "5"],
                 backbone: backbone,
                 interruptAfter: .seconds(3),
@@ -212,15 +211,9 @@ struct RunCommandTests {
                     try await Task.sleep(for: .seconds(2))
                 }
             )
-            try? await servers.run("thaw-kafka")
-            await servers.stop()
-            let stoppedIn = try #require(run.stoppedIn, "it ended on Ctrl-C; output ends:\n\(Self.tail(run))")
-            #expect(stoppedIn < .seconds(5 + 4), "stopped \(stoppedIn) after Ctrl-C with a 5 s grace period")
-        } catch {
-            try? await servers.run("thaw-kafka")
-            await servers.stop()
-            throw error
         }
+        let stoppedIn = try #require(run.stoppedIn, "it ended on Ctrl-C; output ends:\n\(Self.tail(run))")
+        #expect(stoppedIn < .seconds(5 + 4), "stopped \(stoppedIn) after Ctrl-C with a 5 s grace period")
     }
 
     @Test("at a publisher rate the load exceeds, the demo waits out every 429 and still loads everything")
