@@ -33,7 +33,7 @@ struct TestBackbone: Sendable {
     ) async throws -> TestBackbone {
         let database = LocalInfrastructure.uniqueName("hc_test")
         let logger = testLogger()
-        let admin = clientConfiguration(port: postgresPort, database: "healthcode")
+        let admin = clientConfiguration(port: postgresPort, database: "healthcode", serviceLimits: false)
         try await Backbone.withPostgres(admin, logger: logger) { admin in
             try await admin.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
         }
@@ -44,7 +44,10 @@ struct TestBackbone: Sendable {
         let migrations = try SchemaMigrator.migrations(
             in: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/migrations")
         )
-        try await Backbone.withPostgres(clientConfiguration(port: postgresPort, database: database), logger: logger) {
+        try await Backbone.withPostgres(
+            clientConfiguration(port: postgresPort, database: database, serviceLimits: false),
+            logger: logger
+        ) {
             client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
             let store = PublisherStore(client: client, logger: logger)
@@ -78,8 +81,15 @@ struct TestBackbone: Sendable {
         PublisherAPIKey.prefix + PublisherAPIKey.hash("test-publisher:" + source)
     }
 
-    /// The services' own client settings (generic plans, kept-open pool), on the test's database.
-    static func clientConfiguration(port: Int, database: String) -> PostgresClient.Configuration {
+    /// The services' own client settings (generic plans, kept-open pool), on the test's database. With
+    /// `serviceLimits`, a service's statement and lock timeouts, below the tests' transaction deadline
+    /// (10 s) as the defaults are below the services' (30 s); without, none: for the test's own reads (a
+    /// verification streams the whole archive in one statement).
+    static func clientConfiguration(
+        port: Int,
+        database: String,
+        serviceLimits: Bool = true
+    ) -> PostgresClient.Configuration {
         var configuration = PostgresConfiguration()
         configuration.host = LocalInfrastructure.postgresHost
         configuration.port = port
@@ -87,13 +97,12 @@ struct TestBackbone: Sendable {
         configuration.password = LocalInfrastructure.postgresPassword
         configuration.database = database
         configuration.maximumConnections = 4
-        // Below the tests' transaction deadline (10 s), as the defaults are below the services' (30 s).
-        configuration.statementTimeout = .seconds(8)
-        configuration.lockTimeout = .seconds(4)
+        configuration.statementTimeout = serviceLimits ? .seconds(8) : nil
+        configuration.lockTimeout = serviceLimits ? .seconds(4) : nil
         return configuration.clientConfiguration()
     }
 
-    /// The client configuration of this test's database.
+    /// The client configuration of this test's database, for the services under test.
     var clientConfiguration: PostgresClient.Configuration {
         Self.clientConfiguration(port: postgresPort, database: database)
     }
@@ -107,9 +116,14 @@ struct TestBackbone: Sendable {
         return configuration
     }
 
-    /// Runs `body` with a PostgreSQL client on this test's database.
+    /// Runs `body` with a PostgreSQL client on this test's database, without the services' statement and
+    /// lock timeouts.
     func withDatabase<Result: Sendable>(_ body: (PostgresClient) async throws -> Result) async throws -> Result {
-        try await Backbone.withPostgres(clientConfiguration, logger: testLogger(), body)
+        try await Backbone.withPostgres(
+            Self.clientConfiguration(port: postgresPort, database: database, serviceLimits: false),
+            logger: testLogger(),
+            body
+        )
     }
 
     /// The gateway, projector and API of this backbone; `body` gets their base URLs.
