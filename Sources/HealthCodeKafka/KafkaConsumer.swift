@@ -539,31 +539,30 @@ public final class KafkaConsumer: Service, Sendable {
                 }
                 // Brokers whose ListOffsets lags behind their fetch responses (Tansu 0.6 answers with the
                 // last batch's base offset + 1): the fetched high watermark, when newer, is the true end.
-                var cachedLow: Int64 = -1
-                var cachedHigh: Int64 = -1
-                let cached = rd_kafka_get_watermark_offsets(
-                    client,
-                    partition.topic,
-                    partition.partition,
-                    &cachedLow,
-                    &cachedHigh
-                )
-                if cached == RD_KAFKA_RESP_ERR_NO_ERROR, cachedHigh > high { high = cachedHigh }
+                if let fetched = Self.fetchedWatermarks(of: partition, client: client), fetched.high > high {
+                    high = fetched.high
+                }
                 result[partition] = KafkaWatermarks(low: low, high: high)
             }
             return .success(result)
         case .fetchedWatermarks(let partitions):
             var result: [KafkaTopicPartition: KafkaWatermarks] = [:]
             for partition in partitions {
-                var low: Int64 = -1
-                var high: Int64 = -1
-                let error = rd_kafka_get_watermark_offsets(client, partition.topic, partition.partition, &low, &high)
-                if error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 {
-                    result[partition] = KafkaWatermarks(low: low, high: high)
-                }
+                result[partition] = Self.fetchedWatermarks(of: partition, client: client)
             }
             return .success(result)
         }
+    }
+
+    /// The partition's watermarks as the latest fetch response reported them (no broker request);
+    /// `nil` before its first fetch.
+    private static func fetchedWatermarks(of partition: KafkaTopicPartition, client: OpaquePointer) -> KafkaWatermarks?
+    {
+        var low: Int64 = -1
+        var high: Int64 = -1
+        let error = rd_kafka_get_watermark_offsets(client, partition.topic, partition.partition, &low, &high)
+        guard error == RD_KAFKA_RESP_ERR_NO_ERROR, high >= 0 else { return nil }
+        return KafkaWatermarks(low: low, high: high)
     }
 
     private static func firstError(in list: borrowing RDKafkaPartitionList) -> ConsumerCommandResult? {

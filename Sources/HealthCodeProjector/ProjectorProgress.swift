@@ -101,12 +101,19 @@ public final class ProjectorProgress: Sendable {
 
         var totalLag: Int64 { unassigned?.waiting ?? lag.values.reduce(0, +) }
 
+        /// Whether no partition has been held, with the topic's messages waiting unapplied, for longer
+        /// than `limit`.
+        func isWaitingUnassigned(longerThan limit: Duration, now: ContinuousClock.Instant) -> Bool {
+            guard let unassigned, unassigned.waiting > 0 else { return false }
+            return now - unassigned.since > limit
+        }
+
         func status(stallAfter: Duration, unassignedAfter: Duration, now: ContinuousClock.Instant) -> Status {
             let lag = totalLag
             let verdict: String
             if !replacedLogs.isEmpty {
                 verdict = "log-replaced"
-            } else if let unassigned, unassigned.waiting > 0, now - unassigned.since > unassignedAfter {
+            } else if isWaitingUnassigned(longerThan: unassignedAfter, now: now) {
                 verdict = "no-partitions"
             } else if let failing = reevaluationFailingSince, now - failing > stallAfter {
                 verdict = "reevaluation-failing"
@@ -153,6 +160,12 @@ public final class ProjectorProgress: Sendable {
     /// stored positions add up to `stored` (unmoving: nobody applies them).
     public func unassigned(waiting: Int64, stored: Int64) {
         state.withLock { $0.unassigned(waiting: waiting, stored: stored, now: .now) }
+    }
+
+    /// Whether the projector has held no partition, with the topic's messages waiting unapplied, for
+    /// longer than `limit` (`/health` says `no-partitions` then).
+    public func isWaitingUnassigned(longerThan limit: Duration) -> Bool {
+        state.withLock { $0.isWaitingUnassigned(longerThan: limit, now: .now) }
     }
 
     /// The partition is no longer this projector's.

@@ -260,8 +260,7 @@ public struct ProjectorService: Service {
             if assigned.isEmpty {
                 guard tick % 5 == 0, let (waiting, stored) = try? await waitingOnTopic() else { continue }
                 progress.unassigned(waiting: waiting, stored: stored)
-                let status = progress.status(stallAfter: .seconds(3600), unassignedAfter: configuration.unassignedAfter)
-                if status.state == "no-partitions", !warnedUnassigned {
+                if progress.isWaitingUnassigned(longerThan: configuration.unassignedAfter), !warnedUnassigned {
                     warnedUnassigned = true
                     logger.error(
                         "this projector holds no partition while messages wait unapplied; it waits for the consumer group to assign it some (a join in progress, or a group wedged by a member that left mid-join)",
@@ -325,11 +324,10 @@ public struct ProjectorService: Service {
                 "the partition's log ends before the stored position: it was replaced (topic re-created, broker restarted empty); reading it again from its start",
                 metadata: metadata
             )
-            let outcome = try await applyRetrying(
-                PartitionBatch(topic: partition.topic, partition: partition.partition, messages: []),
-                from: position,
-                resettingTo: 0
-            )
+            let marker = PartitionBatch(topic: partition.topic, partition: partition.partition, messages: [])
+            let outcome = try await applyRetrying(marker, from: position) { [projection] in
+                try await projection.resetPosition(of: marker, from: position, to: 0)
+            }
             switch outcome {
             case .applied: try await rewind(partition, to: 0)
             case .fenced(let stored): try await rewind(partition, to: stored)
@@ -346,28 +344,24 @@ public struct ProjectorService: Service {
         }
     }
 
-    /// Applies a batch (or, with `resettingTo`, moves the stored position there), retrying PostgreSQL
-    /// failures with exponential backoff until it succeeds or the service shuts down; then the failure
-    /// is rethrown and nothing of the batch was applied.
+    /// Applies a batch (or runs `operation` on its partition instead), retrying PostgreSQL failures with
+    /// exponential backoff until it succeeds or the service shuts down; then the failure is rethrown and
+    /// nothing of it was applied.
     private func applyRetrying(
         _ batch: PartitionBatch,
         from position: Int64,
-        resettingTo reset: Int64? = nil
+        operation: (@Sendable () async throws -> ProjectionOutcome)? = nil
     ) async throws -> ProjectionOutcome {
+        let operation = operation ?? { [projection] in try await projection.apply(batch, from: position) }
         var delay = configuration.retryDelay
         var attempt = 0
         while true {
             do {
                 return try await TransactionDeadline.run(
                     work: "partition \(batch.partition)",
-                    timeout: configuration.transactionTimeout
-                ) { [projection] in
-                    if let reset {
-                        try await projection.resetPosition(of: batch, from: position, to: reset)
-                    } else {
-                        try await projection.apply(batch, from: position)
-                    }
-                }
+                    timeout: configuration.transactionTimeout,
+                    operation
+                )
             } catch {
                 if Task.isCancelled {
                     logger.warning(
