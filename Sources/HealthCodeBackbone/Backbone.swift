@@ -58,6 +58,7 @@ public enum Backbone {
         var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: topic.bootstrapServers)
         producerConfiguration.clientID = "healthcode-gateway"
         producerConfiguration.deliveryTimeout = configuration.deliveryTimeout
+        producerConfiguration.linger = configuration.produceLinger
         producerConfiguration.requestTimeout = min(producerConfiguration.requestTimeout, configuration.deliveryTimeout)
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         let store = PublisherStore(client: postgres, logger: logger)
@@ -112,6 +113,8 @@ public enum Backbone {
         // keep up). At 2000 events a batch the peak RSS is ~160 MB with a backlog of a million events.
         consumerConfiguration.prefetchMaxMessagesPerPartition = configuration.batchSize * 16
         consumerConfiguration.prefetchMaxBytes = 64 * 1024 * 1024
+        consumerConfiguration.fetchMinBytes = configuration.fetchMinBytes
+        consumerConfiguration.fetchMaxWait = configuration.fetchMaxWait
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
         let store = ProjectionStore(client: postgres, logger: logger)
         let catalog = RiskAreaCatalog(store: store, logger: logger)

@@ -28,6 +28,12 @@ public struct GatewayConfiguration: Sendable {
     /// How long the log may take to acknowledge an event before the gateway gives up on it and
     /// answers 503 (Kafka `delivery.timeout.ms`). Default 15 s.
     public var deliveryTimeout: Duration = .seconds(15)
+    /// How long an accepted event may wait in the producer for others to share its request to the
+    /// broker (Kafka `linger.ms`): it adds at most this to a 202, and spares the broker a request per
+    /// partition per ingest request under a steady load (`bench freshness` at 16 000 ev/s: p99 3.8 s
+    /// at 10 ms, 0.6 s at 20 ms, 0.3 s at 50 ms; `bench ingest`'s 8 closed-loop connections lose
+    /// about a third of their rate at 20 ms). Default 20 ms.
+    public var produceLinger: Duration = .milliseconds(20)
     /// How often the registered publishers are re-read (a revocation takes effect within it). Default 5 s.
     public var publisherRefreshInterval: Duration = .seconds(5)
     /// The `aud` that publishers' JWT client assertions must carry. Default `urn:hc:gateway`.

@@ -42,8 +42,11 @@ public struct KafkaConsumerConfiguration: Sendable {
     public var prefetchMaxMessagesPerPartition: Int
     /// `queued.max.messages.kbytes` (in bytes here): librdkafka's prefetch limit. Default 64 MiB.
     public var prefetchMaxBytes: Int
-    /// `fetch.wait.max.ms`: how long the broker may hold a fetch to fill it. Default 100 ms.
+    /// `fetch.wait.max.ms`: how long the broker may hold a fetch to reach ``fetchMinBytes``. Default 100 ms.
     public var fetchMaxWait: Duration
+    /// `fetch.min.bytes`: how much a fetch waits for (up to ``fetchMaxWait``) before the broker answers.
+    /// Default 1 byte: a fetch answers as soon as anything is there.
+    public var fetchMinBytes: Int
     /// `statistics.interval.ms`: how often librdkafka's statistics are emitted as metrics; `nil` is off.
     /// Default `nil`.
     public var statisticsInterval: Duration?
@@ -66,6 +69,7 @@ public struct KafkaConsumerConfiguration: Sendable {
         self.prefetchMaxMessagesPerPartition = 100_000
         self.prefetchMaxBytes = 64 * 1024 * 1024
         self.fetchMaxWait = .milliseconds(100)
+        self.fetchMinBytes = 1
         self.statisticsInterval = nil
         self.properties = [:]
     }
@@ -86,6 +90,7 @@ public struct KafkaConsumerConfiguration: Sendable {
             "queued.min.messages": String(prefetchMaxMessagesPerPartition),
             "queued.max.messages.kbytes": String(max(1, prefetchMaxBytes / 1024)),
             "fetch.wait.max.ms": fetchMaxWait.rdkafkaMilliseconds,
+            "fetch.min.bytes": String(max(1, fetchMinBytes)),
             "statistics.interval.ms": statisticsInterval?.rdkafkaMilliseconds ?? "0",
         ]
         if let groupID { result["group.id"] = groupID }

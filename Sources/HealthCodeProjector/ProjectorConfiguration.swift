@@ -10,6 +10,16 @@ public struct ProjectorConfiguration: Sendable {
     /// events of 1000 (`bench projector`: +40% events/s, peak RSS 150–170 MB with a backlog of a
     /// million events). Default 2000.
     public var batchSize: Int = 2000
+    /// How much a fetch from the broker waits for before it is answered (Kafka `fetch.min.bytes`), at
+    /// most ``fetchMaxWait``. A projector that has caught up otherwise fetches again as soon as a single
+    /// event arrives: under a steady load that is hundreds of tiny fetches, batches and transactions a
+    /// second, which cost the broker and the projector more than the events themselves (`bench
+    /// freshness` at 12 000 ev/s: p99 3.7 s with 1 byte, under 1 s with 1 MiB). Default 1 MiB.
+    public var fetchMinBytes: Int = 1 << 20
+    /// Longest a fetch waits for ``fetchMinBytes`` (Kafka `fetch.max.wait.ms`): what a quiet topic adds to
+    /// the time until a new event is applied. 50 ms was too short to gather a steady load's events
+    /// (`bench freshness` at 12 000 ev/s: p99 2.6 s). Default 100 ms.
+    public var fetchMaxWait: Duration = .milliseconds(100)
     /// Most consumed batches taken from the consumer and not yet applied. Batches of different
     /// partitions are applied concurrently (one transaction each), so this also bounds the
     /// concurrent transactions; the PostgreSQL pool should have at least as many connections.

@@ -87,7 +87,8 @@ struct BenchFreshness: AsyncParsableCommand {
     @Option(help: "Seconds of steady load.") var seconds = 30
     @Option(help: "Events/s fed to the gateway (default: half the projector capacity measured first).")
     var rate: Int?
-    @Option(help: "Events of the backlog that measures the projector's capacity.") var capacityEvents = 100_000
+    @Option(help: "Events of the backlog that measures the projector's capacity.")
+    var capacityEvents = FreshnessBenchmark.Options(root: URL(fileURLWithPath: "/")).capacityEvents
 
     func validate() throws {
         guard seconds >= 1 else { throw ValidationError("--seconds must be at least 1") }

@@ -79,6 +79,19 @@ struct ProjectorOptions: ParsableArguments {
             """
     )
     var unassignedAfterSeconds: Int = Env.int("HC_PROJECTOR_UNASSIGNED_AFTER", 60)
+    @Option(
+        name: .customLong("fetch-min-bytes"),
+        help: "Bytes a fetch from the broker waits for, up to --fetch-max-wait-ms (HC_PROJECTOR_FETCH_MIN_BYTES)."
+    )
+    var fetchMinBytes: Int = Env.int("HC_PROJECTOR_FETCH_MIN_BYTES", ProjectorConfiguration().fetchMinBytes)
+    @Option(
+        name: .customLong("fetch-max-wait-ms"),
+        help: "Longest a fetch waits for --fetch-min-bytes (HC_PROJECTOR_FETCH_MAX_WAIT_MS)."
+    )
+    var fetchMaxWaitMilliseconds: Int = Env.int(
+        "HC_PROJECTOR_FETCH_MAX_WAIT_MS",
+        Int(ProjectorConfiguration().fetchMaxWait.microseconds / 1000)
+    )
 
     func validate() throws {
         guard ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) != nil else {
@@ -92,6 +105,12 @@ struct ProjectorOptions: ParsableArguments {
         guard batchesInFlight > 0 else { throw ValidationError("--batches-in-flight must be at least 1") }
         guard transactionTimeoutSeconds > 0 else { throw ValidationError("--transaction-timeout must be at least 1") }
         guard stallAfterSeconds > 0 else { throw ValidationError("--stall-after must be at least 1") }
+        guard (1...(64 << 20)).contains(fetchMinBytes) else {
+            throw ValidationError("--fetch-min-bytes must be between 1 and 67108864")
+        }
+        guard (1...10_000).contains(fetchMaxWaitMilliseconds) else {
+            throw ValidationError("--fetch-max-wait-ms must be between 1 and 10000")
+        }
     }
 
     func configuration(topic: String) -> ProjectorConfiguration {
@@ -104,6 +123,8 @@ struct ProjectorOptions: ParsableArguments {
         configuration.onReplacedLog = ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) ?? .reread
         configuration.assignment = ProjectorConfiguration.Assignment(rawValue: assignment) ?? .group
         configuration.unassignedAfter = .seconds(unassignedAfterSeconds)
+        configuration.fetchMinBytes = fetchMinBytes
+        configuration.fetchMaxWait = .milliseconds(fetchMaxWaitMilliseconds)
         return configuration
     }
 }

@@ -172,6 +172,14 @@ struct GatewayOptions: ParsableArguments {
     )
     var deliveryTimeoutSeconds: Int = Env.int("HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS", 15)
     @Option(
+        name: .customLong("produce-linger-ms"),
+        help: "Milliseconds an accepted event may wait to share a request to Kafka (HC_GATEWAY_PRODUCE_LINGER_MS)."
+    )
+    var produceLingerMilliseconds: Int = Env.int(
+        "HC_GATEWAY_PRODUCE_LINGER_MS",
+        Int(GatewayConfiguration().produceLinger.microseconds / 1000)
+    )
+    @Option(
         name: .customLong("publisher-refresh-seconds"),
         help: "Seconds between re-reads of the publisher registry (HC_PUBLISHER_REFRESH_SECONDS)."
     )
@@ -194,6 +202,9 @@ struct GatewayOptions: ParsableArguments {
         guard (0...86_400).contains(maximumClockSkewSeconds) else {
             throw ValidationError("--max-clock-skew-seconds must be between 0 and 86400")
         }
+        guard (0...1000).contains(produceLingerMilliseconds) else {
+            throw ValidationError("--produce-linger-ms must be between 0 and 1000")
+        }
     }
 
     func configuration(topic: String) -> GatewayConfiguration {
@@ -207,6 +218,7 @@ struct GatewayOptions: ParsableArguments {
         configuration.publisherEventsPerSecond = publisherEventsPerSecond
         configuration.publisherBurstEvents = publisherBurstEvents
         configuration.deliveryTimeout = .seconds(deliveryTimeoutSeconds)
+        configuration.produceLinger = .milliseconds(produceLingerMilliseconds)
         configuration.publisherRefreshInterval = .seconds(publisherRefreshSeconds)
         configuration.assertionAudience = assertionAudience
         configuration.maximumClockSkew = .seconds(maximumClockSkewSeconds)

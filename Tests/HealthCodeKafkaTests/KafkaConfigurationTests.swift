@@ -34,6 +34,18 @@ struct KafkaConfigurationTests {
         #expect(properties["group.id"] == "g")
         #expect(properties["partition.assignment.strategy"] == "range")
         #expect(properties["session.timeout.ms"] == "6000")
+        #expect(properties["fetch.min.bytes"] == "1", "a fetch answers as soon as anything is there by default")
+    }
+
+    @Test func fetchWaitsForItsMinimumUpToItsLongestWait() {
+        var configuration = KafkaConsumerConfiguration(bootstrapServers: ["a:1"])
+        configuration.fetchMinBytes = 1 << 20
+        configuration.fetchMaxWait = .milliseconds(100)
+        let properties = configuration.rdkafkaProperties
+        #expect(properties["fetch.min.bytes"] == "1048576")
+        #expect(properties["fetch.wait.max.ms"] == "100")
+        configuration.fetchMinBytes = 0
+        #expect(configuration.rdkafkaProperties["fetch.min.bytes"] == "1", "librdkafka refuses 0")
     }
 
     @Test func invalidPropertiesAreRejectedAtInit() {
