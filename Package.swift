@@ -38,6 +38,9 @@ let package = Package(
     ],
     targets: [
         // Pure domain core: event contract, person-state fold, policy. No I/O.
+        // Build-time embedding of openapi/*.json into the services that serve them.
+        .executableTarget(name: "OpenAPIEmbedder", swiftSettings: strictSwift),
+        .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["OpenAPIEmbedder"]),
         .target(
             name: "HealthCodeCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")],
@@ -80,7 +83,6 @@ let package = Package(
                 "HealthCodeCore",
                 "HealthCodeHTTP",
                 "HealthCodeKafka",
-                "HealthCodePostgres",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -88,7 +90,8 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: strictSwift,
+            plugins: ["EmbedOpenAPI"]
         ),
         // Projector: Kafka → per-person state and codes in PostgreSQL, exactly once.
         .target(
@@ -121,7 +124,8 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            swiftSettings: strictSwift
+            swiftSettings: strictSwift,
+            plugins: ["EmbedOpenAPI"]
         ),
         // Demo population and the HTTP publisher that loads it through the gateway.
         .target(
@@ -155,6 +159,15 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         // Benchmark harnesses run by `healthcode bench …`.
+        // PostgreSQL and a broker of one's own on free loopback ports: benchmarks and tests share it.
+        .target(
+            name: "HealthCodeLocalServers",
+            dependencies: [
+                "HealthCodePostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
         .target(
             name: "HealthCodeBenchmarks",
             dependencies: [
@@ -163,6 +176,7 @@ let package = Package(
                 "HealthCodeCore",
                 "HealthCodeGateway",
                 "HealthCodeKafka",
+                "HealthCodeLocalServers",
                 "HealthCodePostgres",
                 "HealthCodeProjector",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -206,6 +220,8 @@ let package = Package(
             dependencies: [
                 "HealthCodeBackbone",
                 "HealthCodeCore",
+                "HealthCodeGateway",
+                "HealthCodeLocalServers",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -252,7 +268,7 @@ let package = Package(
                 "HealthCodeCore",
                 "HealthCodeGateway",
                 "HealthCodeKafka",
-                "HealthCodePostgres",
+                "HealthCodeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -270,6 +286,7 @@ let package = Package(
                 "HealthCodeAPI",
                 "HealthCodeBackbone",
                 "HealthCodeBenchmarks",
+                "HealthCodeLocalServers",
                 "HealthCodeTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -44,46 +44,6 @@ public enum Backbone {
         try await admin.createTopics([KafkaTopicSpecification(name: topic.topic, partitions: topic.partitions)])
     }
 
-    /// The gateway's services: its Kafka producer, its publisher registry and its HTTP server.
-    /// `postgres` (publishers, retraction checks) must run in the same group, before them.
-    public static func gateway(
-        topic: EventTopicConfiguration,
-        configuration: GatewayConfiguration,
-        pseudonymizer: Pseudonymizer,
-        postgres: PostgresClient,
-        metrics: (@Sendable () -> [UInt8])?,
-        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
-        logger: Logger
-    ) throws -> [any Service] {
-        var producerConfiguration = KafkaProducerConfiguration(bootstrapServers: topic.bootstrapServers)
-        producerConfiguration.clientID = "healthcode-gateway"
-        producerConfiguration.deliveryTimeout = configuration.deliveryTimeout
-        producerConfiguration.linger = configuration.produceLinger
-        producerConfiguration.requestTimeout = min(producerConfiguration.requestTimeout, configuration.deliveryTimeout)
-        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-        let store = PublisherStore(client: postgres, logger: logger)
-        let registry = PublisherRegistry(configuration: configuration, logger: logger) { try await store.all() }
-        let ingestion = EventIngestion(
-            log: KafkaEventLog(producer: producer, topic: topic.topic),
-            pseudonymizer: pseudonymizer,
-            configuration: configuration,
-            retractionTargets: { id, subject, isArea in
-                try await store.sources(ofEvent: id, subject: subject, isArea: isArea)
-            },
-            now: Instant.now,
-            logger: logger
-        )
-        let application = GatewayApplication.make(
-            ingestion: ingestion,
-            publishers: registry,
-            configuration: configuration,
-            metrics: metrics,
-            onServerRunning: onServerRunning,
-            logger: logger
-        )
-        return [producer, registry, application]
-    }
-
     /// The projector's services: the projection loop (which runs its Kafka consumer inside it) and the
     /// re-evaluator; the consumer is returned too, for probes such as end offsets. `postgres` must run in
     /// the same group, before them.
@@ -313,15 +273,6 @@ public enum Backbone {
     }
 }
 
-extension Instant {
-    /// The current wall-clock instant.
-    public static func now() -> Instant {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Instant(microsecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
-    }
-}
-
 extension Backbone {
     /// Runs `body` with a short-lived PostgreSQL client (for setup steps and tools), then closes it.
     public static func withPostgres<Result: Sendable>(
@@ -389,3 +340,13 @@ extension Backbone {
         return DeadLetterReplay(store: store, projection: projection)
     }
 }
+
+// The PostgreSQL adapter serves what the gateway declares it needs. Its failures reach the gateway
+// described for logs (SQLSTATE and message, never a query's values).
+extension PublisherStore: PublisherDirectory {
+    public func publishers() async throws -> [PublisherRecord] {
+        do { return try await all() } catch { throw RedactedError(SafeErrorDescription(error).description) }
+    }
+}
+
+extension PublisherStore: RetractionTargets {}

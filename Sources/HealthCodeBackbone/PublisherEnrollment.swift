@@ -1,3 +1,4 @@
+import HealthCodeCore
 import HealthCodeGateway
 import HealthCodePostgres
 import Logging

@@ -5,6 +5,7 @@ import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
+import HealthCodeLocalServers
 import HealthCodePostgres
 import HealthCodeProjector
 import Logging
@@ -96,18 +97,19 @@ public struct FreshnessBenchmark: Sendable {
         let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.port = 0
+        gatewayConfiguration.bootstrapServers = backbone.topic.bootstrapServers
         gatewayConfiguration.topic = backbone.topic.topic
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
         apiConfiguration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
         let ports = Mutex((gateway: 0, api: 0))
         let started = StartupSignal(components: 2)
-        let gateway = try Backbone.gateway(
-            topic: backbone.topic,
+        let publishers = PublisherStore(client: client, logger: logger)
+        let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            postgres: client,
-            metrics: nil,
+            publishers: publishers,
+            retractionTargets: publishers,
             onServerRunning: { port in
                 ports.withLock { $0.gateway = port }
                 started.ready()

@@ -1,5 +1,6 @@
 import Foundation
 import HealthCodeKafka
+import HealthCodeLocalServers
 import Logging
 
 /// `healthcode bench kafka`: the Swift Kafka layer side by side with Python's confluent-kafka, on the
@@ -280,21 +281,6 @@ private final class TansuProcess: Sendable {
             kill(process.processIdentifier, SIGKILL)
             for _ in 0..<50 where process.isRunning {
                 Thread.sleep(forTimeInterval: 0.1)
-            }
-        }
-    }
-
-    private static func isListening(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
             }
         }
     }

@@ -2,6 +2,7 @@ import Foundation
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeKafka
+import HealthCodeLocalServers
 import HealthCodePostgres
 import HealthCodeProjector
 import Logging

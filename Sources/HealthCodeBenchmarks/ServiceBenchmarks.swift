@@ -5,6 +5,7 @@ import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
+import HealthCodeLocalServers
 import HealthCodePostgres
 import Logging
 import NIOCore
@@ -153,6 +154,7 @@ public struct IngestBenchmark: Sendable {
         let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
         var configuration = GatewayConfiguration()
         configuration.port = 0
+        configuration.bootstrapServers = backbone.topic.bootstrapServers
         configuration.topic = backbone.topic.topic
         configuration.maximumBatchEvents = options.batchSize
         configuration.publisherEventsPerSecond = 10_000_000
@@ -160,12 +162,12 @@ public struct IngestBenchmark: Sendable {
         configuration.recentEventCapacity = 0
         let port = Mutex(0)
         let ready = AsyncStream<Void>.makeStream()
-        let gateway = try Backbone.gateway(
-            topic: backbone.topic,
+        let publishers = PublisherStore(client: client, logger: logger)
+        let gateway = try Gateway.build(
             configuration: configuration,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-            postgres: client,
-            metrics: nil,
+            publishers: publishers,
+            retractionTargets: publishers,
             onServerRunning: { bound in
                 port.withLock { $0 = bound }
                 ready.continuation.yield()

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A point on the UTC timeline with microsecond resolution, the resolution of PostgreSQL's `timestamptz`.
 ///
 /// Events, rule intervals and code validity are all instants. Parsing and formatting are hand-written over
@@ -67,6 +73,16 @@ public struct Instant: Hashable, Comparable, Sendable, Codable, CustomStringConv
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(rfc3339)
+    }
+}
+
+extension Instant {
+    /// The current wall-clock instant: the one clock of the services (the pure domain functions take
+    /// their instants as arguments, so they stay deterministic).
+    public static func now() -> Instant {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Instant(microsecondsSinceEpoch: Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000)
     }
 }
 

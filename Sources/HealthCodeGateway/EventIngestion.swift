@@ -2,11 +2,6 @@ import HealthCodeCore
 import Logging
 import Metrics
 
-/// The sources of archived events with a given id and subject: what a retraction could refer to.
-/// `isArea` tells an area code from a pseudonym.
-public typealias RetractionTargetLookup =
-    @Sendable (_ eventID: String, _ subject: String, _ isArea: Bool) async throws -> Set<String>
-
 /// Authorises, validates, pseudonymises and appends one batch of a publisher's events.
 ///
 /// This is the gateway's logic without HTTP: the batch is charged to the publisher's rate limit,
@@ -21,7 +16,7 @@ public struct EventIngestion: Sendable {
     public var logIsWriting: Bool { log.isWriting }
     private let pseudonymizer: Pseudonymizer
     private let configuration: GatewayConfiguration
-    private let retractionTargets: RetractionTargetLookup
+    private let retractionTargets: any RetractionTargets
     private let now: @Sendable () -> Instant
     private let logger: Logger
     private let rateLimits: PublisherRateLimits
@@ -36,7 +31,7 @@ public struct EventIngestion: Sendable {
         log: any EventLog,
         pseudonymizer: Pseudonymizer,
         configuration: GatewayConfiguration,
-        retractionTargets: @escaping RetractionTargetLookup,
+        retractionTargets: any RetractionTargets,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
@@ -211,7 +206,11 @@ public struct EventIngestion: Sendable {
     private func checkRetraction(of target: String, by event: CloudEvent) async -> RetractionCheck {
         let sources: Set<String>
         do {
-            sources = try await retractionTargets(target, event.subject, event.subjectIsAreaCode)
+            sources = try await retractionTargets.sources(
+                ofEvent: target,
+                subject: event.subject,
+                isArea: event.subjectIsAreaCode
+            )
         } catch {
             return .unverifiable
         }

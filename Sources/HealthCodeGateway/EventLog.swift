@@ -23,17 +23,6 @@ public struct EventRecord: Sendable {
     }
 }
 
-/// Where the log stored an event.
-public struct EventPosition: Sendable, Hashable, Codable {
-    public var partition: Int32
-    public var offset: Int64
-
-    public init(partition: Int32, offset: Int64) {
-        self.partition = partition
-        self.offset = offset
-    }
-}
-
 /// Why the log did not take an event. The description names the failure, never the event.
 public struct EventLogError: Error, Sendable, CustomStringConvertible {
     /// A stable code, e.g. `broker-unavailable`, `timed-out`, `message-too-large`.

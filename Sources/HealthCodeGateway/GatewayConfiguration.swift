@@ -1,5 +1,9 @@
+import HealthCodeCore
+
 /// Settings of the ingestion gateway.
 public struct GatewayConfiguration: Sendable {
+    /// Kafka bootstrap servers. Default `127.0.0.1:19092` (the local broker of `scripts/infra.sh`).
+    public var bootstrapServers: [String] = ["127.0.0.1:19092"]
     /// Address to listen on. Default `127.0.0.1`.
     public var host: String = "127.0.0.1"
     /// Port to listen on. Default 8080.
@@ -46,4 +50,34 @@ public struct GatewayConfiguration: Sendable {
 
     /// The local defaults.
     public init() {}
+
+    /// Refuses a setting outside what the gateway allows, before anything starts.
+    public func validate() throws(ConfigurationError) {
+        try ConfigurationError.check(
+            "gateway",
+            [
+                (!bootstrapServers.isEmpty, "bootstrapServers", "must name at least one broker"),
+                (!topic.isEmpty, "topic", "must not be empty"),
+                ((0...65_535).contains(port), "port", "must be between 0 and 65535"),
+                (maximumBatchEvents > 0, "maximumBatchEvents", "must be at least 1"),
+                (maximumBodyBytes > 0, "maximumBodyBytes", "must be at least 1"),
+                (
+                    maximumClockSkew >= .zero && maximumClockSkew <= .seconds(86_400), "maximumClockSkew",
+                    "must be between 0 and 86400 seconds"
+                ),
+                (retryAfterSeconds > 0, "retryAfterSeconds", "must be at least 1"),
+                (maximumConcurrentRequests > 0, "maximumConcurrentRequests", "must be at least 1"),
+                (publisherEventsPerSecond > 0, "publisherEventsPerSecond", "must be at least 1"),
+                (publisherBurstEvents > 0, "publisherBurstEvents", "must be at least 1"),
+                (deliveryTimeout > .zero, "deliveryTimeout", "must be more than 0"),
+                (
+                    produceLinger >= .zero && produceLinger <= .seconds(1), "produceLinger",
+                    "must be between 0 and 1000 milliseconds"
+                ),
+                (publisherRefreshInterval > .zero, "publisherRefreshInterval", "must be more than 0"),
+                (maximumAssertionLifetime > .zero, "maximumAssertionLifetime", "must be more than 0"),
+                (recentEventCapacity >= 0, "recentEventCapacity", "must not be negative"),
+            ]
+        )
+    }
 }

@@ -1,4 +1,4 @@
-import HealthCodePostgres
+import HealthCodeCore
 import Synchronization
 
 /// Per-publisher token buckets in events per second: a publisher that sends faster than its rate

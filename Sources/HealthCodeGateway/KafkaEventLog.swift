@@ -1,3 +1,4 @@
+import HealthCodeCore
 import HealthCodeKafka
 
 /// The event log on Kafka: one topic, records keyed by pseudonym (or area code), so that all events

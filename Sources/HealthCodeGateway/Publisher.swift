@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import HealthCodePostgres
+import HealthCodeCore
 import JWTKit
 
 /// An authenticated publisher: its id (the CloudEvents `source` of all it publishes), the event

@@ -1,5 +1,5 @@
 import Foundation
-import HealthCodePostgres
+import HealthCodeCore
 import JWTKit
 import Logging
 import ServiceLifecycle
@@ -33,7 +33,7 @@ public final class PublisherRegistry: Service, Sendable {
         var byKeyHash: [String: Publisher] = [:]
     }
 
-    private let load: @Sendable () async throws -> [PublisherRecord]
+    private let directory: any PublisherDirectory
     private let audience: String
     private let maximumAssertionLifetime: Duration
     private let refreshInterval: Duration
@@ -41,14 +41,10 @@ public final class PublisherRegistry: Service, Sendable {
     private let snapshot = Mutex<Snapshot?>(nil)
 
     /// - Parameters:
-    ///   - load: reads every registered publisher (``PublisherStore/all()`` in production).
+    ///   - directory: where the registered publishers are read.
     ///   - configuration: the audience, assertion lifetime and refresh interval.
-    public init(
-        configuration: GatewayConfiguration,
-        logger: Logger,
-        load: @escaping @Sendable () async throws -> [PublisherRecord]
-    ) {
-        self.load = load
+    public init(directory: any PublisherDirectory, configuration: GatewayConfiguration, logger: Logger) {
+        self.directory = directory
         self.audience = configuration.assertionAudience
         self.maximumAssertionLifetime = configuration.maximumAssertionLifetime
         self.refreshInterval = configuration.publisherRefreshInterval
@@ -58,7 +54,7 @@ public final class PublisherRegistry: Service, Sendable {
     /// Reloads the publishers now.
     public func refresh() async throws {
         var next = Snapshot()
-        for record in try await load() where record.revokedAt == nil {
+        for record in try await directory.publishers() where record.revokedAt == nil {
             switch record.credential {
             case .apiKeyHash(let hash):
                 next.byID[record.id] = Entry(publisher: record.publisher, keys: nil)
@@ -84,7 +80,7 @@ public final class PublisherRegistry: Service, Sendable {
             } catch {
                 logger.warning(
                     "publisher registry refresh failed",
-                    metadata: ["error": "\(SafeErrorDescription(error))"]
+                    metadata: ["error": "\(error)"]
                 )
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.refreshInterval) }

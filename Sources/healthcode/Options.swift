@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HealthCodeAPI
+import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodePostgres
@@ -207,11 +208,12 @@ struct GatewayOptions: ParsableArguments {
         }
     }
 
-    func configuration(topic: String) -> GatewayConfiguration {
+    func configuration(topic: EventTopicConfiguration) -> GatewayConfiguration {
         var configuration = GatewayConfiguration()
+        configuration.bootstrapServers = topic.bootstrapServers
+        configuration.topic = topic.topic
         configuration.host = host
         configuration.port = port
-        configuration.topic = topic
         configuration.maximumBatchEvents = maximumBatchEvents
         configuration.maximumBodyBytes = maximumBodyBytes
         configuration.maximumConcurrentRequests = maximumConcurrentRequests

@@ -1,6 +1,7 @@
 import ArgumentParser
 import HealthCodeAPI
 import HealthCodeBackbone
+import HealthCodeGateway
 import HealthCodePostgres
 import Logging
 import PostgresNIO
@@ -69,11 +70,12 @@ struct GatewayCommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
-        let services = try Backbone.gateway(
-            topic: kafka.configuration,
-            configuration: gateway.configuration(topic: kafka.topic),
+        let store = PublisherStore(client: client, logger: logger)
+        let services = try Gateway.build(
+            configuration: gateway.configuration(topic: kafka.configuration),
             pseudonymizer: try pseudonym.pseudonymizer(),
-            postgres: client,
+            publishers: store,
+            retractionTargets: store,
             metrics: metrics,
             logger: logger
         )

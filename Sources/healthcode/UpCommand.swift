@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeDemo
+import HealthCodeGateway
 import HealthCodePostgres
 import Logging
 import PostgresNIO
@@ -93,11 +94,12 @@ struct UpCommand: AsyncParsableCommand {
             ruleSet: ruleSet,
             logger: logger
         )
-        let gatewayServices = try Backbone.gateway(
-            topic: topic,
-            configuration: gateway.configuration(topic: topic.topic),
+        let publishers = PublisherStore(client: client, logger: logger)
+        let gatewayServices = try Gateway.build(
+            configuration: gateway.configuration(topic: topic),
             pseudonymizer: pseudonymizer,
-            postgres: client,
+            publishers: publishers,
+            retractionTargets: publishers,
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger

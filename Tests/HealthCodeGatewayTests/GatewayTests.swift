@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import HealthCodeCore
 import HealthCodeGateway
-import HealthCodePostgres
+import HealthCodeTestSupport
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
@@ -74,7 +74,7 @@ import Testing
     /// Runs `body` against a gateway whose producer writes to a fresh mock cluster.
     func withGateway(
         configuration base: GatewayConfiguration = GatewayConfiguration(),
-        retractionTargets: @escaping RetractionTargetLookup = { _, _, _ in [] },
+        retractionTargets: any RetractionTargets = InMemoryRetractionTargets(),
         registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
         producerRebuildDelay: Duration = .seconds(1),
         producerCreated: @Sendable (KafkaProducer) -> Void = { _ in },
@@ -101,7 +101,11 @@ import Testing
         )
         let publishers =
             registry?(configuration)
-            ?? PublisherRegistry(configuration: configuration, logger: logger) { try Self.publishers() }
+            ?? PublisherRegistry(
+                directory: InMemoryPublisherDirectory { try Self.publishers() },
+                configuration: configuration,
+                logger: logger
+            )
         try await publishers.refresh()
         let router = GatewayApplication.router(
             ingestion: ingestion,
@@ -295,7 +299,7 @@ import Testing
             log: log,
             pseudonymizer: pseudonymizer,
             configuration: GatewayConfiguration(),
-            retractionTargets: { _, _, _ in [] },
+            retractionTargets: InMemoryRetractionTargets(),
             now: { GatewayTests.fixedNow },
             logger: Logger(label: "test")
         )

@@ -2,7 +2,7 @@ import Foundation
 import HTTPTypes
 import HealthCodeCore
 import HealthCodeKafka
-import HealthCodePostgres
+import HealthCodeTestSupport
 import Hummingbird
 import HummingbirdTesting
 import JWTKit
@@ -112,7 +112,7 @@ import Testing
     @Test("retracting another publisher's archived event is 403; retracting one's own is accepted")
     func retractions() async throws {
         let asked = Mutex<[String]>([])
-        let targets: RetractionTargetLookup = { id, subject, isArea in
+        let targets = InMemoryRetractionTargets { id, subject, isArea in
             asked.withLock { $0.append(subject) }
             #expect(!isArea)
             return id == "theirs" ? ["urn:hc:publisher:other"] : ["urn:hc:publisher:gd"]
@@ -131,9 +131,11 @@ import Testing
     @Test("a revoked publisher is refused")
     func revoked() async throws {
         let revokedRegistry: (GatewayConfiguration) -> PublisherRegistry = { configuration in
-            PublisherRegistry(configuration: configuration, logger: Logger(label: "test")) {
-                try GatewayTests.publishers(revoked: true)
-            }
+            PublisherRegistry(
+                directory: InMemoryPublisherDirectory { try GatewayTests.publishers(revoked: true) },
+                configuration: configuration,
+                logger: Logger(label: "test")
+            )
         }
         let gateway = gateway
         try await gateway.withGateway(registry: revokedRegistry) { client, _, _ in

@@ -139,15 +139,16 @@ struct TestBackbone: Sendable {
         let started = StartupSignal(components: 2)
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.port = 0
+        gatewayConfiguration.bootstrapServers = topic.bootstrapServers
         gatewayConfiguration.topic = topic.topic
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
-        let gateway = try Backbone.gateway(
-            topic: topic,
+        let publishers = PublisherStore(client: client, logger: logger)
+        let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            postgres: client,
-            metrics: nil,
+            publishers: publishers,
+            retractionTargets: publishers,
             onServerRunning: { port in
                 ports.gateway = port
                 started.ready()

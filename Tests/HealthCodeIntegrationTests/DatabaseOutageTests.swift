@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HealthCodeBenchmarks
+import HealthCodeLocalServers
 import HealthCodeTestSupport
 import NIOCore
 import NIOHTTP1

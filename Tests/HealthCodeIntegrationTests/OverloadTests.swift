@@ -4,6 +4,7 @@ import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
+import HealthCodePostgres
 import HealthCodeTestSupport
 import NIOCore
 import PostgresNIO
@@ -147,18 +148,19 @@ struct OverloadTests {
         let client = PostgresClient(configuration: backbone.clientConfiguration, backgroundLogger: logger)
         var configuration = GatewayConfiguration()
         configuration.port = 0
+        configuration.bootstrapServers = backbone.topic.bootstrapServers
         configuration.topic = backbone.topic.topic
         configuration.maximumConcurrentRequests = 16
         configuration.publisherEventsPerSecond = 1_000_000
         configuration.publisherBurstEvents = 1_000_000
         let port = Mutex(0)
         let started = StartupSignal(components: 1)
-        let gateway = try Backbone.gateway(
-            topic: backbone.topic,
+        let publishers = PublisherStore(client: client, logger: logger)
+        let gateway = try Gateway.build(
             configuration: configuration,
             pseudonymizer: backbone.pseudonymizer,
-            postgres: client,
-            metrics: nil,
+            publishers: publishers,
+            retractionTargets: publishers,
             onServerRunning: { bound in
                 port.withLock { $0 = bound }
                 started.ready()

@@ -4,6 +4,7 @@ import HealthCodeBackbone
 import HealthCodeBenchmarks
 import HealthCodeCore
 import HealthCodeKafka
+import HealthCodeLocalServers
 import HealthCodePostgres
 import HealthCodeTestSupport
 import Logging

@@ -3,6 +3,7 @@ import Foundation
 import HealthCodeBackbone
 import HealthCodeBenchmarks
 import HealthCodeCore
+import HealthCodeLocalServers
 import HealthCodePostgres
 import HealthCodeProjector
 import HealthCodeTestSupport

@@ -1,5 +1,6 @@
 import Foundation
 import HealthCodeBenchmarks
+import HealthCodeLocalServers
 import HealthCodeTestSupport
 import PostgresNIO
 import Synchronization
@@ -94,7 +95,7 @@ struct RunCommandTests {
                     try await Task.sleep(for: timeout)
                     return nil
                 }
-                while !LocalInfrastructure.isListening(port: gatewayPort) {
+                while !isListening(port: gatewayPort) {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 try await Task.sleep(for: interruptAfter)

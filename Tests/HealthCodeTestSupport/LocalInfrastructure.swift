@@ -1,4 +1,5 @@
 import Foundation
+import HealthCodeLocalServers
 
 /// Where the local PostgreSQL and Kafka-protocol broker started by `scripts/infra.sh` listen,
 /// and whether tests that need them may run.
@@ -50,23 +51,6 @@ public enum LocalInfrastructure {
     public static func uniqueName(_ prefix: String) -> String {
         let suffix = UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
         return "\(prefix)_\(suffix)"
-    }
-
-    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    public static func isListening(port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-            }
-        }
-        return result == 0
     }
 
     /// The repository root (the directory holding `Package.swift`), found from this file.

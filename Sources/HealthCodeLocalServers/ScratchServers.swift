@@ -68,7 +68,7 @@ public struct ScratchServers: Sendable {
 
     /// A client configuration for `database` on this PostgreSQL server (user `healthcode`), with the
     /// settings the services use.
-    func postgresConfiguration(database: String, connections: Int) -> PostgresClient.Configuration {
+    public func postgresConfiguration(database: String, connections: Int) -> PostgresClient.Configuration {
         var configuration = PostgresConfiguration()
         configuration.port = postgresPort
         configuration.database = database
@@ -88,25 +88,8 @@ public struct ScratchServers: Sendable {
 public struct ScratchServerError: Error, CustomStringConvertible {
     public var detail: String
     public var description: String { detail }
-}
 
-/// A free TCP port on the loopback interface (bound once, then released).
-public func freePort() throws -> Int {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw ScratchServerError(detail: "socket() failed") }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = 0
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-            Glibc.bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-        }
-    }
-    guard bound else { throw ScratchServerError(detail: "could not find a free port") }
-    return Int(UInt16(bigEndian: address.sin_port))
+    public init(detail: String) { self.detail = detail }
 }
 
 /// A `healthcode projector` process, as operators run it, that a benchmark measures and a test can
