@@ -43,7 +43,10 @@ let package = Package(
         .plugin(name: "EmbedOpenAPI", capability: .buildTool(), dependencies: ["OpenAPIEmbedder"]),
         .target(
             name: "HealthCodeCore",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSwift
         ),
         // librdkafka's C API.
@@ -65,8 +68,11 @@ let package = Package(
             name: "HealthCodePostgres",
             dependencies: [
                 "HealthCodeCore",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift
         ),
@@ -98,8 +104,9 @@ let package = Package(
             name: "HealthCodeProjector",
             dependencies: [
                 "HealthCodeCore",
+                "HealthCodeHTTP",
                 "HealthCodeKafka",
-                "HealthCodePostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -112,7 +119,6 @@ let package = Package(
             dependencies: [
                 "HealthCodeCore",
                 "HealthCodeHTTP",
-                "HealthCodePostgres",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -121,7 +127,6 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift,
@@ -220,6 +225,7 @@ let package = Package(
             dependencies: [
                 "HealthCodeBackbone",
                 "HealthCodeCore",
+                "HealthCodeAPI",
                 "HealthCodeGateway",
                 "HealthCodeLocalServers",
                 .product(name: "Logging", package: "swift-log"),
@@ -241,6 +247,8 @@ let package = Package(
                 "HealthCodeAPI",
                 "HealthCodeCore",
                 "HealthCodePostgres",
+                "HealthCodeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
@@ -248,7 +256,7 @@ let package = Package(
         ),
         .testTarget(
             name: "HealthCodeProjectorTests",
-            dependencies: ["HealthCodeProjector"],
+            dependencies: ["HealthCodeCore", "HealthCodeProjector", "HealthCodeTestSupport"],
             swiftSettings: strictSwift
         ),
         .testTarget(

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import HealthCodePostgres
 
 /// An authenticated analyst and the purpose it declared for a read.
 public struct AnalystCredential: Sendable, Hashable {
@@ -27,36 +26,12 @@ public struct AnalystAccess: Sendable {
     /// Longest accepted purpose.
     public static let maximumPurposeLength = 200
 
-    private let analyst: @Sendable (_ keyHash: String) async throws -> String?
-    private let record:
-        @Sendable (_ credential: AnalystCredential, _ subject: String, _ endpoint: String) async throws -> Void
+    private let directory: any AnalystDirectory
 
-    /// - Parameters:
-    ///   - analyst: the active analyst whose API key has this SHA-256 (hex).
-    ///   - record: appends one read to the audit trail.
-    public init(
-        analyst: @escaping @Sendable (_ keyHash: String) async throws -> String?,
-        record:
-            @escaping @Sendable (_ credential: AnalystCredential, _ subject: String, _ endpoint: String)
-            async throws -> Void
-    ) {
-        self.analyst = analyst
-        self.record = record
-    }
-
-    /// Access backed by the `analyst_credential` and `analyst_audit` tables.
-    public init(store: AnalystStore) {
-        self.init(
-            analyst: { try await store.analyst(apiKeySHA256: $0) },
-            record: { credential, subject, endpoint in
-                try await store.record(
-                    analyst: credential.analyst,
-                    purpose: credential.purpose,
-                    subject: subject,
-                    endpoint: endpoint
-                )
-            }
-        )
+    /// - Parameter directory: the registered analysts (`analyst_credential`) and the audit trail
+    ///   (`analyst_audit`) in production.
+    public init(directory: any AnalystDirectory) {
+        self.directory = directory
     }
 
     /// A new analyst API key.
@@ -80,7 +55,7 @@ public struct AnalystAccess: Sendable {
             )
         }
         let key = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
-        guard key.hasPrefix(Self.keyPrefix), let id = try await analyst(Self.hash(key)) else {
+        guard key.hasPrefix(Self.keyPrefix), let id = try await directory.analystID(apiKeySHA256: Self.hash(key)) else {
             return .failure(AccessDenied(code: "invalid-credentials", reason: "the analyst key is unknown or revoked"))
         }
         let purpose = purpose?.trimmingCharacters(in: .whitespaces) ?? ""
@@ -97,6 +72,11 @@ public struct AnalystAccess: Sendable {
 
     /// Records a read; throws if it could not be recorded (the read must then not be served).
     public func recordRead(by credential: AnalystCredential, subject: String, endpoint: String) async throws {
-        try await record(credential, subject, endpoint)
+        try await directory.recordRead(
+            analyst: credential.analyst,
+            purpose: credential.purpose,
+            subject: subject,
+            endpoint: endpoint
+        )
     }
 }

@@ -1,32 +1,20 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Metrics
 import Synchronization
-
-/// A materialised code as a lookup uses it: the decision and when the projector made it.
-public struct MaterialisedCode: Sendable, Hashable {
-    public var decision: CodeDecision
-    public var evaluatedAt: Instant
-
-    public init(decision: CodeDecision, evaluatedAt: Instant) {
-        self.decision = decision
-        self.evaluatedAt = evaluatedAt
-    }
-}
 
 /// The materialised codes a query API has read recently, kept in memory so that a repeated lookup
 /// of the same person costs no PostgreSQL round trip.
 ///
 /// Code checks outnumber code changes by orders of magnitude, and a round trip to PostgreSQL is most
 /// of what an uncached lookup costs. A kept code is dropped as soon as the projector's transaction
-/// that changes it commits: the transaction announces the change (``CodeChanges``) and a
-/// ``CodeChangeListener`` hears it. Without a live listener nothing is kept or answered from memory,
+/// that changes it commits: the transaction announces the change and a listener (PostgreSQL's
+/// `LISTEN`, in the adapter) hears it and tells this cache (``CodeChangeObserver``). Without a live listener nothing is kept or answered from memory,
 /// and when the listener loses its connection everything kept is dropped, since announcements may
 /// have been missed meanwhile. `maximumAge` bounds what a change that went unannounced (an UPDATE by
 /// hand, a listener cut off without noticing) can leave behind.
-public final class CodeCache: Sendable {
+public final class CodeCache: CodeChangeObserver, Sendable {
     private let state: Mutex<CodeCacheState>
-    private let reads: @Sendable (String) async throws -> MaterialisedCode?
+    private let reads: any MaterialisedCodeReads
     private let hits = Counter(label: "hc_api_code_cache_hits_total")
     private let misses = Counter(label: "hc_api_code_cache_misses_total")
     private let invalidations = Counter(label: "hc_api_code_cache_invalidations_total")
@@ -36,14 +24,10 @@ public final class CodeCache: Sendable {
     /// - Parameters:
     ///   - entries: most codes kept (0: none, every lookup reads PostgreSQL).
     ///   - maximumAge: longest a kept code is answered before it is read again.
-    ///   - read: reads one person's materialised code from PostgreSQL (`nil`: none stored).
-    public init(
-        entries: Int,
-        maximumAge: Duration,
-        read: @escaping @Sendable (String) async throws -> MaterialisedCode?
-    ) {
+    ///   - reads: reads one person's materialised code (`nil`: none stored).
+    public init(entries: Int, maximumAge: Duration, reads: any MaterialisedCodeReads) {
         self.state = Mutex(CodeCacheState(capacity: entries, maximumAge: maximumAge))
-        self.reads = read
+        self.reads = reads
     }
 
     /// `subject`'s materialised code (`nil`: none stored), from memory when kept and fresh, else read.
@@ -56,14 +40,14 @@ public final class CodeCache: Sendable {
             return code
         case .miss(let token):
             misses.increment()
-            let code = try await reads(subject)
+            let code = try await reads.materialisedCode(of: subject)
             if let token { state.withLock { $0.store(code, of: subject, token: token, now: now) } }
             return code
         }
     }
 
     /// Drops what `change` announces.
-    public func apply(_ change: CodeChanges.Change) {
+    public func apply(_ change: CodeChange) {
         let dropped: Int
         switch change {
         case .subjects(let subjects):

@@ -1,5 +1,4 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Logging
 
 /// A person's code as the API returns it.
@@ -125,7 +124,7 @@ public struct PersonCode: Sendable, Codable, Hashable {
 /// Answers code queries: the materialised code when it is still valid, else the policy evaluated
 /// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
 public struct CodeQueries: Sendable {
-    private let codes: CodeStore
+    private let states: any PersonStates
     private let materialised: CodeCache
     private let catalog: RiskAreaCatalog
     private let policy: Policy
@@ -134,14 +133,14 @@ public struct CodeQueries: Sendable {
 
     /// - Parameter materialised: the materialised codes, kept in memory or read (``CodeCache``).
     public init(
-        codes: CodeStore,
+        states: any PersonStates,
         materialised: CodeCache,
         catalog: RiskAreaCatalog,
         policy: Policy,
         ruleSet: RuleSet,
         refreshInterval: Duration
     ) {
-        self.codes = codes
+        self.states = states
         self.materialised = materialised
         self.catalog = catalog
         self.policy = policy
@@ -160,7 +159,7 @@ public struct CodeQueries: Sendable {
                 return PersonCode(subject: subject, decision: decision, evaluatedAt: now, knownAt: knownAt)
             }
         }
-        let state = try await codes.state(of: subject) ?? PersonState()
+        let state = try await states.personState(of: subject) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let decision = policy.evaluate(state, areas: areas, at: at, knownAt: knownAt)
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
@@ -169,7 +168,7 @@ public struct CodeQueries: Sendable {
     /// The policy over `subject`'s stored state and the current designations, to evaluate at many
     /// instants (`at`, `knownAt`) without reading them again.
     public func evaluator(for subject: String) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await codes.state(of: subject) ?? PersonState()
+        let state = try await states.personState(of: subject) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let policy = policy
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }

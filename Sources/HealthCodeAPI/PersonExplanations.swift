@@ -1,6 +1,5 @@
 import Foundation
 import HealthCodeCore
-import HealthCodePostgres
 
 /// Why a person has a code at an instant, as known at an instant: the timeline of the person's
 /// archived events (which ones were known), every firing rule with the interval it fires in and
@@ -54,9 +53,9 @@ public struct PersonExplanation: Sendable, Encodable {
 /// Builds explanations from the archive and the person's fold.
 public struct PersonExplanations: Sendable {
     private let queries: CodeQueries
-    private let records: PersonRecordStore
+    private let records: any PersonRecords
 
-    public init(queries: CodeQueries, records: PersonRecordStore) {
+    public init(queries: CodeQueries, records: any PersonRecords) {
         self.queries = queries
         self.records = records
     }
@@ -64,7 +63,7 @@ public struct PersonExplanations: Sendable {
     /// The explanation of `subject`'s code at `at` as known at `knownAt` (default `at`).
     public func explain(_ subject: String, at: Instant, knownAt: Instant?) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
-        let events = try await records.events(of: subject)
+        let events = try await records.archivedEvents(of: subject)
         let evaluation = try await queries.evaluator(for: subject)
         let decision = evaluation(at, knownAt)
         // Candidate instants where a rule can start firing: event times, and rule ends before `at`.

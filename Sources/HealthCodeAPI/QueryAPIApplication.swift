@@ -2,17 +2,15 @@ import Foundation
 import HTTPTypes
 import HealthCodeCore
 import HealthCodeHTTP
-import HealthCodePostgres
 import Hummingbird
 import Logging
 import Metrics
-import PostgresNIO
 
 /// What the query API answers with: codes, lookups by raw identifier, explanations and exports.
 public struct QueryAPI: Sendable {
     let queries: CodeQueries
     let explanations: PersonExplanations
-    let records: PersonRecordStore
+    let records: any PersonRecords
     let analysts: AnalystAccess
     let pseudonymizer: Pseudonymizer
     let issuer: CodeIssuer
@@ -28,7 +26,7 @@ public struct QueryAPI: Sendable {
     public init(
         queries: CodeQueries,
         explanations: PersonExplanations,
-        records: PersonRecordStore,
+        records: any PersonRecords,
         analysts: AnalystAccess,
         pseudonymizer: Pseudonymizer,
         issuer: CodeIssuer,
@@ -198,7 +196,7 @@ public enum QueryAPIApplication {
         router.get("v1/people/:pseudonym/export") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
             return try await analystRead(request, subject: subject, endpoint: "export", api: api) {
-                try exportResponse(subject: subject, tables: try await api.records.export(of: subject))
+                try exportResponse(subject: subject, tables: try await api.records.subjectAccessExport(of: subject))
             }
         }
         return router
@@ -244,7 +242,7 @@ public enum QueryAPIApplication {
     ) async throws -> Response {
         do {
             return try await TransactionDeadline.run(work: "read", timeout: api.readTimeout, work)
-        } catch let error where error is TransactionTimeout || error is PSQLError {
+        } catch let error where error is TransactionTimeout || error is RedactedError {
             refusals[503]?.increment()
             let seconds = max(1, Int((api.readTimeout / .seconds(1)).rounded(.up)))
             return JSONResponse.problem(

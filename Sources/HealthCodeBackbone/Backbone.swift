@@ -23,6 +23,18 @@ public struct EventTopicConfiguration: Sendable {
 
     /// The local defaults.
     public init() {}
+
+    /// Refuses a setting outside what the topic allows, before anything is created.
+    public func validate() throws(ConfigurationError) {
+        try ConfigurationError.check(
+            "topic",
+            [
+                (!bootstrapServers.isEmpty, "bootstrapServers", "must name at least one broker"),
+                (!topic.isEmpty, "topic", "must not be empty"),
+                (partitions > 0, "partitions", "must be at least 1"),
+            ]
+        )
+    }
 }
 
 /// Assembles HealthCode's services from configuration: the composition root shared by the
@@ -36,6 +48,7 @@ public enum Backbone {
         migrations: [SchemaMigrator.Migration],
         logger: Logger
     ) async throws {
+        try topic.validate()
         try await SchemaMigrator(client: postgres, logger: logger).migrate(migrations)
         let admin = try KafkaAdmin(
             configuration: KafkaAdminConfiguration(bootstrapServers: topic.bootstrapServers),
@@ -44,131 +57,11 @@ public enum Backbone {
         try await admin.createTopics([KafkaTopicSpecification(name: topic.topic, partitions: topic.partitions)])
     }
 
-    /// The projector's services: the projection loop (which runs its Kafka consumer inside it) and the
-    /// re-evaluator; the consumer is returned too, for probes such as end offsets. `postgres` must run in
-    /// the same group, before them.
-    public static func projector(
-        topic: EventTopicConfiguration,
-        configuration: ProjectorConfiguration,
-        postgres: PostgresClient,
-        ruleSet: RuleSet,
-        logger: Logger
-    ) throws -> (consumer: KafkaConsumer, progress: ProjectorProgress, services: [any Service]) {
-        // Read directly, the projector joins no group (its positions keep the group's name).
-        var consumerConfiguration = KafkaConsumerConfiguration(
-            bootstrapServers: topic.bootstrapServers,
-            groupID: configuration.assignment == .group ? configuration.group : nil
-        )
-        consumerConfiguration.clientID = "healthcode-projector"
-        // One poll spans all assigned partitions; asking for several batches' worth lets each
-        // partition's batch (one transaction) fill up instead of splitting a poll eight ways.
-        consumerConfiguration.maxPollMessages = configuration.batchSize * 8
-        consumerConfiguration.sessionTimeout = configuration.sessionTimeout
-        consumerConfiguration.heartbeatInterval = configuration.heartbeatInterval
-        // librdkafka hands a rebalance to the application in the same queue as the fetched messages,
-        // behind those already prefetched: with its defaults (100k messages a partition) a busy
-        // projector prefetched its whole backlog and let a joining member wait until it had applied
-        // it all. 16 batches a partition bound that wait and memory (at 1000 events a batch, RSS 111 MB
-        // vs 165 MB in `bench projector`) at the same rate; 2 batches halved the rate (fetches could not
-        // keep up). At 2000 events a batch the peak RSS is ~160 MB with a backlog of a million events.
-        consumerConfiguration.prefetchMaxMessagesPerPartition = configuration.batchSize * 16
-        consumerConfiguration.prefetchMaxBytes = 64 * 1024 * 1024
-        consumerConfiguration.fetchMinBytes = configuration.fetchMinBytes
-        consumerConfiguration.fetchMaxWait = configuration.fetchMaxWait
-        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
-        let store = ProjectionStore(client: postgres, logger: logger)
-        let catalog = RiskAreaCatalog(store: store, logger: logger)
-        let policy = Policy(ruleSet: ruleSet)
-        let projection = Projection(
-            store: store,
-            catalog: catalog,
-            policy: policy,
-            group: configuration.group,
-            now: Instant.now,
-            logger: logger
-        )
-        let progress = ProjectorProgress()
-        let service = ProjectorService(
-            consumer: consumer,
-            projection: projection,
-            store: store,
-            configuration: configuration,
-            progress: progress,
-            partitionCount: {
-                let admin = try KafkaAdmin(
-                    configuration: KafkaAdminConfiguration(bootstrapServers: topic.bootstrapServers),
-                    logger: logger
-                )
-                let description = try await admin.describeTopics([configuration.topic]).first
-                guard let count = description?.partitions.count, count > 0 else {
-                    throw KafkaError(
-                        code: .query,
-                        isRetriable: true,
-                        reason: "topic \(configuration.topic) has no partitions"
-                    )
-                }
-                return count
-            },
-            logger: logger
-        )
-        let reevaluator = Reevaluator(
-            store: store,
-            catalog: catalog,
-            policy: policy,
-            configuration: Reevaluator.Configuration(),
-            progress: progress,
-            now: Instant.now,
-            logger: logger
-        )
-        return (consumer, progress, [service, reevaluator])
-    }
-
-    /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the
-    /// projector is not progressing (messages wait and nothing was committed for `stallAfter`), has
-    /// halted a partition whose log was replaced (`log-replaced`), holds no partition while the topic's
-    /// messages wait (`no-partitions`) or its re-evaluator keeps failing (`reevaluation-failing`).
-    public static func projectorOperations(
-        progress: ProjectorProgress,
-        configuration: ProjectorConfiguration,
-        host: String,
-        port: Int,
-        stallAfter: Duration,
-        metrics: (@Sendable () -> [UInt8])?,
-        logger: Logger
-    ) -> any Service {
-        let router = Router(context: BasicRequestContext.self)
-        OperationalRoutes.add(to: router, metrics: metrics) {
-            let status = progress.status(stallAfter: stallAfter, unassignedAfter: configuration.unassignedAfter)
-            var details = [
-                "status": status.state, "lag": "\(status.lag)", "batches": "\(status.batches)",
-                "partitions": "\(status.assignedPartitions)", "group": configuration.group,
-                "assignment": configuration.assignment.rawValue,
-            ]
-            if let seconds = status.secondsReevaluationFailing {
-                details["secondsReevaluationFailing"] = String(format: "%.1f", seconds)
-            }
-            if let seconds = status.secondsSinceLastCommit {
-                details["secondsSinceLastCommit"] = String(format: "%.1f", seconds)
-            }
-            if !status.replacedLogs.isEmpty {
-                details["replacedLogPartitions"] = status.replacedLogs.map(String.init).joined(separator: ",")
-            }
-            return HealthReport(isHealthy: status.isHealthy, details: details)
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "healthcode-projector"),
-            logger: logger
-        )
-    }
-
-    /// The query API's services: the pools of its code reads (one per event loop, to `codeReadPostgres`;
-    /// see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache`` coherent (one more
-    /// connection to `codeReadPostgres`) and its HTTP server, in that order. `postgres` serves
-    /// everything else and must run in the same group, before them; `pseudonymizer` (the gateway's
-    /// key) hashes the identifiers of code lookups. Reads the issuer's signing keys (creating a first
-    /// one if `createSigningKey`) and the JWKS of the trusted regions. Throws
-    /// ``QueryAPIConfigurationError`` for a setting out of bounds.
+    /// The query API's services on PostgreSQL: the pools of its code reads (one per event loop, to
+    /// `codeReadPostgres`; see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache``
+    /// coherent (one more connection to `codeReadPostgres`) and its HTTP server, in that order.
+    /// `postgres` serves everything else and must run in the same group, before them. See
+    /// ``QueryAPIServer/build(configuration:codes:states:records:analysts:areaEvents:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
@@ -181,19 +74,6 @@ public enum Backbone {
         logger: Logger
     ) async throws -> QueryAPIServices {
         try configuration.validate()
-        let issuer = try await CodeIssuer(
-            issuer: configuration.issuer,
-            keys: try CodeSigningKey.load(
-                directory: URL(fileURLWithPath: configuration.signingKeysDirectory),
-                createIfMissing: createSigningKey
-            ),
-            lifetime: configuration.signedCodeLifetime
-        )
-        var trusted: [String: String] = [:]
-        if let file = configuration.trustedIssuersFile { trusted = try await JWKSLocation.loadTrusted(file: file) }
-        trusted[issuer.issuer] = issuer.jwks
-        let store = ProjectionStore(client: postgres, logger: logger)
-        let codes = CodeStore(client: postgres, logger: logger)
         let reads = EventLoopCodeReads(
             postgres: codeReadPostgres,
             eventLoops: MultiThreadedEventLoopGroup.singleton,
@@ -201,46 +81,27 @@ public enum Backbone {
             maximumBatch: configuration.maximumCodeReadBatch,
             logger: logger
         )
-        let cache = CodeCache(entries: configuration.codeCacheEntries, maximumAge: configuration.codeCacheMaximumAge) {
-            subject in
-            try await reads.code(of: subject).map {
-                MaterialisedCode(decision: try $0.decision(), evaluatedAt: $0.evaluatedAt)
-            }
-        }
-        let queries = CodeQueries(
-            codes: codes,
-            materialised: cache,
-            catalog: RiskAreaCatalog(store: store, logger: logger),
-            policy: Policy(ruleSet: ruleSet),
-            ruleSet: ruleSet,
-            refreshInterval: configuration.designationRefreshInterval
-        )
-        let records = PersonRecordStore(client: postgres, logger: logger)
-        let api = QueryAPI(
-            queries: queries,
-            explanations: PersonExplanations(queries: queries, records: records),
-            records: records,
-            analysts: AnalystAccess(store: AnalystStore(client: postgres, logger: logger)),
-            pseudonymizer: pseudonymizer,
-            issuer: issuer,
-            verifier: try await SignedCodeVerifier(trusted: trusted),
-            readTimeout: configuration.readTimeout
-        )
-        let application = QueryAPIApplication.make(
-            api: api,
+        let server = try await QueryAPIServer.build(
             configuration: configuration,
-            now: Instant.now,
+            codes: reads,
+            states: CodeStore(client: postgres, logger: logger),
+            records: PersonRecordStore(client: postgres, logger: logger),
+            analysts: AnalystStore(client: postgres, logger: logger),
+            areaEvents: ProjectionStore(client: postgres, logger: logger),
+            ruleSet: ruleSet,
+            pseudonymizer: pseudonymizer,
+            createSigningKey: createSigningKey,
             metrics: metrics,
             onServerRunning: onServerRunning,
             logger: logger
         )
         let listener = CodeChangeListener(
-            cache: cache,
+            observer: server.codeCache,
             postgres: codeReadPostgres,
             retryDelay: configuration.codeChangeRetryDelay,
             logger: logger
         )
-        return QueryAPIServices(services: [reads, listener, application], codeCache: cache)
+        return QueryAPIServices(services: [reads, listener, server.application], codeCache: server.codeCache)
     }
 
     /// What ``queryAPI(configuration:postgres:codeReadPostgres:ruleSet:pseudonymizer:createSigningKey:metrics:onServerRunning:logger:)``
@@ -252,25 +113,6 @@ public enum Backbone {
         public var codeCache: CodeCache
     }
 
-    /// Whether the projector group has applied every message on the topic: the positions stored in
-    /// PostgreSQL equal the partitions' end offsets.
-    public static func projectionCaughtUp(
-        topic: EventTopicConfiguration,
-        group: String,
-        consumer: KafkaConsumer,
-        postgres: PostgresClient,
-        logger: Logger
-    ) async throws -> Bool {
-        let partitions = (0..<Int32(topic.partitions)).map { KafkaTopicPartition(topic: topic.topic, partition: $0) }
-        let ends = try await consumer.watermarks(for: partitions)
-        let stored = try await ProjectionStore(client: postgres, logger: logger)
-            .positions(group: group, topic: topic.topic, partitions: partitions.map(\.partition))
-        // Exactly at the end: a stored position beyond it is a replaced log (its events not applied),
-        // never "caught up".
-        return partitions.allSatisfy { partition in
-            (stored[partition.partition] ?? 0) == (ends[partition]?.high ?? 0)
-        }
-    }
 }
 
 extension Backbone {
@@ -324,29 +166,66 @@ extension Backbone {
     }
 }
 
-extension Backbone {
-    /// The replay of dead letters through the projection, on `postgres` (which must be running).
-    public static func deadLetterReplay(postgres: PostgresClient, ruleSet: RuleSet, logger: Logger) -> DeadLetterReplay
-    {
-        let store = ProjectionStore(client: postgres, logger: logger)
-        let projection = Projection(
-            store: store,
-            catalog: RiskAreaCatalog(store: store, logger: logger),
-            policy: Policy(ruleSet: ruleSet),
-            group: "dead-letter-replay",
-            now: Instant.now,
-            logger: logger
-        )
-        return DeadLetterReplay(store: store, projection: projection)
+// The PostgreSQL adapter serves what the services declare they need. Its failures reach them described
+// for logs (SQLSTATE and the server's message, never a query's values); cancellation passes unchanged.
+func redactingErrors<Result>(_ body: () async throws -> Result) async throws -> Result {
+    do {
+        return try await body()
+    } catch let error as CancellationError {
+        throw error
+    } catch {
+        throw RedactedError(SafeErrorDescription(error).description)
     }
 }
 
-// The PostgreSQL adapter serves what the gateway declares it needs. Its failures reach the gateway
-// described for logs (SQLSTATE and message, never a query's values).
 extension PublisherStore: PublisherDirectory {
-    public func publishers() async throws -> [PublisherRecord] {
-        do { return try await all() } catch { throw RedactedError(SafeErrorDescription(error).description) }
-    }
+    public func publishers() async throws -> [PublisherRecord] { try await redactingErrors { try await all() } }
 }
 
 extension PublisherStore: RetractionTargets {}
+
+extension ProjectionStore: ProjectionStorage {
+    public func withProjectionTransaction<Result: Sendable>(
+        _ body: (any ProjectionTransaction) async throws -> Result
+    ) async throws -> Result {
+        try await redactingErrors { try await withTransaction { try await body($0) } }
+    }
+}
+
+extension PostgresProjectionTransaction: ProjectionTransaction {}
+
+extension EventLoopCodeReads: MaterialisedCodeReads {
+    public func materialisedCode(of subject: String) async throws -> MaterialisedCode? {
+        try await redactingErrors { try await code(of: subject) }.map {
+            MaterialisedCode(decision: try $0.decision(), evaluatedAt: $0.evaluatedAt)
+        }
+    }
+}
+
+extension CodeStore: PersonStates {
+    public func personState(of subject: String) async throws -> PersonState? {
+        try await redactingErrors { try await state(of: subject) }
+    }
+}
+
+extension PersonRecordStore: PersonRecords {
+    public func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent] {
+        try await redactingErrors { try await events(of: subject) }
+    }
+
+    public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
+        try await redactingErrors { try await export(of: subject) }
+    }
+}
+
+extension AnalystStore: AnalystDirectory {
+    public func analystID(apiKeySHA256: String) async throws -> String? {
+        try await redactingErrors { try await analyst(apiKeySHA256: apiKeySHA256) }
+    }
+
+    public func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
+        try await redactingErrors {
+            try await record(analyst: analyst, purpose: purpose, subject: subject, endpoint: endpoint)
+        }
+    }
+}

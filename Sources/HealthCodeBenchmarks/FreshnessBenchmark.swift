@@ -116,10 +116,9 @@ public struct FreshnessBenchmark: Sendable {
             },
             logger: logger
         )
-        let projector = try Backbone.projector(
-            topic: backbone.topic,
+        let projector = try Projector.build(
             configuration: projectorConfiguration(backbone),
-            postgres: client,
+            storage: ProjectionStore(client: client, logger: logger),
             ruleSet: try ruleSet(),
             logger: logger
         )
@@ -169,6 +168,7 @@ public struct FreshnessBenchmark: Sendable {
 
     private func projectorConfiguration(_ backbone: BenchBackbone) -> ProjectorConfiguration {
         var configuration = ProjectorConfiguration()
+        configuration.bootstrapServers = backbone.topic.bootstrapServers
         configuration.topic = backbone.topic.topic
         configuration.assignment = .direct
         return configuration
@@ -199,23 +199,22 @@ public struct FreshnessBenchmark: Sendable {
         }
         let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
         let configuration = projectorConfiguration(backbone)
-        let projector = try Backbone.projector(
-            topic: backbone.topic,
+        let storage = ProjectionStore(client: client, logger: logger)
+        let projector = try Projector.build(
             configuration: configuration,
-            postgres: client,
+            storage: storage,
             ruleSet: try ruleSet(),
             logger: logger
         )
         let topic = backbone.topic
-        let logger = logger
         return try await backbone.withServices([client] + projector.services) {
             let started = ContinuousClock.now
-            while try await !Backbone.projectionCaughtUp(
-                topic: topic,
+            while try await !Projector.caughtUp(
+                topic: topic.topic,
+                partitions: topic.partitions,
                 group: configuration.group,
                 consumer: projector.consumer,
-                postgres: client,
-                logger: logger
+                storage: storage
             ) {
                 try await Task.sleep(for: .milliseconds(100))
             }

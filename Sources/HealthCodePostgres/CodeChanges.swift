@@ -1,6 +1,8 @@
+import HealthCodeCore
+
 /// How a change of materialised codes is announced: a PostgreSQL notification on ``channel``, sent by
 /// the transaction that writes the codes and so delivered only when, and as soon as, it commits.
-/// Query APIs listen and drop the codes they keep in memory (`CodeCache` in HealthCodeAPI).
+/// ``CodeChangeListener`` hears them and tells a ``CodeChangeObserver`` (the query API's code cache).
 ///
 /// A payload is the changed pseudonyms separated by single spaces, at most ``maximumPayloadBytes``
 /// long; ``flushAll`` (sent when `person_code` is truncated) drops every kept code.
@@ -11,12 +13,6 @@ public enum CodeChanges {
     public static let flushAll = "*"
     /// Longest payload: PostgreSQL refuses payloads of 8000 bytes or more.
     public static let maximumPayloadBytes = 7900
-
-    /// What one notification says changed.
-    public enum Change: Equatable, Sendable {
-        case subjects([Substring])
-        case everything
-    }
 
     /// `subjects` split into as few payloads as fit.
     public static func payloads(_ subjects: some Sequence<String>) -> [String] {
@@ -35,7 +31,7 @@ public enum CodeChanges {
     }
 
     /// What `payload` announces.
-    public static func change(in payload: String) -> Change {
+    public static func change(in payload: String) -> CodeChange {
         payload == flushAll ? .everything : .subjects(payload.split(separator: " "))
     }
 }

@@ -3,17 +3,6 @@ import HealthCodeCore
 import Logging
 import PostgresNIO
 
-/// One archived event of a person, as kept in `event_archive`.
-public struct ArchivedPersonEvent: Sendable {
-    public var source: String
-    public var id: String
-    public var type: String
-    public var time: Instant
-    public var recordedTime: Instant
-    /// The event's canonical JSON.
-    public var body: String
-}
-
 /// Everything stored about one person, for explanations and subject-access exports.
 public struct PersonRecordStore: Sendable {
     private let client: PostgresClient

@@ -1,3 +1,4 @@
+import HealthCodeCore
 import PostgresNIO
 
 /// Where and how HealthCode connects to PostgreSQL.
@@ -43,6 +44,28 @@ public struct PostgresConfiguration: Sendable, Hashable {
 
     /// The local defaults.
     public init() {}
+
+    /// Refuses a setting outside what a client allows, before anything connects.
+    public func validate() throws(ConfigurationError) {
+        func positive(_ limit: Duration?) -> Bool { limit.map { $0 > .zero } ?? true }
+        try ConfigurationError.check(
+            "postgres",
+            [
+                (!host.isEmpty, "host", "must not be empty"),
+                ((1...65_535).contains(port), "port", "must be between 1 and 65535"),
+                (!username.isEmpty, "username", "must not be empty"),
+                (!database.isEmpty, "database", "must not be empty"),
+                (maximumConnections > 0, "maximumConnections", "must be at least 1"),
+                (positive(keepAliveInterval), "keepAliveInterval", "must be more than 0 when set"),
+                (positive(statementTimeout), "statementTimeout", "must be more than 0 when set (nil: none)"),
+                (positive(lockTimeout), "lockTimeout", "must be more than 0 when set (nil: none)"),
+                (
+                    positive(idleInTransactionTimeout), "idleInTransactionTimeout",
+                    "must be more than 0 when set (nil: none)"
+                ),
+            ]
+        )
+    }
 
     /// The PostgresNIO client configuration for these settings.
     public func clientConfiguration() -> PostgresClient.Configuration {

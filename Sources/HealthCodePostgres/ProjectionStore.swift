@@ -5,9 +5,9 @@ import PostgresNIO
 
 /// PostgreSQL access for the projector: everything one batch writes happens in one transaction
 /// together with the consumer position, which is what makes the projection exactly-once.
-public struct ProjectionStore: Sendable {
-    private let client: PostgresClient
-    private let logger: Logger
+public struct ProjectionStore: AreaEventArchive, Sendable {
+    let client: PostgresClient
+    let logger: Logger
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -42,45 +42,11 @@ public struct ProjectionStore: Sendable {
 
     /// Runs `body` in one transaction; it commits when `body` returns and rolls back when it throws.
     public func withTransaction<Result: Sendable>(
-        _ body: (ProjectionTransaction) async throws -> Result
+        _ body: (PostgresProjectionTransaction) async throws -> Result
     ) async throws -> Result {
         try await client.withTransaction(logger: logger) { connection in
-            try await body(ProjectionTransaction(connection: connection, logger: logger))
+            try await body(PostgresProjectionTransaction(connection: connection, logger: logger))
         }
-    }
-
-    /// Dead letters in arrival order; replayed ones only with `includeReplayed`.
-    public func deadLetters(includeReplayed: Bool, limit: Int) async throws -> [StoredDeadLetter] {
-        let rows = try await client.query(
-            """
-            SELECT dead_letter_id, kafka_topic, kafka_partition, kafka_offset, message_key, message_value, reason,
-                   hc_micros(failed_at), hc_micros(replayed_at)
-            FROM dead_letters WHERE \(includeReplayed) OR replayed_at IS NULL
-            ORDER BY dead_letter_id LIMIT \(Int64(limit))
-            """,
-            logger: logger
-        )
-        var letters: [StoredDeadLetter] = []
-        for try await (id, topic, partition, offset, key, value, reason, failed, replayed) in rows.decode(
-            (Int64, String, Int32, Int64, ByteBuffer?, ByteBuffer, String, Int64, Int64?).self
-        ) {
-            letters.append(
-                StoredDeadLetter(
-                    id: id,
-                    letter: DeadLetter(
-                        topic: topic,
-                        partition: partition,
-                        offset: offset,
-                        key: key.map { Array($0.readableBytesView) },
-                        value: Array(value.readableBytesView),
-                        reason: reason
-                    ),
-                    failedAt: Instant(microsecondsSinceEpoch: failed),
-                    replayedAt: replayed.map(Instant.init(microsecondsSinceEpoch:))
-                )
-            )
-        }
-        return letters
     }
 
     /// Area events (designations and their retractions) archived after `sequence`, in order.
@@ -102,7 +68,7 @@ public struct ProjectionStore: Sendable {
 }
 
 /// The operations of one projector transaction.
-public struct ProjectionTransaction: Sendable {
+public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
     let connection: PostgresConnection
     let logger: Logger
 
@@ -325,78 +291,6 @@ public struct ProjectionTransaction: Sendable {
         )
     }
 
-    /// Queues the re-evaluation of everybody present in `job`'s areas during its window.
-    public func enqueue(_ job: AreaReevaluation) async throws {
-        let start = job.windowStart?.microsecondsSinceEpoch ?? Int64.min
-        let end = job.windowEnd?.microsecondsSinceEpoch ?? Int64.min
-        try await connection.query(
-            """
-            INSERT INTO area_reevaluations (area_low, area_high, window_start, window_end, trigger_source, trigger_id)
-            VALUES (\(job.areas.lowerBound), \(job.areas.upperBound), hc_instant(\(start)), hc_instant(\(end)),
-                    \(job.trigger.source), \(job.trigger.id))
-            """,
-            logger: logger
-        )
-    }
-
-    /// Takes the oldest queued area re-evaluation that no other projector is working on.
-    public func claimAreaReevaluation() async throws -> AreaReevaluation? {
-        let rows = try await connection.query(
-            """
-            SELECT job_id, area_low, area_high, hc_micros(window_start), hc_micros(window_end), trigger_source,
-                   trigger_id, next_subject
-            FROM area_reevaluations ORDER BY job_id LIMIT 1 FOR UPDATE SKIP LOCKED
-            """,
-            logger: logger
-        )
-        for try await (id, low, high, start, end, source, eventID, next) in rows.decode(
-            (Int64, Int32, Int32, Int64?, Int64?, String, String, String).self
-        ) {
-            return AreaReevaluation(
-                id: id,
-                areas: low...high,
-                windowStart: start.map(Instant.init(microsecondsSinceEpoch:)),
-                windowEnd: end.map(Instant.init(microsecondsSinceEpoch:)),
-                trigger: EventReference(source: source, id: eventID),
-                nextSubject: next
-            )
-        }
-        return nil
-    }
-
-    /// The next `limit` people (by pseudonym, after `job.nextSubject`) present in the job's areas
-    /// during its window.
-    public func people(presentFor job: AreaReevaluation, limit: Int) async throws -> [String] {
-        let start = job.windowStart?.microsecondsSinceEpoch ?? Int64.min
-        let end = job.windowEnd?.microsecondsSinceEpoch ?? Int64.min
-        let rows = try await connection.query(
-            """
-            SELECT DISTINCT subject FROM person_presence
-            WHERE area_code BETWEEN \(job.areas.lowerBound) AND \(job.areas.upperBound)
-              AND (hc_instant(\(start)) IS NULL OR at >= hc_instant(\(start)))
-              AND (hc_instant(\(end)) IS NULL OR at < hc_instant(\(end)))
-              AND subject > \(job.nextSubject)
-            ORDER BY subject LIMIT \(Int64(limit))
-            """,
-            logger: logger
-        )
-        var subjects: [String] = []
-        for try await subject in rows.decode(String.self) { subjects.append(subject) }
-        return subjects
-    }
-
-    /// Records progress on a job, or removes it when `finished`.
-    public func advance(_ job: AreaReevaluation, to nextSubject: String, finished: Bool) async throws {
-        if finished {
-            try await connection.query("DELETE FROM area_reevaluations WHERE job_id = \(job.id)", logger: logger)
-        } else {
-            try await connection.query(
-                "UPDATE area_reevaluations SET next_subject = \(nextSubject) WHERE job_id = \(job.id)",
-                logger: logger
-            )
-        }
-    }
-
     /// People whose materialised code is due (its `validUntil` is at or before `instant`), oldest first,
     /// skipping those another transaction holds.
     public func dueSubjects(at instant: Instant, limit: Int) async throws -> [String] {
@@ -439,27 +333,4 @@ public struct ProjectionTransaction: Sendable {
         )
     }
 
-    /// Marks a dead letter as replayed (it was applied, or found already applied).
-    public func markReplayed(_ id: Int64) async throws {
-        try await connection.query(
-            "UPDATE dead_letters SET replayed_at = now() WHERE dead_letter_id = \(id)",
-            logger: logger
-        )
-    }
-
-    /// Records messages that could not be decoded or applied; a message already recorded is kept as is.
-    public func recordDeadLetters(_ letters: [DeadLetter]) async throws {
-        for letter in letters {
-            let key = letter.key.map { ByteBuffer(bytes: $0) }
-            let value = ByteBuffer(bytes: letter.value)
-            try await connection.query(
-                """
-                INSERT INTO dead_letters (kafka_topic, kafka_partition, kafka_offset, message_key, message_value, reason)
-                VALUES (\(letter.topic), \(letter.partition), \(letter.offset), \(key), \(value), \(letter.reason))
-                ON CONFLICT DO NOTHING
-                """,
-                logger: logger
-            )
-        }
-    }
 }

@@ -1,5 +1,4 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Metrics
 
 /// Evaluates people's codes inside a projector transaction, writes the materialised codes, announces
@@ -18,7 +17,7 @@ struct CodeEvaluator: Sendable {
         areas: RiskAreaMap,
         at instant: Instant,
         trigger: (String) -> EventReference?,
-        in transaction: ProjectionTransaction
+        in transaction: any ProjectionTransaction
     ) async throws -> Int {
         var codes: [(subject: String, decision: CodeDecision)] = []
         var changes: [DecisionRecord] = []

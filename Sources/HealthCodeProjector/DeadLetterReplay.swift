@@ -1,5 +1,4 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Logging
 
 /// Re-applies dead letters after the cause was fixed (a contract upcast, a corrected rule set, a
@@ -14,10 +13,10 @@ public struct DeadLetterReplay: Sendable {
         public var failure: String?
     }
 
-    private let store: ProjectionStore
+    private let store: any ProjectionStorage
     private let projection: Projection
 
-    public init(store: ProjectionStore, projection: Projection) {
+    public init(store: any ProjectionStorage, projection: Projection) {
         self.store = store
         self.projection = projection
     }
@@ -37,7 +36,7 @@ public struct DeadLetterReplay: Sendable {
                 outcomes.append(Outcome(id: stored.id, failure: failure.reason))
                 continue
             }
-            try await store.withTransaction { transaction in
+            try await store.withProjectionTransaction { transaction in
                 _ = try await projection.project(decoded, in: transaction)
                 try await transaction.markReplayed(stored.id)
             }

@@ -1,5 +1,4 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Logging
 import Metrics
 
@@ -45,7 +44,7 @@ public enum ProjectionOutcome: Sendable, Equatable {
 /// nothing), each touched person's state is folded and re-evaluated, changed codes are logged, and
 /// undecodable messages become dead letters. A crash anywhere rolls all of it back together.
 public struct Projection: Sendable {
-    private let store: ProjectionStore
+    private let store: any ProjectionStorage
     private let catalog: RiskAreaCatalog
     private let evaluator: CodeEvaluator
     private let group: String
@@ -60,7 +59,7 @@ public struct Projection: Sendable {
     private let consistencyLag = Timer(label: "hc_projector_consistency_lag_seconds")
 
     public init(
-        store: ProjectionStore,
+        store: any ProjectionStorage,
         catalog: RiskAreaCatalog,
         policy: Policy,
         group: String,
@@ -86,7 +85,7 @@ public struct Projection: Sendable {
         let decoded = decode(messages, topic: batch.topic, partition: batch.partition)
         let started = ContinuousClock.now
 
-        let outcome = try await store.withTransaction { transaction -> ProjectionOutcome in
+        let outcome = try await store.withProjectionTransaction { transaction -> ProjectionOutcome in
             if let fenced = try await movePosition(of: batch, from: position, to: next, in: transaction) {
                 return fenced
             }
@@ -124,7 +123,7 @@ public struct Projection: Sendable {
     ) async throws
         -> ProjectionOutcome
     {
-        try await store.withTransaction { transaction -> ProjectionOutcome in
+        try await store.withProjectionTransaction { transaction -> ProjectionOutcome in
             try await movePosition(of: batch, from: position, to: next, in: transaction)
                 ?? .applied(next: next, events: 0, newEvents: 0, deadLetters: 0, codeChanges: 0)
         }
@@ -136,7 +135,7 @@ public struct Projection: Sendable {
         of batch: PartitionBatch,
         from position: Int64,
         to next: Int64,
-        in transaction: ProjectionTransaction
+        in transaction: any ProjectionTransaction
     ) async throws -> ProjectionOutcome? {
         let moved = try await transaction.advancePosition(
             group: group,
@@ -153,10 +152,10 @@ public struct Projection: Sendable {
     /// Archives, folds and evaluates decoded events inside `transaction`; returns how many events
     /// were new (not archived before) and how many codes changed. Shared by batches and by the
     /// replay of dead letters.
-    func project(_ decoded: DecodedBatch, in transaction: ProjectionTransaction) async throws -> (Int, Int) {
+    func project(_ decoded: DecodedBatch, in transaction: any ProjectionTransaction) async throws -> (Int, Int) {
         // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
         try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
-        var areas = try await catalog.refresh(in: transaction)
+        var areas = try await catalog.refresh(from: transaction)
         let evaluatedAt = now()
 
         let newAreaEvents = try await transaction.archiveAreaEvents(decoded.areaEvents)

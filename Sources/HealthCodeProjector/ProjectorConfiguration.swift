@@ -1,5 +1,9 @@
+import HealthCodeCore
+
 /// Settings of a projector.
 public struct ProjectorConfiguration: Sendable {
+    /// Kafka bootstrap servers. Default `127.0.0.1:19092` (the local broker of `scripts/infra.sh`).
+    public var bootstrapServers: [String] = ["127.0.0.1:19092"]
     /// Kafka topic of the events. Default `healthcode.events`.
     public var topic: String = "healthcode.events"
     /// Consumer group; projectors in one group split the partitions. It also names the positions
@@ -76,4 +80,33 @@ public struct ProjectorConfiguration: Sendable {
 
     /// The local defaults.
     public init() {}
+
+    /// Refuses a setting outside what the projector allows, before anything starts.
+    public func validate() throws(ConfigurationError) {
+        try ConfigurationError.check(
+            "projector",
+            [
+                (!bootstrapServers.isEmpty, "bootstrapServers", "must name at least one broker"),
+                (!topic.isEmpty, "topic", "must not be empty"),
+                (!group.isEmpty, "group", "must not be empty"),
+                (batchSize > 0, "batchSize", "must be at least 1"),
+                (maximumBatchesInFlight > 0, "maximumBatchesInFlight", "must be at least 1"),
+                (sessionTimeout > .zero, "sessionTimeout", "must be more than 0"),
+                (
+                    heartbeatInterval > .zero && heartbeatInterval < sessionTimeout, "heartbeatInterval",
+                    "must be more than 0 and less than sessionTimeout"
+                ),
+                (transactionTimeout > .zero, "transactionTimeout", "must be more than 0"),
+                (retryDelay > .zero, "retryDelay", "must be more than 0"),
+                (maximumRetryDelay >= retryDelay, "maximumRetryDelay", "must be at least retryDelay"),
+                (watchInterval > .zero, "watchInterval", "must be more than 0"),
+                (unassignedAfter > .zero, "unassignedAfter", "must be more than 0"),
+                ((1...(64 << 20)).contains(fetchMinBytes), "fetchMinBytes", "must be between 1 and 67108864"),
+                (
+                    fetchMaxWait >= .milliseconds(1) && fetchMaxWait <= .seconds(10), "fetchMaxWait",
+                    "must be between 1 and 10000 milliseconds"
+                ),
+            ]
+        )
+    }
 }

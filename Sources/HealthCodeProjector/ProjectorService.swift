@@ -1,6 +1,5 @@
 import HealthCodeCore
 import HealthCodeKafka
-import HealthCodePostgres
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -27,7 +26,7 @@ import Synchronization
 public struct ProjectorService: Service {
     private let consumer: KafkaConsumer
     private let projection: Projection
-    private let store: ProjectionStore
+    private let store: any ProjectionStorage
     private let configuration: ProjectorConfiguration
     private let logger: Logger
     private let positions = PartitionPositions()
@@ -43,7 +42,7 @@ public struct ProjectorService: Service {
     public init(
         consumer: KafkaConsumer,
         projection: Projection,
-        store: ProjectionStore,
+        store: any ProjectionStorage,
         configuration: ProjectorConfiguration,
         progress: ProjectorProgress,
         partitionCount: @escaping @Sendable () async throws -> Int,
@@ -379,7 +378,7 @@ public struct ProjectorService: Service {
                     "applying batch failed; retrying",
                     metadata: [
                         "partition": "\(batch.partition)", "attempt": "\(attempt)",
-                        "error": "\(SafeErrorDescription(error))",
+                        "error": "\(error)",
                     ]
                 )
                 try await Task.sleep(for: delay)

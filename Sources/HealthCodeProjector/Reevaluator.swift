@@ -1,5 +1,4 @@
 import HealthCodeCore
-import HealthCodePostgres
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -25,7 +24,7 @@ public struct Reevaluator: Service {
         public init() {}
     }
 
-    private let store: ProjectionStore
+    private let store: any ProjectionStorage
     private let catalog: RiskAreaCatalog
     private let evaluator: CodeEvaluator
     private let configuration: Configuration
@@ -38,7 +37,7 @@ public struct Reevaluator: Service {
 
     /// - Parameter progress: told of every re-evaluation's success or failure, for `/health`.
     public init(
-        store: ProjectionStore,
+        store: any ProjectionStorage,
         catalog: RiskAreaCatalog,
         policy: Policy,
         configuration: Configuration,
@@ -89,7 +88,7 @@ public struct Reevaluator: Service {
                 }
                 failureCounter.increment()
                 progress?.reevaluation(succeeded: false)
-                logger.error("re-evaluation failed; retrying", metadata: ["error": "\(SafeErrorDescription(error))"])
+                logger.error("re-evaluation failed; retrying", metadata: ["error": "\(error)"])
             }
             if worked == 0 {
                 // Nothing due: wait, but wake for shutdown (graceful or not) at once.
@@ -100,9 +99,9 @@ public struct Reevaluator: Service {
 
     /// Re-evaluates one chunk of people whose code is due; returns how many.
     func refreshDueCodes() async throws -> Int {
-        try await store.withTransaction { transaction in
+        try await store.withProjectionTransaction { transaction in
             try await transaction.lockDesignations(exclusive: false)
-            let areas = try await catalog.refresh(in: transaction)
+            let areas = try await catalog.refresh(from: transaction)
             let instant = now()
             let due = try await transaction.dueSubjects(at: instant, limit: configuration.chunkSize)
             guard !due.isEmpty else { return 0 }
@@ -115,10 +114,10 @@ public struct Reevaluator: Service {
 
     /// Works one chunk of the oldest queued designation change; returns how many people it covered.
     func reevaluateForDesignations() async throws -> Int {
-        try await store.withTransaction { transaction in
+        try await store.withProjectionTransaction { transaction in
             try await transaction.lockDesignations(exclusive: false)
             guard let job = try await transaction.claimAreaReevaluation() else { return 0 }
-            let areas = try await catalog.refresh(in: transaction)
+            let areas = try await catalog.refresh(from: transaction)
             let subjects = try await transaction.people(presentFor: job, limit: configuration.chunkSize)
             let people = try await transaction.loadPeople(subjects)
             _ = try await evaluator.evaluate(

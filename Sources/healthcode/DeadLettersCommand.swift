@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HealthCodeBackbone
 import HealthCodePostgres
+import HealthCodeProjector
 import Logging
 
 struct DeadLetters: AsyncParsableCommand {
@@ -59,8 +60,12 @@ struct DeadLetters: AsyncParsableCommand {
             let ruleSet = try rules.ruleSet()
             let outcomes = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger)
             {
-                try await Backbone.deadLetterReplay(postgres: $0, ruleSet: ruleSet, logger: logger)
-                    .replay(ids: ids.isEmpty ? nil : Set(ids))
+                try await Projector.deadLetterReplay(
+                    storage: ProjectionStore(client: $0, logger: logger),
+                    ruleSet: ruleSet,
+                    logger: logger
+                )
+                .replay(ids: ids.isEmpty ? nil : Set(ids))
             }
             for outcome in outcomes {
                 print("\(outcome.id)\t" + (outcome.failure.map { "still failing: \($0)" } ?? "applied"))

@@ -8,6 +8,13 @@ import HealthCodePostgres
 import Logging
 
 /// Reads a setting's default from the environment, so every flag can also be set as `HC_…`.
+extension Duration {
+    /// Whole seconds, for flags that take seconds (defaults come from the libraries' configurations).
+    var wholeSeconds: Int { Int(microseconds / 1_000_000) }
+    /// Whole milliseconds, for flags that take milliseconds.
+    var wholeMilliseconds: Int { Int(microseconds / 1000) }
+}
+
 enum Env {
     static func string(_ name: String, _ fallback: String) -> String {
         ProcessInfo.processInfo.environment[name] ?? fallback
@@ -51,30 +58,36 @@ struct LoggingOptions: ParsableArguments {
 
 struct PostgresOptions: ParsableArguments {
     @Option(name: .customLong("pg-host"), help: "PostgreSQL host (HC_PG_HOST).")
-    var host: String = Env.string("HC_PG_HOST", "127.0.0.1")
+    var host: String = Env.string("HC_PG_HOST", PostgresConfiguration().host)
     @Option(name: .customLong("pg-port"), help: "PostgreSQL port (HC_PG_PORT).")
-    var port: Int = Env.int("HC_PG_PORT", 54329)
+    var port: Int = Env.int("HC_PG_PORT", PostgresConfiguration().port)
     @Option(name: .customLong("pg-user"), help: "PostgreSQL role (HC_PG_USER).")
-    var user: String = Env.string("HC_PG_USER", "healthcode")
+    var user: String = Env.string("HC_PG_USER", PostgresConfiguration().username)
     @Option(name: .customLong("pg-database"), help: "PostgreSQL database (HC_PG_DATABASE).")
-    var database: String = Env.string("HC_PG_DATABASE", "healthcode")
+    var database: String = Env.string("HC_PG_DATABASE", PostgresConfiguration().database)
     @Option(name: .customLong("pg-max-connections"), help: "Pooled PostgreSQL connections (HC_PG_MAX_CONNECTIONS).")
-    var maximumConnections: Int = Env.int("HC_PG_MAX_CONNECTIONS", 8)
+    var maximumConnections: Int = Env.int("HC_PG_MAX_CONNECTIONS", PostgresConfiguration().maximumConnections)
     @Option(
         name: .customLong("pg-keep-alive-seconds"),
         help: "Seconds between keep-alive queries on idle pooled connections; 0: none (HC_PG_KEEP_ALIVE_SECONDS)."
     )
-    var keepAliveSeconds: Int = Env.int("HC_PG_KEEP_ALIVE_SECONDS", 0)
+    var keepAliveSeconds: Int = Env.int(
+        "HC_PG_KEEP_ALIVE_SECONDS",
+        PostgresConfiguration().keepAliveInterval?.wholeSeconds ?? 0
+    )
     @Option(
         name: .customLong("pg-statement-timeout"),
         help: "Seconds before the server cancels a statement; 0: none (HC_PG_STATEMENT_TIMEOUT)."
     )
-    var statementTimeoutSeconds: Int = Env.int("HC_PG_STATEMENT_TIMEOUT", 20)
+    var statementTimeoutSeconds: Int = Env.int(
+        "HC_PG_STATEMENT_TIMEOUT",
+        PostgresConfiguration().statementTimeout?.wholeSeconds ?? 0
+    )
     @Option(
         name: .customLong("pg-lock-timeout"),
         help: "Seconds a statement may wait for a lock; 0: none (HC_PG_LOCK_TIMEOUT)."
     )
-    var lockTimeoutSeconds: Int = Env.int("HC_PG_LOCK_TIMEOUT", 10)
+    var lockTimeoutSeconds: Int = Env.int("HC_PG_LOCK_TIMEOUT", PostgresConfiguration().lockTimeout?.wholeSeconds ?? 0)
     @Option(
         name: .customLong("pg-idle-in-transaction-timeout"),
         help: """
@@ -82,7 +95,10 @@ struct PostgresOptions: ParsableArguments {
             (HC_PG_IDLE_IN_TRANSACTION_TIMEOUT).
             """
     )
-    var idleInTransactionTimeoutSeconds: Int = Env.int("HC_PG_IDLE_IN_TRANSACTION_TIMEOUT", 60)
+    var idleInTransactionTimeoutSeconds: Int = Env.int(
+        "HC_PG_IDLE_IN_TRANSACTION_TIMEOUT",
+        PostgresConfiguration().idleInTransactionTimeout?.wholeSeconds ?? 0
+    )
 
     func validate() throws {
         guard maximumConnections > 0 else { throw ValidationError("--pg-max-connections must be at least 1") }
@@ -93,6 +109,7 @@ struct PostgresOptions: ParsableArguments {
         ] where value < 0 {
             throw ValidationError("\(flag) must be 0 (none) or more seconds")
         }
+        do { try configuration.validate() } catch { throw ValidationError(error.description) }
     }
 
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
@@ -101,7 +118,7 @@ struct PostgresOptions: ParsableArguments {
         configuration.host = host
         configuration.port = port
         configuration.username = user
-        configuration.password = Env.string("HC_PG_PASSWORD", "healthcode")
+        configuration.password = Env.string("HC_PG_PASSWORD", PostgresConfiguration().password)
         configuration.database = database
         configuration.maximumConnections = maximumConnections
         configuration.keepAliveInterval = keepAliveSeconds > 0 ? .seconds(keepAliveSeconds) : nil
@@ -147,49 +164,61 @@ struct PseudonymOptions: ParsableArguments {
 
 struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("gateway-host"), help: "Gateway listen address (HC_GATEWAY_HOST).")
-    var host: String = Env.string("HC_GATEWAY_HOST", "127.0.0.1")
+    var host: String = Env.string("HC_GATEWAY_HOST", GatewayConfiguration().host)
     @Option(name: .customLong("gateway-port"), help: "Gateway port (HC_GATEWAY_PORT).")
-    var port: Int = Env.int("HC_GATEWAY_PORT", 8080)
+    var port: Int = Env.int("HC_GATEWAY_PORT", GatewayConfiguration().port)
     @Option(name: .customLong("max-batch-events"), help: "Most events per ingest request (HC_MAX_BATCH_EVENTS).")
-    var maximumBatchEvents: Int = Env.int("HC_MAX_BATCH_EVENTS", 1000)
+    var maximumBatchEvents: Int = Env.int("HC_MAX_BATCH_EVENTS", GatewayConfiguration().maximumBatchEvents)
     @Option(name: .customLong("max-body-bytes"), help: "Largest ingest request body (HC_MAX_BODY_BYTES).")
-    var maximumBodyBytes: Int = Env.int("HC_MAX_BODY_BYTES", 4 << 20)
+    var maximumBodyBytes: Int = Env.int("HC_MAX_BODY_BYTES", GatewayConfiguration().maximumBodyBytes)
 
     @Option(
         name: .customLong("max-concurrent-requests"),
         help: "Ingest requests handled at once; more get 503 (HC_GATEWAY_MAX_CONCURRENT_REQUESTS)."
     )
-    var maximumConcurrentRequests: Int = Env.int("HC_GATEWAY_MAX_CONCURRENT_REQUESTS", 64)
+    var maximumConcurrentRequests: Int = Env.int(
+        "HC_GATEWAY_MAX_CONCURRENT_REQUESTS",
+        GatewayConfiguration().maximumConcurrentRequests
+    )
     @Option(
         name: .customLong("publisher-rate"),
         help: "Events per second per publisher; faster gets 429 (HC_PUBLISHER_EVENTS_PER_SECOND)."
     )
-    var publisherEventsPerSecond: Int = Env.int("HC_PUBLISHER_EVENTS_PER_SECOND", 20_000)
+    var publisherEventsPerSecond: Int = Env.int(
+        "HC_PUBLISHER_EVENTS_PER_SECOND",
+        GatewayConfiguration().publisherEventsPerSecond
+    )
     @Option(name: .customLong("publisher-burst"), help: "Burst events per publisher (HC_PUBLISHER_BURST_EVENTS).")
-    var publisherBurstEvents: Int = Env.int("HC_PUBLISHER_BURST_EVENTS", 40_000)
+    var publisherBurstEvents: Int = Env.int("HC_PUBLISHER_BURST_EVENTS", GatewayConfiguration().publisherBurstEvents)
     @Option(
         name: .customLong("delivery-timeout-seconds"),
         help: "Seconds Kafka may take to acknowledge an event before 503 (HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS)."
     )
-    var deliveryTimeoutSeconds: Int = Env.int("HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS", 15)
+    var deliveryTimeoutSeconds: Int = Env.int(
+        "HC_GATEWAY_DELIVERY_TIMEOUT_SECONDS",
+        GatewayConfiguration().deliveryTimeout.wholeSeconds
+    )
     @Option(
         name: .customLong("produce-linger-ms"),
         help: "Milliseconds an accepted event may wait to share a request to Kafka (HC_GATEWAY_PRODUCE_LINGER_MS)."
     )
     var produceLingerMilliseconds: Int = Env.int(
         "HC_GATEWAY_PRODUCE_LINGER_MS",
-        Int(GatewayConfiguration().produceLinger.microseconds / 1000)
+        GatewayConfiguration().produceLinger.wholeMilliseconds
     )
     @Option(
         name: .customLong("publisher-refresh-seconds"),
         help: "Seconds between re-reads of the publisher registry (HC_PUBLISHER_REFRESH_SECONDS)."
     )
-    var publisherRefreshSeconds: Int = Env.int("HC_PUBLISHER_REFRESH_SECONDS", 5)
+    var publisherRefreshSeconds: Int = Env.int(
+        "HC_PUBLISHER_REFRESH_SECONDS",
+        GatewayConfiguration().publisherRefreshInterval.wholeSeconds
+    )
     @Option(
         name: .customLong("assertion-audience"),
         help: "The 'aud' publishers' JWT client assertions must carry (HC_ASSERTION_AUDIENCE)."
     )
-    var assertionAudience: String = Env.string("HC_ASSERTION_AUDIENCE", "urn:hc:gateway")
+    var assertionAudience: String = Env.string("HC_ASSERTION_AUDIENCE", GatewayConfiguration().assertionAudience)
     @Option(
         name: .customLong("max-clock-skew-seconds"),
         help: """
@@ -197,7 +226,10 @@ struct GatewayOptions: ParsableArguments {
             (HC_GATEWAY_MAX_CLOCK_SKEW_SECONDS).
             """
     )
-    var maximumClockSkewSeconds: Int = Env.int("HC_GATEWAY_MAX_CLOCK_SKEW_SECONDS", 300)
+    var maximumClockSkewSeconds: Int = Env.int(
+        "HC_GATEWAY_MAX_CLOCK_SKEW_SECONDS",
+        GatewayConfiguration().maximumClockSkew.wholeSeconds
+    )
 
     func validate() throws {
         guard (0...86_400).contains(maximumClockSkewSeconds) else {
@@ -230,21 +262,27 @@ struct GatewayOptions: ParsableArguments {
 
 struct APIOptions: ParsableArguments {
     @Option(name: .customLong("api-host"), help: "Query API listen address (HC_API_HOST).")
-    var host: String = Env.string("HC_API_HOST", "127.0.0.1")
+    var host: String = Env.string("HC_API_HOST", QueryAPIConfiguration().host)
     @Option(name: .customLong("api-port"), help: "Query API port (HC_API_PORT).")
-    var port: Int = Env.int("HC_API_PORT", 8081)
+    var port: Int = Env.int("HC_API_PORT", QueryAPIConfiguration().port)
     @Option(name: .customLong("issuer"), help: "This region's issuer id in signed codes (HC_CODE_ISSUER).")
-    var issuer: String = Env.string("HC_CODE_ISSUER", "urn:hc:issuer:local")
+    var issuer: String = Env.string("HC_CODE_ISSUER", QueryAPIConfiguration().issuer)
     @Option(
         name: .customLong("signing-keys-dir"),
         help: "Directory of the issuer's ES256 keys, <kid>.pem; the last signs (HC_CODE_SIGNING_KEYS_DIR)."
     )
-    var signingKeysDirectory: String = Env.string("HC_CODE_SIGNING_KEYS_DIR", ".local/code-signing-keys")
+    var signingKeysDirectory: String = Env.string(
+        "HC_CODE_SIGNING_KEYS_DIR",
+        QueryAPIConfiguration().signingKeysDirectory
+    )
     @Option(
         name: .customLong("signed-code-lifetime-seconds"),
         help: "Longest validity of a signed code (HC_SIGNED_CODE_LIFETIME_SECONDS)."
     )
-    var signedCodeLifetimeSeconds: Int = Env.int("HC_SIGNED_CODE_LIFETIME_SECONDS", 300)
+    var signedCodeLifetimeSeconds: Int = Env.int(
+        "HC_SIGNED_CODE_LIFETIME_SECONDS",
+        QueryAPIConfiguration().signedCodeLifetime.wholeSeconds
+    )
     @Option(
         name: .customLong("trusted-issuers-file"),
         help: "JSON {issuer: JWKS URL or file} of regions whose codes are accepted (HC_TRUSTED_ISSUERS_FILE)."
@@ -272,7 +310,10 @@ struct APIOptions: ParsableArguments {
         name: .customLong("api-read-timeout-ms"),
         help: "Milliseconds a request may wait on PostgreSQL before it is answered 503 (HC_API_READ_TIMEOUT_MS)."
     )
-    var readTimeoutMilliseconds: Int = Env.int("HC_API_READ_TIMEOUT_MS", 2000)
+    var readTimeoutMilliseconds: Int = Env.int(
+        "HC_API_READ_TIMEOUT_MS",
+        QueryAPIConfiguration().readTimeout.wholeMilliseconds
+    )
 
     func validate() throws {
         try configuration.validateAsFlags()

@@ -3,6 +3,7 @@ import HealthCodeAPI
 import HealthCodeBackbone
 import HealthCodeGateway
 import HealthCodePostgres
+import HealthCodeProjector
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -103,15 +104,14 @@ struct ProjectorCommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
-        let configuration = projector.configuration(topic: kafka.topic)
-        let projector = try Backbone.projector(
-            topic: kafka.configuration,
+        let configuration = projector.configuration(topic: kafka.configuration)
+        let projector = try Projector.build(
             configuration: configuration,
-            postgres: client,
+            storage: ProjectionStore(client: client, logger: logger),
             ruleSet: try rules.ruleSet(),
             logger: logger
         )
-        let operational = Backbone.projectorOperations(
+        let operational = Projector.operations(
             progress: projector.progress,
             configuration: configuration,
             host: self.projector.metricsHost,

@@ -5,6 +5,7 @@ import HealthCodeCore
 import HealthCodeDemo
 import HealthCodeGateway
 import HealthCodePostgres
+import HealthCodeProjector
 import Logging
 import PostgresNIO
 import ServiceLifecycle
@@ -81,16 +82,16 @@ struct UpCommand: AsyncParsableCommand {
         let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
         let started = StartupSignal(components: 2)
         let projectorConfiguration = {
-            var configuration = projector.configuration(topic: topic.topic)
+            var configuration = projector.configuration(topic: topic)
             // One process holds every partition: it reads them directly, with no group join to wait for
             // (a member that left mid-join can wedge a group on the local broker for good).
             configuration.assignment = .direct
             return configuration
         }()
-        let projection = try Backbone.projector(
-            topic: topic,
+        let storage = ProjectionStore(client: client, logger: logger)
+        let projection = try Projector.build(
             configuration: projectorConfiguration,
-            postgres: client,
+            storage: storage,
             ruleSet: ruleSet,
             logger: logger
         )
@@ -130,19 +131,19 @@ struct UpCommand: AsyncParsableCommand {
             client: HTTPClient.shared,
             ready: { await started.wait() },
             caughtUp: {
-                try await Backbone.projectionCaughtUp(
-                    topic: topic,
+                try await Projector.caughtUp(
+                    topic: topic.topic,
+                    partitions: topic.partitions,
                     group: projectorConfiguration.group,
                     consumer: consumer,
-                    postgres: client,
-                    logger: logger
+                    storage: storage
                 )
             },
             statusCounts: { try await CodeStore(client: client, logger: logger).statusCounts() },
             now: Instant.now,
             logger: logger
         )
-        let operations = Backbone.projectorOperations(
+        let operations = Projector.operations(
             progress: projection.progress,
             configuration: projectorConfiguration,
             host: projector.metricsHost,

@@ -144,10 +144,14 @@ struct CodeCacheTests {
     @Test func lookupsReadOnceThenAnswerFromMemoryUntilAChangeIsAnnounced() async throws {
         let reads = Mutex(0)
         let stored = Mutex(code(.green))
-        let cache = CodeCache(entries: 10, maximumAge: .seconds(30)) { _ in
-            reads.withLock { $0 += 1 }
-            return stored.withLock { $0 }
-        }
+        let cache = CodeCache(
+            entries: 10,
+            maximumAge: .seconds(30),
+            reads: ReadsByClosure { _ in
+                reads.withLock { $0 += 1 }
+                return stored.withLock { $0 }
+            }
+        )
         cache.listening()
         #expect(try await cache.code(of: "p", now: start) == code(.green))
         #expect(try await cache.code(of: "p", now: start) == code(.green))
@@ -166,10 +170,14 @@ struct CodeCacheTests {
     @Test func aFailedReadKeepsNothing() async throws {
         struct ReadFailed: Error {}
         let fail = Mutex(true)
-        let cache = CodeCache(entries: 10, maximumAge: .seconds(30)) { _ in
-            if fail.withLock({ $0 }) { throw ReadFailed() }
-            return code(.yellow)
-        }
+        let cache = CodeCache(
+            entries: 10,
+            maximumAge: .seconds(30),
+            reads: ReadsByClosure { _ in
+                if fail.withLock({ $0 }) { throw ReadFailed() }
+                return code(.yellow)
+            }
+        )
         cache.listening()
         await #expect(throws: ReadFailed.self) { try await cache.code(of: "p", now: start) }
         fail.withLock { $0 = false }
@@ -191,4 +199,13 @@ struct CodeChangesTests {
         #expect(CodeChanges.payloads([]).isEmpty)
         #expect(CodeChanges.change(in: "*") == .everything)
     }
+}
+
+/// Materialised codes answered by a closure.
+struct ReadsByClosure: MaterialisedCodeReads {
+    let read: @Sendable (String) async throws -> MaterialisedCode?
+
+    init(_ read: @escaping @Sendable (String) async throws -> MaterialisedCode?) { self.read = read }
+
+    func materialisedCode(of subject: String) async throws -> MaterialisedCode? { try await read(subject) }
 }

@@ -1,10 +1,9 @@
 import HealthCodeCore
-import HealthCodePostgres
 import NIOCore
 import Synchronization
 import Testing
 
-@testable import HealthCodeAPI
+@testable import HealthCodePostgres
 
 struct BatchStateTests {
     @Test func lookupsReadAloneUntilEveryReadSlotIsTaken() {

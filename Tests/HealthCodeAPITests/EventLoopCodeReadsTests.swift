@@ -1,10 +1,9 @@
 import HealthCodeCore
-import HealthCodePostgres
 import NIOCore
 import NIOPosix
 import Testing
 
-@testable import HealthCodeAPI
+@testable import HealthCodePostgres
 
 struct EventLoopCodeReadsTests {
     /// Reads whose every answer names the shard (event loop) that read it.

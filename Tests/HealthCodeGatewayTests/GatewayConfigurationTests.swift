@@ -9,7 +9,7 @@ struct GatewayConfigurationTests {
     @Test("the defaults are valid; each setting out of bounds is refused by name")
     func settingsOutOfBounds() throws {
         try GatewayConfiguration().validate()
-        let cases: [(String, (inout GatewayConfiguration) -> Void)] = [
+        let cases: [(setting: String, change: (inout GatewayConfiguration) -> Void)] = [
             ("bootstrapServers", { $0.bootstrapServers = [] }),
             ("topic", { $0.topic = "" }),
             ("port", { $0.port = 70_000 }),
@@ -22,16 +22,9 @@ struct GatewayConfigurationTests {
             ("produceLinger", { $0.produceLinger = .seconds(2) }),
             ("recentEventCapacity", { $0.recentEventCapacity = -1 }),
         ]
-        for (setting, change) in cases {
-            var configuration = GatewayConfiguration()
-            change(&configuration)
-            #expect(throws: ConfigurationError.self) { try configuration.validate() }
-            do {
-                try configuration.validate()
-            } catch {
-                #expect(error.setting == setting)
-                #expect(error.description.hasPrefix("gateway setting \(setting) "))
-            }
+        for (expected, refusal) in refusals(of: GatewayConfiguration(), cases, validate: { try $0.validate() }) {
+            #expect(refusal?.setting == expected)
+            #expect(refusal?.description.hasPrefix("gateway setting \(expected) ") == true)
         }
     }
 

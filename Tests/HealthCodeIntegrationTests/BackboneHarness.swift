@@ -109,6 +109,7 @@ struct TestBackbone: Sendable {
 
     var projectorConfiguration: ProjectorConfiguration {
         var configuration = ProjectorConfiguration()
+        configuration.bootstrapServers = topic.bootstrapServers
         configuration.topic = topic.topic
         configuration.group = group
         configuration.batchSize = 200
@@ -155,10 +156,9 @@ struct TestBackbone: Sendable {
             },
             logger: logger
         )
-        let projector = try Backbone.projector(
-            topic: topic,
+        let projector = try Projector.build(
             configuration: projectorConfiguration,
-            postgres: client,
+            storage: ProjectionStore(client: client, logger: logger),
             ruleSet: ruleSet,
             logger: logger
         )
@@ -206,12 +206,12 @@ struct TestBackbone: Sendable {
         func waitUntilCaughtUp(timeout: Duration = .seconds(60)) async throws {
             let deadline = ContinuousClock.now + timeout
             while true {
-                let caughtUp = try await Backbone.projectionCaughtUp(
-                    topic: backbone.topic,
+                let caughtUp = try await Projector.caughtUp(
+                    topic: backbone.topic.topic,
+                    partitions: backbone.topic.partitions,
                     group: backbone.group,
                     consumer: consumer,
-                    postgres: client,
-                    logger: testLogger()
+                    storage: ProjectionStore(client: client, logger: testLogger())
                 )
                 if caughtUp { return }
                 guard ContinuousClock.now < deadline else {
@@ -259,10 +259,9 @@ extension TestBackbone {
             configuration: clientConfiguration,
             backgroundLogger: logger
         )
-        let projector = try Backbone.projector(
-            topic: topic,
+        let projector = try Projector.build(
             configuration: projectorConfiguration,
-            postgres: client,
+            storage: ProjectionStore(client: client, logger: logger),
             ruleSet: ruleSet,
             logger: logger
         )

@@ -4,6 +4,7 @@ import HealthCodeBenchmarks
 import HealthCodeCore
 import HealthCodeKafka
 import HealthCodePostgres
+import HealthCodeProjector
 import HealthCodeTestSupport
 import NIOCore
 import PostgresNIO
@@ -78,14 +79,22 @@ struct DeadLetterTests {
             )
         }
         let outcomes = try await backbone.withDatabase { client in
-            try await Backbone.deadLetterReplay(postgres: client, ruleSet: backbone.ruleSet, logger: testLogger())
-                .replay()
+            try await Projector.deadLetterReplay(
+                storage: ProjectionStore(client: client, logger: testLogger()),
+                ruleSet: backbone.ruleSet,
+                logger: testLogger()
+            )
+            .replay()
         }
         #expect(outcomes.count == 2)
         #expect(outcomes.filter { $0.failure == nil }.count == 1)
         let again = try await backbone.withDatabase { client in
-            try await Backbone.deadLetterReplay(postgres: client, ruleSet: backbone.ruleSet, logger: testLogger())
-                .replay()
+            try await Projector.deadLetterReplay(
+                storage: ProjectionStore(client: client, logger: testLogger()),
+                ruleSet: backbone.ruleSet,
+                logger: testLogger()
+            )
+            .replay()
         }
         #expect(again.count == 1, "a replayed letter is not replayed twice")
         let status = try await backbone.withDatabase { client -> String? in

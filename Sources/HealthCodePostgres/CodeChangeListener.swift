@@ -1,14 +1,15 @@
-import HealthCodePostgres
+import HealthCodeCore
 import Logging
 import PostgresNIO
 import ServiceLifecycle
 
-/// Listens for announced code changes (``CodeChanges``) on a connection of its own and drops the
-/// changed codes from a ``CodeCache``. The cache keeps codes only while this listener is live: it is
-/// told once `LISTEN` is acknowledged, and told to drop everything whenever the connection is lost,
-/// because announcements sent meanwhile are gone. It then connects again after `retryDelay`.
+/// Listens for announced code changes (``CodeChanges``) on a connection of its own and tells a
+/// ``CodeChangeObserver`` (the query API's code cache) what changed. The observer may keep codes only
+/// while this listener is live: it is told once `LISTEN` is acknowledged, and told it is deaf whenever
+/// the connection is lost, because announcements sent meanwhile are gone. It then connects again after
+/// `retryDelay`.
 public struct CodeChangeListener: Service {
-    private let cache: CodeCache
+    private let observer: any CodeChangeObserver
     private let postgres: PostgresClient.Configuration
     private let retryDelay: Duration
     private let logger: Logger
@@ -16,11 +17,16 @@ public struct CodeChangeListener: Service {
     /// - Parameters:
     ///   - postgres: the server the projector writes to; one connection is used.
     ///   - retryDelay: wait before listening again after the connection is lost.
-    public init(cache: CodeCache, postgres: PostgresClient.Configuration, retryDelay: Duration, logger: Logger) {
+    public init(
+        observer: any CodeChangeObserver,
+        postgres: PostgresClient.Configuration,
+        retryDelay: Duration,
+        logger: Logger
+    ) {
         var configuration = postgres
         configuration.options.minimumConnections = 1
         configuration.options.maximumConnections = 1
-        self.cache = cache
+        self.observer = observer
         self.postgres = configuration
         self.retryDelay = retryDelay
         self.logger = logger
@@ -34,7 +40,7 @@ public struct CodeChangeListener: Service {
             await cancelWhenGracefulShutdown { await listen(on: client) }
             group.cancelAll()
         }
-        cache.deaf()
+        observer.deaf()
     }
 
     private func listen(on client: PostgresClient) async {
@@ -42,10 +48,10 @@ public struct CodeChangeListener: Service {
             do {
                 try await client.withConnection { connection in
                     try await connection.listen(on: CodeChanges.channel) { notifications in
-                        cache.listening()
+                        observer.listening()
                         logger.debug("listening for code changes")
                         for try await notification in notifications {
-                            cache.apply(CodeChanges.change(in: notification.payload))
+                            observer.apply(CodeChanges.change(in: notification.payload))
                         }
                     }
                 }
@@ -56,7 +62,7 @@ public struct CodeChangeListener: Service {
                     metadata: ["error": "\(SafeErrorDescription(error))"]
                 )
             }
-            cache.deaf()
+            observer.deaf()
             try? await Task.sleep(for: retryDelay)
         }
     }

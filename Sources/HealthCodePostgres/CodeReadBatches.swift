@@ -1,4 +1,3 @@
-import HealthCodePostgres
 import Synchronization
 
 /// Reads materialised codes for concurrent lookups in as few round trips as the load needs ("natural

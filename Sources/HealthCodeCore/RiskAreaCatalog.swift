@@ -1,9 +1,15 @@
-import HealthCodeCore
 import Logging
 import Synchronization
 
-/// An in-memory ``RiskAreaMap`` of every archived designation, refreshed incrementally from
-/// `area_event_archive` (only rows after the last sequence number seen are read).
+/// Where archived area events are read, in the order they were archived: `area_event_archive` in
+/// production (the PostgreSQL adapter's store, or one of its transactions).
+public protocol AreaEventArchive: Sendable {
+    /// Area events archived after `sequence`, in order, as their canonical JSON.
+    func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)]
+}
+
+/// An in-memory ``RiskAreaMap`` of every archived designation, refreshed incrementally from an
+/// ``AreaEventArchive`` (only rows after the last sequence number seen are read).
 ///
 /// Designations are few (thousands) and read by every evaluation, so each process keeps all of them.
 public final class RiskAreaCatalog: Sendable {
@@ -13,12 +19,12 @@ public final class RiskAreaCatalog: Sendable {
         var lastRefresh: ContinuousClock.Instant?
     }
 
-    private let store: ProjectionStore
+    private let archive: any AreaEventArchive
     private let logger: Logger
     private let state = Mutex(State())
 
-    public init(store: ProjectionStore, logger: Logger) {
-        self.store = store
+    public init(archive: any AreaEventArchive, logger: Logger) {
+        self.archive = archive
         self.logger = logger
     }
 
@@ -38,23 +44,17 @@ public final class RiskAreaCatalog: Sendable {
     /// Reads area events archived since the last refresh and returns the updated map.
     @discardableResult
     public func refresh() async throws -> RiskAreaMap {
-        try await refresh { try await store.areaEvents(after: $0) }
+        try await refresh(from: archive)
     }
 
-    /// Like ``refresh()``, but reads on the connection of `transaction`: a transaction that holds a
-    /// pooled connection must not wait for a second one (with every connection held by such
-    /// transactions, none would ever come).
+    /// Like ``refresh()``, but reads from `source`: a transaction that holds a pooled connection reads
+    /// on it rather than wait for a second one (with every connection held by such transactions, none
+    /// would ever come).
     @discardableResult
-    public func refresh(in transaction: ProjectionTransaction) async throws -> RiskAreaMap {
-        try await refresh { try await transaction.areaEvents(after: $0) }
-    }
-
-    private func refresh(
-        reading read: (Int64) async throws -> [(sequence: Int64, body: String)]
-    ) async throws -> RiskAreaMap {
+    public func refresh(from source: any AreaEventArchive) async throws -> RiskAreaMap {
         let started = ContinuousClock.now
         let after = state.withLock { $0.lastSequence }
-        let rows = try await read(after)
+        let rows = try await source.areaEvents(after: after)
         guard !rows.isEmpty else {
             return state.withLock { state in
                 state.lastRefresh = started

@@ -1,4 +1,3 @@
-import HealthCodePostgres
 import Logging
 import NIOCore
 import NIOPosix

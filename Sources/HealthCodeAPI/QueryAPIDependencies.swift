@@ -1,0 +1,30 @@
+import HealthCodeCore
+
+/// Where the query API reads a person's materialised code: PostgreSQL's `person_code` in production
+/// (per-event-loop pools in the adapter), a dictionary in tests.
+public protocol MaterialisedCodeReads: Sendable {
+    /// `subject`'s materialised code; `nil`: none stored.
+    func materialisedCode(of subject: String) async throws -> MaterialisedCode?
+}
+
+/// Where the query API reads a person's folded state, to evaluate the policy at another instant.
+public protocol PersonStates: Sendable {
+    /// `subject`'s folded state; `nil`: nothing recorded about the person.
+    func personState(of subject: String) async throws -> PersonState?
+}
+
+/// Everything stored about one person, for explanations and subject-access exports.
+public protocol PersonRecords: Sendable {
+    /// The person's archived events, in archive order.
+    func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent]
+    /// Every stored row about the person, by table, each table's rows as one JSON array.
+    func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)]
+}
+
+/// The registered analysts and the audit trail of their reads.
+public protocol AnalystDirectory: Sendable {
+    /// The active analyst whose API key has this SHA-256 (hex); `nil`: none.
+    func analystID(apiKeySHA256: String) async throws -> String?
+    /// Appends one read to the audit trail.
+    func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws
+}

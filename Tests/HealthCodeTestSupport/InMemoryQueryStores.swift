@@ -1,0 +1,110 @@
+import HealthCodeAPI
+import HealthCodeCore
+import Synchronization
+
+/// Everything the query API reads, kept in memory: materialised codes, folded states, archived events,
+/// exports, analysts and their audit trail, area events. For in-process router tests: a test sets what
+/// is stored, and can make every read fail (a database outage) or wait (a slow database).
+public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, PersonRecords, AnalystDirectory,
+    AreaEventArchive, Sendable
+{
+    /// One read of an analyst, as the audit trail keeps it.
+    public struct AuditedRead: Sendable, Hashable {
+        public var analyst: String
+        public var purpose: String
+        public var subject: String
+        public var endpoint: String
+    }
+
+    struct Contents {
+        var codes: [String: MaterialisedCode] = [:]
+        var states: [String: PersonState] = [:]
+        var events: [String: [ArchivedPersonEvent]] = [:]
+        var analystsByKeyHash: [String: String] = [:]
+        var audit: [AuditedRead] = []
+        var areaEvents: [(sequence: Int64, body: String)] = []
+        var failure: (any Error & Sendable)?
+        var delay: Duration?
+    }
+
+    private let contents = Mutex(Contents())
+
+    public init() {}
+
+    /// Stores `subject`'s materialised code.
+    public func store(_ code: MaterialisedCode, of subject: String) { contents.withLock { $0.codes[subject] = code } }
+
+    /// Stores `subject`'s folded state and archived events (the events folded in order).
+    public func record(_ events: [CloudEvent], of subject: String, recordedTime: Instant) {
+        var state = PersonState()
+        for event in events { _ = state.apply(event) }
+        let archived = events.map {
+            ArchivedPersonEvent(
+                source: $0.source,
+                id: $0.id,
+                type: $0.type.rawValue,
+                time: $0.time,
+                recordedTime: recordedTime,
+                body: String(decoding: $0.jsonBytes(), as: UTF8.self)
+            )
+        }
+        contents.withLock {
+            $0.states[subject] = state
+            $0.events[subject, default: []].append(contentsOf: archived)
+        }
+    }
+
+    /// Registers an analyst by the SHA-256 of its key.
+    public func addAnalyst(_ id: String, apiKeySHA256: String) {
+        contents.withLock { $0.analystsByKeyHash[apiKeySHA256] = id }
+    }
+
+    /// Every read fails with `failure` from now on (`nil`: reads succeed again).
+    public func fail(with failure: (any Error & Sendable)?) { contents.withLock { $0.failure = failure } }
+
+    /// Every read waits `delay` first (`nil`: no wait).
+    public func delay(by delay: Duration?) { contents.withLock { $0.delay = delay } }
+
+    /// The audited reads, in order.
+    public var audit: [AuditedRead] { contents.withLock { $0.audit } }
+
+    private func read<Result: Sendable>(_ body: @Sendable (inout Contents) -> Result) async throws -> Result {
+        let (failure, delay) = contents.withLock { ($0.failure, $0.delay) }
+        if let delay { try await Task.sleep(for: delay) }
+        if let failure { throw failure }
+        return contents.withLock { body(&$0) }
+    }
+
+    public func materialisedCode(of subject: String) async throws -> MaterialisedCode? {
+        try await read { $0.codes[subject] }
+    }
+
+    public func personState(of subject: String) async throws -> PersonState? {
+        try await read { $0.states[subject] }
+    }
+
+    public func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent] {
+        try await read { $0.events[subject] ?? [] }
+    }
+
+    public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
+        try await read { contents in
+            let events = contents.events[subject] ?? []
+            return [("event_archive", "[" + events.map(\.body).joined(separator: ",") + "]")]
+        }
+    }
+
+    public func analystID(apiKeySHA256: String) async throws -> String? {
+        try await read { $0.analystsByKeyHash[apiKeySHA256] }
+    }
+
+    public func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
+        try await read {
+            $0.audit.append(AuditedRead(analyst: analyst, purpose: purpose, subject: subject, endpoint: endpoint))
+        }
+    }
+
+    public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {
+        try await read { $0.areaEvents.filter { $0.sequence > sequence } }
+    }
+}
