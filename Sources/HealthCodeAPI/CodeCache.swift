@@ -46,6 +46,14 @@ public final class CodeCache: CodeChangeObserver, Sendable {
         }
     }
 
+    /// `subject`'s code if it is kept and fresh (`.some(nil)`: kept as "none stored"), without reading:
+    /// `nil` when it would have to be read. Lets a lookup answered from memory skip the read deadline.
+    public func kept(of subject: String, now: Instant) -> MaterialisedCode?? {
+        let (code, _) = state.withLock { $0.kept(subject, now: now) }
+        if code != nil { hits.increment() }
+        return code
+    }
+
     /// Drops what `change` announces.
     public func apply(_ change: CodeChange) {
         let dropped: Int
@@ -138,6 +146,23 @@ struct CodeCacheState {
         nextToken += 1
         recent[subject] = .loading(nextToken)
         return (.miss(token: nextToken), rotateIfFull())
+    }
+
+    /// The code kept for `subject` (a hit), or `nil` when none is kept: unlike ``lookup(_:now:)`` it
+    /// marks no read and counts no miss. Also returns the generation dropped to make room.
+    mutating func kept(_ subject: String, now: Instant) -> (MaterialisedCode??, dropped: [String: Slot]) {
+        guard listening, capacity > 0 else { return (nil, [:]) }
+        if case .kept(let code, let since)? = recent[subject], fresh(since, now) {
+            hits += 1
+            return (.some(code), [:])
+        }
+        if case .kept(let code, let since)? = older[subject], fresh(since, now) {
+            older[subject] = nil
+            hits += 1
+            recent[subject] = .kept(code, since: since)
+            return (.some(code), rotateIfFull())
+        }
+        return (nil, [:])
     }
 
     /// Keeps what a read returned, unless a change was announced, the listener went deaf or another

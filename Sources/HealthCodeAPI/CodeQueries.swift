@@ -148,6 +148,15 @@ public struct CodeQueries: Sendable {
         self.refreshInterval = refreshInterval
     }
 
+    /// `subject`'s current code if its materialised code is kept in memory and still in force; `nil`
+    /// when answering needs the database (nothing kept, expired, or another rule set in force).
+    public func keptCode(of subject: String, now: Instant) -> PersonCode? {
+        guard let kept = materialised.kept(of: subject, now: now), let stored = kept, stored.evaluatedAt <= now,
+            stored.decision.ruleSetHash == ruleSetHash, stored.decision.validUntil.map({ $0 > now }) ?? true
+        else { return nil }
+        return PersonCode(subject: subject, decision: stored.decision, evaluatedAt: now, knownAt: now)
+    }
+
     /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`).
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
         let knownAt = knownAt ?? at

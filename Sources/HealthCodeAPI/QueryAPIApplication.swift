@@ -98,6 +98,12 @@ public enum QueryAPIApplication {
             case .failure(let problem):
                 return problem.response
             case .success(let (at, knownAt)):
+                // A code kept in memory needs no database, so no read deadline (a task and a timer less).
+                if at == current, knownAt == nil || knownAt == current,
+                    let kept = api.queries.keptCode(of: subject, now: current)
+                {
+                    return JSONResponse.written(ByteBuffer(bytes: kept.jsonBytes()))
+                }
                 return try await databaseRead(api) {
                     let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
                     return JSONResponse.written(ByteBuffer(bytes: code.jsonBytes()))

@@ -226,6 +226,10 @@ public struct IngestBenchmark: Sendable {
     private func producerBaseline(_ backbone: BenchBackbone) async throws -> Double {
         var configuration = KafkaProducerConfiguration(bootstrapServers: backbone.topic.bootstrapServers)
         configuration.clientID = "bench-producer"
+        // The gateway's producer settings, so that the ratio measures what the gateway adds: with 8
+        // closed-loop senders a longer linger lowers both rates, and a baseline at the producer's own
+        // 5 ms would measure the gateway's 20 ms linger instead of the gateway.
+        configuration.linger = GatewayConfiguration().produceLinger
         let producer = try KafkaProducer(configuration: configuration, logger: logger)
         let topic = backbone.topic.topic
         let batchSize = options.batchSize

@@ -52,6 +52,21 @@ struct CodeCacheStateTests {
         #expect(state.misses == 2)
     }
 
+    @Test func keptAnswersOnlyWhatIsKeptAndFreshAndMarksNoRead() throws {
+        var state = listeningState()
+        #expect(state.kept("p", now: start).0 == nil, "nothing kept yet")
+        #expect(state.misses == 0, "asking what is kept is not a miss")
+        let first = try #require(token(state.lookup("p", now: start).0))
+        state.store(code(.yellow), of: "p", token: first, now: start)
+        #expect(state.kept("p", now: later(29)).0 == .some(code(.yellow)))
+        #expect(state.kept("p", now: later(30)).0 == nil, "expired")
+        #expect(state.hits == 1)
+        // What `kept` found nothing for still reads through `lookup`, with a token.
+        #expect(token(state.lookup("q", now: start).0) != nil)
+        var deaf = CodeCacheState(capacity: 100, maximumAge: .seconds(30))
+        #expect(deaf.kept("p", now: start).0 == nil, "nothing is answered from memory without a listener")
+    }
+
     @Test func aPersonWithoutCodeIsKeptAsNone() throws {
         var state = listeningState()
         let first = try #require(token(state.lookup("nobody", now: start).0))

@@ -21,6 +21,7 @@ import Testing
         let stores: InMemoryQueryStores
         let pseudonymizer: Pseudonymizer
         let ruleSet: RuleSet
+        let codeCache: CodeCache
         /// A person with a positive PCR taken a day before ``QueryAPIRouterTests/now``.
         let positive: String
     }
@@ -45,7 +46,7 @@ import Testing
                 )
             )
         )
-        let (api, _) = try await QueryAPIServer.assemble(
+        let (api, codeCache) = try await QueryAPIServer.assemble(
             configuration: configuration,
             codes: stores,
             states: stores,
@@ -69,6 +70,7 @@ import Testing
                 stores: stores,
                 pseudonymizer: pseudonymizer,
                 ruleSet: ruleSet,
+                codeCache: codeCache,
                 positive: positive
             )
             try await body(fixture)
@@ -124,6 +126,20 @@ import Testing
             try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) { response in
                 #expect(response.status == .ok)
                 #expect(Self.json(response)?["status"] as? String == "yellow")
+            }
+            // Kept in memory once changes are heard: answered without the store, even while it fails.
+            fixture.codeCache.listening()
+            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) {
+                #expect($0.status == .ok)
+            }
+            fixture.stores.fail(with: RedactedError("postgres server: sqlstate 57P01"))
+            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) { response in
+                #expect(response.status == .ok)
+                #expect(Self.json(response)?["status"] as? String == "yellow")
+            }
+            #expect(fixture.codeCache.statistics.hits == 1)
+            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code", method: .get) { response in
+                #expect(response.status == .serviceUnavailable, "what is not kept needs the store")
             }
         }
     }
