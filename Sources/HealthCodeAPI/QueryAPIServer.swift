@@ -4,8 +4,7 @@ import Logging
 import ServiceLifecycle
 
 /// The query API's one entry point: its HTTP server and code cache assembled from its configuration and
-/// from what it declares it needs (``MaterialisedCodeReads``, ``PersonStates``, ``PersonRecords``,
-/// ``AnalystDirectory`` and the archive of area events). Nothing starts until ``application`` runs in a
+/// from what it declares it needs (``QueryAPIStores``). Nothing starts until ``application`` runs in a
 /// `ServiceGroup`, after whatever serves those.
 public struct QueryAPIServer: Sendable {
     /// The HTTP server.
@@ -19,11 +18,7 @@ public struct QueryAPIServer: Sendable {
     /// of bounds. `pseudonymizer` (the gateway's key) hashes the identifiers of code lookups.
     public static func build(
         configuration: QueryAPIConfiguration,
-        codes: any MaterialisedCodeReads,
-        states: any PersonStates,
-        records: any PersonRecords,
-        analysts: any AnalystDirectory,
-        areaEvents: any AreaEventArchive,
+        stores: QueryAPIStores,
         ruleSet: RuleSet,
         pseudonymizer: Pseudonymizer,
         createSigningKey: Bool = false,
@@ -34,11 +29,7 @@ public struct QueryAPIServer: Sendable {
     ) async throws -> QueryAPIServer {
         let (api, cache) = try await assemble(
             configuration: configuration,
-            codes: codes,
-            states: states,
-            records: records,
-            analysts: analysts,
-            areaEvents: areaEvents,
+            stores: stores,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: createSigningKey,
@@ -55,15 +46,11 @@ public struct QueryAPIServer: Sendable {
         return QueryAPIServer(application: application, codeCache: cache)
     }
 
-    /// What ``build(configuration:codes:states:records:analysts:areaEvents:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``
+    /// What ``build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``
     /// serves, without the server: for the router (``QueryAPIApplication/router(api:now:metrics:)``).
     public static func assemble(
         configuration: QueryAPIConfiguration,
-        codes: any MaterialisedCodeReads,
-        states: any PersonStates,
-        records: any PersonRecords,
-        analysts: any AnalystDirectory,
-        areaEvents: any AreaEventArchive,
+        stores: QueryAPIStores,
         ruleSet: RuleSet,
         pseudonymizer: Pseudonymizer,
         createSigningKey: Bool = false,
@@ -84,26 +71,51 @@ public struct QueryAPIServer: Sendable {
         let cache = CodeCache(
             entries: configuration.codeCacheEntries,
             maximumAge: configuration.codeCacheMaximumAge,
-            reads: codes
+            reads: stores.codes
         )
         let queries = CodeQueries(
-            states: states,
+            states: stores.states,
             materialised: cache,
-            catalog: RiskAreaCatalog(archive: areaEvents, logger: logger),
+            catalog: RiskAreaCatalog(archive: stores.areaEvents, logger: logger),
             policy: Policy(ruleSet: ruleSet),
             ruleSet: ruleSet,
             refreshInterval: configuration.designationRefreshInterval
         )
         let api = QueryAPI(
             queries: queries,
-            explanations: PersonExplanations(queries: queries, records: records),
-            records: records,
-            analysts: AnalystAccess(directory: analysts),
+            explanations: PersonExplanations(queries: queries, records: stores.records),
+            records: stores.records,
+            analysts: AnalystAccess(directory: stores.analysts),
             pseudonymizer: pseudonymizer,
             issuer: issuer,
             verifier: try await SignedCodeVerifier(trusted: trusted),
             readTimeout: configuration.readTimeout
         )
         return (api, cache)
+    }
+}
+
+/// What the query API reads, by the ports it declares: PostgreSQL's stores in production,
+/// in-memory ones in tests.
+public struct QueryAPIStores: Sendable {
+    public var codes: any MaterialisedCodeReads
+    public var states: any PersonStates
+    public var records: any PersonRecords
+    public var analysts: any AnalystDirectory
+    /// The archive of area events the designations are read from.
+    public var areaEvents: any AreaEventArchive
+
+    public init(
+        codes: any MaterialisedCodeReads,
+        states: any PersonStates,
+        records: any PersonRecords,
+        analysts: any AnalystDirectory,
+        areaEvents: any AreaEventArchive
+    ) {
+        self.codes = codes
+        self.states = states
+        self.records = records
+        self.analysts = analysts
+        self.areaEvents = areaEvents
     }
 }

@@ -61,7 +61,7 @@ public enum Backbone {
     /// `codeReadPostgres`; see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache``
     /// coherent (one more connection to `codeReadPostgres`) and its HTTP server, in that order.
     /// `postgres` serves everything else and must run in the same group, before them. See
-    /// ``QueryAPIServer/build(configuration:codes:states:records:analysts:areaEvents:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``.
+    /// ``QueryAPIServer/build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,
@@ -83,11 +83,13 @@ public enum Backbone {
         )
         let server = try await QueryAPIServer.build(
             configuration: configuration,
-            codes: reads,
-            states: CodeStore(client: postgres, logger: logger),
-            records: PersonRecordStore(client: postgres, logger: logger),
-            analysts: AnalystStore(client: postgres, logger: logger),
-            areaEvents: ProjectionStore(client: postgres, logger: logger),
+            stores: QueryAPIStores(
+                codes: reads,
+                states: CodeStore(client: postgres, logger: logger),
+                records: PersonRecordStore(client: postgres, logger: logger),
+                analysts: AnalystStore(client: postgres, logger: logger),
+                areaEvents: ProjectionStore(client: postgres, logger: logger)
+            ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: createSigningKey,

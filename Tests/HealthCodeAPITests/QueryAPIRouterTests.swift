@@ -48,11 +48,13 @@ import Testing
         )
         let (api, codeCache) = try await QueryAPIServer.assemble(
             configuration: configuration,
-            codes: stores,
-            states: stores,
-            records: stores,
-            analysts: stores,
-            areaEvents: stores,
+            stores: QueryAPIStores(
+                codes: stores,
+                states: stores,
+                records: stores,
+                analysts: stores,
+                areaEvents: stores
+            ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
