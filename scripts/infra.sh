@@ -116,7 +116,10 @@ start_kafka() {
     port_open "$kafka_port" && die "port $kafka_port is taken by another process; set HC_KAFKA_PORT to a free port"
     mkdir -p "$kafka_dir"
     log "starting Kafka broker (Tansu, memory storage) on 127.0.0.1:$kafka_port"
-    nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
+    # A session of its own, as pg_ctl gives PostgreSQL: Ctrl-C on `scripts/up` (SIGINT to the terminal's
+    # foreground process group) stops healthcode, not the broker and the events it holds in memory.
+    # setsid execs in place here (a background job is no group leader), so $! stays the broker's pid.
+    setsid nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$kafka_port" \
         --advertised-listener-url "tcp://127.0.0.1:$kafka_port" --storage-engine memory://tansu/ \
         >"$kafka_dir/tansu.log" 2>&1 </dev/null &
     echo $! >"$kafka_dir/tansu.pid"
