@@ -154,8 +154,6 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
-                "HealthCodeHTTP",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

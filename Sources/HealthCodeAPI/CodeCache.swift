@@ -133,15 +133,8 @@ struct CodeCacheState {
             misses += 1
             return (.miss(token: nil), [:])
         }
-        if case .kept(let code, let since)? = recent[subject], fresh(since, now) {
-            hits += 1
-            return (.hit(code), [:])
-        }
-        if case .kept(let code, let since)? = older.removeValue(forKey: subject), fresh(since, now) {
-            hits += 1
-            recent[subject] = .kept(code, since: since)
-            return (.hit(code), rotateIfFull())
-        }
+        let (code, dropped) = kept(subject, now: now)
+        if let code { return (.hit(code), dropped) }
         misses += 1
         nextToken += 1
         recent[subject] = .loading(nextToken)
@@ -156,8 +149,8 @@ struct CodeCacheState {
             hits += 1
             return (.some(code), [:])
         }
-        if case .kept(let code, let since)? = older[subject], fresh(since, now) {
-            older[subject] = nil
+        // Found in `older`, it moves back to `recent`; a stale or loading entry there is dropped.
+        if case .kept(let code, let since)? = older.removeValue(forKey: subject), fresh(since, now) {
             hits += 1
             recent[subject] = .kept(code, since: since)
             return (.some(code), rotateIfFull())

@@ -151,8 +151,15 @@ public struct CodeQueries: Sendable {
     /// `subject`'s current code if its materialised code is kept in memory and still in force; `nil`
     /// when answering needs the database (nothing kept, expired, or another rule set in force).
     public func keptCode(of subject: String, now: Instant) -> PersonCode? {
-        guard let kept = materialised.kept(of: subject, now: now), let stored = kept, stored.evaluatedAt <= now,
-            stored.decision.ruleSetHash == ruleSetHash, stored.decision.validUntil.map({ $0 > now }) ?? true
+        guard let kept = materialised.kept(of: subject, now: now), let stored = kept else { return nil }
+        return current(stored, of: subject, now: now)
+    }
+
+    /// A materialised code as the answer now, if it still is the answer: made before `now` by the rule
+    /// set in force and not yet expired.
+    private func current(_ stored: MaterialisedCode, of subject: String, now: Instant) -> PersonCode? {
+        guard stored.evaluatedAt <= now, stored.decision.ruleSetHash == ruleSetHash,
+            stored.decision.validUntil.map({ $0 > now }) ?? true
         else { return nil }
         return PersonCode(subject: subject, decision: stored.decision, evaluatedAt: now, knownAt: now)
     }
@@ -161,12 +168,9 @@ public struct CodeQueries: Sendable {
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
         let knownAt = knownAt ?? at
         if at == now, knownAt == now, let stored = try await materialised.code(of: subject, now: now),
-            stored.evaluatedAt <= now
+            let code = current(stored, of: subject, now: now)
         {
-            let decision = stored.decision
-            if decision.ruleSetHash == ruleSetHash, decision.validUntil.map({ $0 > now }) ?? true {
-                return PersonCode(subject: subject, decision: decision, evaluatedAt: now, knownAt: knownAt)
-            }
+            return code
         }
         let state = try await states.personState(of: subject) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)

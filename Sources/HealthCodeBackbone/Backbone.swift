@@ -1,12 +1,9 @@
-import Foundation
 import HealthCodeAPI
 import HealthCodeCore
 import HealthCodeGateway
-import HealthCodeHTTP
 import HealthCodeKafka
 import HealthCodePostgres
 import HealthCodeProjector
-import Hummingbird
 import Logging
 import NIOPosix
 import PostgresNIO
@@ -73,7 +70,7 @@ public enum Backbone {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) async throws -> QueryAPIServices {
-        try configuration.validate()
+        try configuration.validate()  // before its settings size the read pools
         let reads = EventLoopCodeReads(
             postgres: codeReadPostgres,
             eventLoops: MultiThreadedEventLoopGroup.singleton,
@@ -114,7 +111,6 @@ public enum Backbone {
         /// The API's kept codes (their hit statistics, for benchmarks and tests).
         public var codeCache: CodeCache
     }
-
 }
 
 extension Backbone {

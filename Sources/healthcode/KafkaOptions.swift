@@ -16,8 +16,11 @@ struct KafkaOptions: ParsableArguments {
     var partitions: Int = Env.int("HC_TOPIC_PARTITIONS", EventTopicConfiguration().partitions)
 
     func validate() throws {
-        guard partitions > 0 else { throw ValidationError("--partitions must be at least 1") }
+        do { try configuration.validate() } catch { throw error.flagError(Self.flags) }
     }
+
+    /// The flag of each setting of ``EventTopicConfiguration``.
+    static let flags = ["bootstrapServers": "--kafka-bootstrap", "topic": "--topic", "partitions": "--partitions"]
 
     var configuration: EventTopicConfiguration {
         var configuration = EventTopicConfiguration()

@@ -15,6 +15,14 @@ extension Duration {
     var wholeMilliseconds: Int { Int(microseconds / 1000) }
 }
 
+extension ConfigurationError {
+    /// This refusal as a command-line error naming the flag that sets the setting (`flags`: setting →
+    /// flag); a setting without a flag keeps the library's wording. The bounds are the library's only.
+    func flagError(_ flags: [String: String]) -> ValidationError {
+        ValidationError(flags[setting].map { "\($0) \(requirement)" } ?? description)
+    }
+}
+
 enum Env {
     static func string(_ name: String, _ fallback: String) -> String {
         ProcessInfo.processInfo.environment[name] ?? fallback
@@ -101,7 +109,6 @@ struct PostgresOptions: ParsableArguments {
     )
 
     func validate() throws {
-        guard maximumConnections > 0 else { throw ValidationError("--pg-max-connections must be at least 1") }
         guard keepAliveSeconds >= 0 else { throw ValidationError("--pg-keep-alive-seconds must be 0 (none) or more") }
         for (flag, value) in [
             ("--pg-statement-timeout", statementTimeoutSeconds), ("--pg-lock-timeout", lockTimeoutSeconds),
@@ -109,8 +116,16 @@ struct PostgresOptions: ParsableArguments {
         ] where value < 0 {
             throw ValidationError("\(flag) must be 0 (none) or more seconds")
         }
-        do { try configuration.validate() } catch { throw ValidationError(error.description) }
+        do { try configuration.validate() } catch { throw error.flagError(Self.flags) }
     }
+
+    /// The flag of each setting of ``PostgresConfiguration`` that has one.
+    static let flags = [
+        "host": "--pg-host", "port": "--pg-port", "username": "--pg-user", "database": "--pg-database",
+        "maximumConnections": "--pg-max-connections", "keepAliveInterval": "--pg-keep-alive-seconds",
+        "statementTimeout": "--pg-statement-timeout", "lockTimeout": "--pg-lock-timeout",
+        "idleInTransactionTimeout": "--pg-idle-in-transaction-timeout",
+    ]
 
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
     var configuration: PostgresConfiguration {
@@ -232,13 +247,20 @@ struct GatewayOptions: ParsableArguments {
     )
 
     func validate() throws {
-        guard (0...86_400).contains(maximumClockSkewSeconds) else {
-            throw ValidationError("--max-clock-skew-seconds must be between 0 and 86400")
-        }
-        guard (0...1000).contains(produceLingerMilliseconds) else {
-            throw ValidationError("--produce-linger-ms must be between 0 and 1000")
+        // The topic's own flags are checked with it (KafkaOptions); here only the gateway's.
+        do { try configuration(topic: EventTopicConfiguration()).validate() } catch {
+            throw error.flagError(Self.flags)
         }
     }
+
+    /// The flag of each setting of ``GatewayConfiguration`` that has one.
+    static let flags = [
+        "port": "--gateway-port", "maximumBatchEvents": "--max-batch-events",
+        "maximumBodyBytes": "--max-body-bytes", "maximumConcurrentRequests": "--max-concurrent-requests",
+        "publisherEventsPerSecond": "--publisher-rate", "publisherBurstEvents": "--publisher-burst",
+        "deliveryTimeout": "--delivery-timeout-seconds", "produceLinger": "--produce-linger-ms",
+        "publisherRefreshInterval": "--publisher-refresh-seconds", "maximumClockSkew": "--max-clock-skew-seconds",
+    ]
 
     func configuration(topic: EventTopicConfiguration) -> GatewayConfiguration {
         var configuration = GatewayConfiguration()

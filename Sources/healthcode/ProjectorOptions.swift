@@ -85,18 +85,19 @@ struct ProjectorOptions: ParsableArguments {
         guard ProjectorConfiguration.Assignment(rawValue: assignment) != nil else {
             throw ValidationError("--assignment must be group or direct")
         }
-        guard unassignedAfterSeconds > 0 else { throw ValidationError("--unassigned-after must be at least 1") }
-        guard batchSize > 0 else { throw ValidationError("--batch-size must be at least 1") }
-        guard batchesInFlight > 0 else { throw ValidationError("--batches-in-flight must be at least 1") }
-        guard transactionTimeoutSeconds > 0 else { throw ValidationError("--transaction-timeout must be at least 1") }
         guard stallAfterSeconds > 0 else { throw ValidationError("--stall-after must be at least 1") }
-        guard (1...(64 << 20)).contains(fetchMinBytes) else {
-            throw ValidationError("--fetch-min-bytes must be between 1 and 67108864")
-        }
-        guard (1...10_000).contains(fetchMaxWaitMilliseconds) else {
-            throw ValidationError("--fetch-max-wait-ms must be between 1 and 10000")
+        // The topic's own flags are checked with it (KafkaOptions); here only the projector's.
+        do { try configuration(topic: EventTopicConfiguration()).validate() } catch {
+            throw error.flagError(Self.flags)
         }
     }
+
+    /// The flag of each setting of ``ProjectorConfiguration`` that has one.
+    static let flags = [
+        "group": "--group", "batchSize": "--batch-size", "maximumBatchesInFlight": "--batches-in-flight",
+        "transactionTimeout": "--transaction-timeout", "unassignedAfter": "--unassigned-after",
+        "fetchMinBytes": "--fetch-min-bytes", "fetchMaxWait": "--fetch-max-wait-ms",
+    ]
 
     func configuration(topic: EventTopicConfiguration) -> ProjectorConfiguration {
         var configuration = ProjectorConfiguration()
