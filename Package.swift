@@ -79,7 +79,10 @@ let package = Package(
         // HTTP pieces shared by the gateway and the query API.
         .target(
             name: "HealthCodeHTTP",
-            dependencies: [.product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+            ],
             swiftSettings: strictSwift
         ),
         // Ingestion gateway: authenticate, validate, pseudonymise, produce.
@@ -227,6 +230,8 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeLocalServers",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Tests/HealthCodeTestSupport",

@@ -5,7 +5,7 @@ public enum EventDecoder {
     public static func decode(_ bytes: some Collection<UInt8>) throws(EventValidationError) -> CloudEvent {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(bytes)
+            value = try JSONParser.parse(bytes, limits: .event)
         } catch {
             throw malformed(error)
         }
@@ -16,32 +16,42 @@ public enum EventDecoder {
     /// non-whitespace byte is `[`, else NDJSON, one event per line (blank lines are skipped).
     ///
     /// Each event is decoded independently, so one bad event does not hide the others; `error` is set when the
-    /// body as a whole is unusable (not a JSON array, or no event at all).
-    public static func decodeBatch(_ body: some Collection<UInt8>) -> EventBatch {
-        if let batch = body.withContiguousStorageIfAvailable({ decodeBatch(buffer: $0) }) { return batch }
-        return Array(body).withUnsafeBufferPointer { decodeBatch(buffer: $0) }
+    /// body as a whole is unusable (not a JSON array, no event at all, or more than `maximumEvents`). The work
+    /// is linear in the body and bounded by `maximumEvents`: each event is parsed under ``JSONLimits/event``
+    /// and decoded as soon as it is parsed, and the count is checked before each next event is parsed, so a
+    /// body of a million tiny elements or lines stops after `maximumEvents`.
+    public static func decodeBatch(_ body: some Collection<UInt8>, maximumEvents: Int = .max) -> EventBatch {
+        if let batch = body.withContiguousStorageIfAvailable({ decodeBatch(buffer: $0, maximumEvents: maximumEvents) })
+        {
+            return batch
+        }
+        return Array(body).withUnsafeBufferPointer { decodeBatch(buffer: $0, maximumEvents: maximumEvents) }
     }
 
-    private static func decodeBatch(buffer: UnsafeBufferPointer<UInt8>) -> EventBatch {
+    private static func decodeBatch(buffer: UnsafeBufferPointer<UInt8>, maximumEvents: Int) -> EventBatch {
         var first = 0
         while first < buffer.count, isWhitespace(buffer[first]) { first += 1 }
         var items: [Result<CloudEvent, EventValidationError>] = []
         if first < buffer.count, buffer[first] == UInt8(ascii: "[") {
-            let value: JSONValue
             do {
-                value = try JSONParser.parse(buffer)
+                try JSONParser.forEachElement(
+                    of: buffer,
+                    start: first,
+                    maximumElements: maximumEvents,
+                    limits: .event
+                ) { element in
+                    let index = items.count
+                    items.append(
+                        Result { () throws(EventValidationError) in try decode(element) }
+                            .mapError { located($0, index: index, line: nil, value: element) }
+                    )
+                }
+            } catch  where error.exceedsLimits && items.count == maximumEvents {
+                return EventBatch(items: [], error: tooManyEvents(maximumEvents))
             } catch {
-                return EventBatch(items: [], error: malformed(error))
-            }
-            guard case .array(let elements) = value else {
-                return EventBatch(items: [], error: malformed(JSONSyntaxError(offset: first, reason: "not an array")))
-            }
-            items.reserveCapacity(elements.count)
-            for (index, element) in elements.enumerated() {
-                items.append(
-                    Result { () throws(EventValidationError) in try decode(element) }
-                        .mapError { located($0, index: index, line: nil, value: element) }
-                )
+                var problem = malformed(error)
+                if error.exceedsLimits { problem.eventIndex = items.count }
+                return EventBatch(items: [], error: problem)
             }
         } else {
             var lineStart = 0
@@ -53,10 +63,13 @@ public enum EventDecoder {
                 var probe = lineStart
                 while probe < lineEnd, isWhitespace(buffer[probe]) { probe += 1 }
                 if probe < lineEnd {
+                    guard items.count < maximumEvents else {
+                        return EventBatch(items: [], error: tooManyEvents(maximumEvents))
+                    }
                     let index = items.count
                     let result: Result<CloudEvent, EventValidationError>
                     do {
-                        let value = try JSONParser.parse(buffer, range: lineStart..<lineEnd)
+                        let value = try JSONParser.parse(buffer, range: lineStart..<lineEnd, limits: .event)
                         result = Result { () throws(EventValidationError) in try decode(value) }
                             .mapError { located($0, index: index, line: lineNumber, value: value) }
                     } catch {
@@ -76,12 +89,27 @@ public enum EventDecoder {
         return EventBatch(items: items, error: nil)
     }
 
+    private static func tooManyEvents(_ maximumEvents: Int) -> EventValidationError {
+        EventValidationError(
+            code: .batchTooLarge,
+            fieldPath: "",
+            reason: "the batch holds more than \(maximumEvents) events"
+        )
+    }
+
     private static func isWhitespace(_ byte: UInt8) -> Bool {
         byte == 0x20 || byte == 0x09 || byte == 0x0A || byte == 0x0D
     }
 
     private static func malformed(_ error: JSONSyntaxError) -> EventValidationError {
-        EventValidationError(
+        if error.exceedsLimits {
+            return EventValidationError(
+                code: .tooLarge,
+                fieldPath: "",
+                reason: "larger than the contract allows at byte \(error.offset): \(error.reason)"
+            )
+        }
+        return EventValidationError(
             code: .malformedJSON,
             fieldPath: "",
             reason: "not valid JSON at byte \(error.offset): \(error.reason)"

@@ -20,6 +20,11 @@ public struct EventValidationError: Error, Sendable, Hashable, CustomStringConve
         case unsupportedType = "unsupported-type"
         /// A batch without any event.
         case emptyBatch = "empty-batch"
+        /// JSON larger than the contract allows anywhere (more members, elements, nesting, or a longer string
+        /// or number); refused while parsing, before the oversized part is read into memory.
+        case tooLarge = "too-large"
+        /// A batch of more events than the receiver accepts in one request.
+        case batchTooLarge = "batch-too-large"
     }
 
     public var code: Code

@@ -36,27 +36,70 @@ struct JSONMember: Sendable, Equatable {
 struct JSONSyntaxError: Error, Sendable, Equatable {
     var offset: Int
     var reason: String
+    /// The text is JSON, but larger than the ``JSONLimits`` in force allow.
+    var exceedsLimits = false
+}
+
+/// How much of a JSON text the parser will materialise. Every bound is checked while parsing, before the
+/// value it bounds is allocated or converted, so hostile input costs work linear in its length and memory
+/// no larger than the limits: an object of 200,000 members fails at its 33rd member, a 4 MB string before a
+/// byte of it is copied.
+struct JSONLimits: Sendable, Equatable {
+    /// Deepest nesting of objects and arrays.
+    var maximumDepth: Int
+    /// Most members of one object.
+    var maximumMembers: Int
+    /// Most elements of one array.
+    var maximumElements: Int
+    /// Longest string token, in input bytes (escapes included).
+    var maximumStringBytes: Int
+    /// Longest number token, in input bytes.
+    var maximumNumberBytes: Int
+
+    /// One contract event. Its schemas allow 11 envelope members, an object of at most 4 data members
+    /// inside and one array of at most 8 distinct symptoms, strings of at most 2,000 characters (at most
+    /// 24,000 bytes when every character is a `\u` surrogate pair) and one measurement. The bounds leave
+    /// room for an event that breaks the contract to get the decoder's field-by-field error.
+    static let event = JSONLimits(
+        maximumDepth: 8,
+        maximumMembers: 32,
+        maximumElements: 32,
+        maximumStringBytes: 32 << 10,
+        maximumNumberBytes: 64
+    )
+
+    /// Documents that operators or the project itself write: rule sets and stored states, whose arrays
+    /// grow with a person's history.
+    static let document = JSONLimits(
+        maximumDepth: 32,
+        maximumMembers: 1 << 20,
+        maximumElements: 1 << 24,
+        maximumStringBytes: 16 << 20,
+        maximumNumberBytes: 64
+    )
 }
 
 /// A strict RFC 8259 parser over a buffer of UTF-8 bytes.
 struct JSONParser {
-    /// Nesting deeper than this is rejected: no event or rule set needs it, and it bounds the recursion that
-    /// hostile input could otherwise drive.
-    static let maximumDepth = 32
+    /// Objects with more members than this check names for duplicates through a hash set instead of a scan,
+    /// keeping the check linear for large documents.
+    private static let linearDuplicateScanLimit = 16
 
     private let bytes: UnsafeBufferPointer<UInt8>
     private var index: Int
     private let end: Int
+    private let limits: JSONLimits
 
     /// Parses exactly one JSON value from `bytes[range]`, allowing surrounding whitespace.
     static func parse(
         _ bytes: UnsafeBufferPointer<UInt8>,
-        range: Range<Int>? = nil
+        range: Range<Int>? = nil,
+        limits: JSONLimits = .document
     ) throws(JSONSyntaxError)
         -> JSONValue
     {
         let range = range ?? 0..<bytes.count
-        var parser = JSONParser(bytes: bytes, index: range.lowerBound, end: range.upperBound)
+        var parser = JSONParser(bytes: bytes, index: range.lowerBound, end: range.upperBound, limits: limits)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
         parser.skipWhitespace()
@@ -67,22 +110,77 @@ struct JSONParser {
     }
 
     /// Parses `bytes`, copying into contiguous storage only when the collection has none.
-    static func parse(_ bytes: some Collection<UInt8>) throws(JSONSyntaxError) -> JSONValue {
+    static func parse(
+        _ bytes: some Collection<UInt8>,
+        limits: JSONLimits = .document
+    ) throws(JSONSyntaxError)
+        -> JSONValue
+    {
         let result: Result<JSONValue, JSONSyntaxError>? = bytes.withContiguousStorageIfAvailable { buffer in
-            Result { () throws(JSONSyntaxError) in try parse(buffer) }
+            Result { () throws(JSONSyntaxError) in try parse(buffer, limits: limits) }
         }
         if let result { return try result.get() }
-        return try Array(bytes).withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in try parse(buffer) }
+        return try Array(bytes).withUnsafeBufferPointer { buffer throws(JSONSyntaxError) in
+            try parse(buffer, limits: limits)
+        }
     }
 
-    private init(bytes: UnsafeBufferPointer<UInt8>, index: Int, end: Int) {
+    /// Parses a JSON array whose first byte is at `start`, handing each element to `element` as soon as it is
+    /// parsed (with `limits` applying to each element), so that the array is never materialised whole. More
+    /// than `maximumElements` elements stop the parse with an error whose `exceedsLimits` is set.
+    static func forEachElement(
+        of bytes: UnsafeBufferPointer<UInt8>,
+        start: Int,
+        maximumElements: Int,
+        limits: JSONLimits,
+        _ element: (JSONValue) -> Void
+    ) throws(JSONSyntaxError) {
+        var parser = JSONParser(bytes: bytes, index: start, end: bytes.count, limits: limits)
+        guard parser.index < parser.end, bytes[parser.index] == UInt8(ascii: "[") else {
+            throw parser.fail("expected an array")
+        }
+        parser.index += 1
+        parser.skipWhitespace()
+        if parser.index < parser.end, bytes[parser.index] == UInt8(ascii: "]") {
+            parser.index += 1
+        } else {
+            var count = 0
+            while true {
+                parser.skipWhitespace()
+                guard count < maximumElements else {
+                    throw parser.exceeded("the array has more than \(maximumElements) elements")
+                }
+                element(try parser.parseValue(depth: 0))
+                count += 1
+                parser.skipWhitespace()
+                guard parser.index < parser.end else { throw parser.fail("unexpected end of input in an array") }
+                if bytes[parser.index] == UInt8(ascii: ",") {
+                    parser.index += 1
+                } else if bytes[parser.index] == UInt8(ascii: "]") {
+                    parser.index += 1
+                    break
+                } else {
+                    throw parser.fail("expected ',' or ']'")
+                }
+            }
+        }
+        parser.skipWhitespace()
+        guard parser.index == parser.end else { throw parser.fail("unexpected content after the JSON value") }
+    }
+
+    private init(bytes: UnsafeBufferPointer<UInt8>, index: Int, end: Int, limits: JSONLimits) {
         self.bytes = bytes
         self.index = index
         self.end = end
+        self.limits = limits
     }
 
     private func fail(_ reason: String) -> JSONSyntaxError {
         JSONSyntaxError(offset: index, reason: reason)
+    }
+
+    private func exceeded(_ reason: String, at offset: Int? = nil) -> JSONSyntaxError {
+        JSONSyntaxError(offset: offset ?? index, reason: reason, exceedsLimits: true)
     }
 
     private mutating func skipWhitespace() {
@@ -127,9 +225,12 @@ struct JSONParser {
     }
 
     private mutating func parseObject(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard depth <= JSONParser.maximumDepth else { throw fail("nesting too deep") }
+        guard depth <= limits.maximumDepth else {
+            throw exceeded("nesting deeper than \(limits.maximumDepth) levels")
+        }
         index += 1
         var members: [JSONMember] = []
+        var names: Set<[UInt8]> = []
         skipWhitespace()
         if index < end, bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -138,10 +239,21 @@ struct JSONParser {
         while true {
             skipWhitespace()
             guard index < end, bytes[index] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+            guard members.count < limits.maximumMembers else {
+                throw exceeded("the object has more than \(limits.maximumMembers) members")
+            }
             let keyOffset = index
             let key = try parseString()
-            for member in members where member.key.hasSameBytes(as: key) {
-                throw JSONSyntaxError(offset: keyOffset, reason: "duplicate member name")
+            if members.count < JSONParser.linearDuplicateScanLimit {
+                for member in members where member.key.hasSameBytes(as: key) {
+                    throw JSONSyntaxError(offset: keyOffset, reason: "duplicate member name")
+                }
+            } else {
+                // By bytes, not `String` equality, which would also match canonically equivalent names.
+                if names.isEmpty { names = Set(members.map { Array($0.key.utf8) }) }
+                guard names.insert(Array(key.utf8)).inserted else {
+                    throw JSONSyntaxError(offset: keyOffset, reason: "duplicate member name")
+                }
             }
             skipWhitespace()
             guard index < end, bytes[index] == UInt8(ascii: ":") else { throw fail("expected ':'") }
@@ -163,7 +275,9 @@ struct JSONParser {
     }
 
     private mutating func parseArray(depth: Int) throws(JSONSyntaxError) -> JSONValue {
-        guard depth <= JSONParser.maximumDepth else { throw fail("nesting too deep") }
+        guard depth <= limits.maximumDepth else {
+            throw exceeded("nesting deeper than \(limits.maximumDepth) levels")
+        }
         index += 1
         var elements: [JSONValue] = []
         skipWhitespace()
@@ -173,6 +287,9 @@ struct JSONParser {
         }
         while true {
             skipWhitespace()
+            guard elements.count < limits.maximumElements else {
+                throw exceeded("the array has more than \(limits.maximumElements) elements")
+            }
             elements.append(try parseValue(depth: depth))
             skipWhitespace()
             guard index < end else { throw fail("unexpected end of input in an array") }
@@ -207,6 +324,9 @@ struct JSONParser {
             guard index < end, isDigit(bytes[index]) else { throw fail("invalid number") }
             while index < end, isDigit(bytes[index]) { index += 1 }
         }
+        guard index - start <= limits.maximumNumberBytes else {
+            throw exceeded("a number longer than \(limits.maximumNumberBytes) characters", at: start)
+        }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw JSONSyntaxError(offset: start, reason: "invalid number") }
         return value
@@ -230,6 +350,7 @@ struct JSONParser {
             if byte < 0x20 { throw fail("control character in a string") }
             if byte >= 0x80 { sawNonASCII = true }
             index += 1
+            guard index - start <= limits.maximumStringBytes else { throw stringTooLong(start) }
         }
         // Slow path: the string has escapes.
         var buffer = Array(UnsafeBufferPointer(rebasing: bytes[start..<index]))
@@ -267,8 +388,13 @@ struct JSONParser {
                 buffer.append(byte)
                 index += 1
             }
+            guard index - start <= limits.maximumStringBytes else { throw stringTooLong(start) }
         }
         throw fail("unterminated string")
+    }
+
+    private func stringTooLong(_ start: Int) -> JSONSyntaxError {
+        exceeded("a string longer than \(limits.maximumStringBytes) bytes", at: start - 1)
     }
 
     private mutating func parseHex4() throws(JSONSyntaxError) -> UInt32 {

@@ -50,17 +50,15 @@ public struct EventIngestion: Sendable {
 
     /// Ingests a request body (a JSON array of CloudEvents or NDJSON) sent by `publisher`.
     public func ingest(_ body: some Collection<UInt8>, from publisher: Publisher) async -> IngestOutcome {
-        let batch = EventDecoder.decodeBatch(body)
+        let batch = EventDecoder.decodeBatch(body, maximumEvents: configuration.maximumBatchEvents)
         if let error = batch.error {
-            return .invalidBody(error)
+            return error.code == .batchTooLarge
+                ? .tooManyEvents(limit: configuration.maximumBatchEvents) : .invalidBody(error)
         }
         guard !batch.items.isEmpty else {
             return .invalidBody(
                 EventValidationError(code: .emptyBatch, fieldPath: "", reason: "the batch holds no event")
             )
-        }
-        guard batch.items.count <= configuration.maximumBatchEvents else {
-            return .tooManyEvents(count: batch.items.count, limit: configuration.maximumBatchEvents)
         }
         if case .reject(let retryAfter) = rateLimits.take(batch.items.count, for: publisher) {
             return .rateLimited(retryAfter: retryAfter)
@@ -349,7 +347,7 @@ public enum IngestOutcome: Sendable {
     /// The body is not a batch of JSON objects at all.
     case invalidBody(EventValidationError)
     /// The batch exceeds the configured number of events.
-    case tooManyEvents(count: Int, limit: Int)
+    case tooManyEvents(limit: Int)
     /// The publisher exceeded its rate; nothing was appended.
     case rateLimited(retryAfter: Duration)
     /// Every event was processed; one result per event, in request order.

@@ -83,12 +83,19 @@ public enum GatewayApplication {
         }
         let body: ByteBuffer
         do {
-            body = try await request.body.collect(upTo: configuration.maximumBodyBytes)
+            let read = try await request.body.read(
+                upTo: configuration.maximumBodyBytes,
+                within: configuration.timeouts.bodyReadTimeout
+            )
+            switch read {
+            case .success(let complete): body = complete
+            case .failure(let refusal): return refusal.response
+            }
         } catch {
             return JSONResponse.problem(
-                status: .contentTooLarge,
-                code: "body-too-large",
-                detail: "the request body exceeds \(configuration.maximumBodyBytes) bytes; send smaller batches"
+                status: .badRequest,
+                code: "body-unreadable",
+                detail: "the connection failed while the request body arrived"
             )
         }
         let outcome = await ingestion.ingest(body.readableBytesView, from: publisher)
@@ -111,6 +118,7 @@ public enum GatewayApplication {
                 configuration: configuration,
                 metrics: metrics
             ),
+            server: configuration.timeouts.server,
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "healthcode-gateway"
@@ -169,11 +177,11 @@ public enum GatewayApplication {
                 detail: "this publisher sends faster than its rate limit; retry after the indicated delay",
                 headers: [.retryAfter: "\(seconds)"]
             )
-        case .tooManyEvents(let count, let limit):
+        case .tooManyEvents(let limit):
             return JSONResponse.problem(
                 status: .contentTooLarge,
                 code: "batch-too-large",
-                detail: "the batch holds \(count) events, at most \(limit) are accepted per request"
+                detail: "the batch holds more than \(limit) events, the most accepted per request"
             )
         case .processed(let results):
             let summary = BatchResponse(

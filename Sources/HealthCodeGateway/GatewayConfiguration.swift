@@ -1,4 +1,5 @@
 import HealthCodeCore
+import HealthCodeHTTP
 
 /// Settings of the ingestion gateway.
 public struct GatewayConfiguration: Sendable {
@@ -14,6 +15,9 @@ public struct GatewayConfiguration: Sendable {
     public var maximumBatchEvents: Int = 1000
     /// Largest request body in bytes; larger bodies get 413 and are never buffered whole. Default 4 MiB.
     public var maximumBodyBytes: Int = 4 << 20
+    /// How long a client may stay silent on a connection and take to send a body (408 beyond it), so that
+    /// a slow client cannot hold one of the ``maximumConcurrentRequests`` slots. Defaults 30 s each.
+    public var timeouts = HTTPTimeouts()
     /// How far an event's `time` may lie ahead of the gateway's clock (publishers' clocks drift);
     /// events further in the future are rejected: a fact cannot be known before it occurred.
     /// Default 5 minutes.
@@ -77,7 +81,7 @@ public struct GatewayConfiguration: Sendable {
                 (publisherRefreshInterval > .zero, "publisherRefreshInterval", "must be more than 0"),
                 (maximumAssertionLifetime > .zero, "maximumAssertionLifetime", "must be more than 0"),
                 (recentEventCapacity >= 0, "recentEventCapacity", "must not be negative"),
-            ]
+            ] + timeouts.checks
         )
     }
 }

@@ -4,6 +4,7 @@ import HealthCodeAPI
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
+import HealthCodeHTTP
 import HealthCodePostgres
 import Logging
 
@@ -177,6 +178,39 @@ struct PseudonymOptions: ParsableArguments {
     }
 }
 
+/// How long clients may take over requests, for every HTTP server the command runs.
+struct HTTPOptions: ParsableArguments {
+    @Option(
+        name: .customLong("http-idle-timeout-seconds"),
+        help: "Seconds a connection may stay silent before it is closed (HC_HTTP_IDLE_TIMEOUT_SECONDS)."
+    )
+    var idleTimeoutSeconds: Int = Env.int("HC_HTTP_IDLE_TIMEOUT_SECONDS", HTTPTimeouts().idleTimeout.wholeSeconds)
+    @Option(
+        name: .customLong("http-body-timeout-seconds"),
+        help: "Seconds a request body may take to arrive before 408 (HC_HTTP_BODY_TIMEOUT_SECONDS)."
+    )
+    var bodyReadTimeoutSeconds: Int = Env.int(
+        "HC_HTTP_BODY_TIMEOUT_SECONDS",
+        HTTPTimeouts().bodyReadTimeout.wholeSeconds
+    )
+
+    var timeouts: HTTPTimeouts {
+        var timeouts = HTTPTimeouts()
+        timeouts.idleTimeout = .seconds(idleTimeoutSeconds)
+        timeouts.bodyReadTimeout = .seconds(bodyReadTimeoutSeconds)
+        return timeouts
+    }
+
+    func validate() throws {
+        do { try ConfigurationError.check("http", timeouts.checks) } catch {
+            throw error.flagError([
+                "timeouts.idleTimeout": "--http-idle-timeout-seconds",
+                "timeouts.bodyReadTimeout": "--http-body-timeout-seconds",
+            ])
+        }
+    }
+}
+
 struct GatewayOptions: ParsableArguments {
     @Option(name: .customLong("gateway-host"), help: "Gateway listen address (HC_GATEWAY_HOST).")
     var host: String = Env.string("HC_GATEWAY_HOST", GatewayConfiguration().host)
@@ -262,8 +296,10 @@ struct GatewayOptions: ParsableArguments {
         "publisherRefreshInterval": "--publisher-refresh-seconds", "maximumClockSkew": "--max-clock-skew-seconds",
     ]
 
-    func configuration(topic: EventTopicConfiguration) -> GatewayConfiguration {
+    func configuration(topic: EventTopicConfiguration, timeouts: HTTPTimeouts = HTTPTimeouts()) -> GatewayConfiguration
+    {
         var configuration = GatewayConfiguration()
+        configuration.timeouts = timeouts
         configuration.bootstrapServers = topic.bootstrapServers
         configuration.topic = topic.topic
         configuration.host = host

@@ -59,6 +59,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var http: HTTPOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var logging: LoggingOptions
@@ -73,7 +74,7 @@ struct GatewayCommand: AsyncParsableCommand {
         )
         let store = PublisherStore(client: client, logger: logger)
         let services = try Gateway.build(
-            configuration: gateway.configuration(topic: kafka.configuration),
+            configuration: gateway.configuration(topic: kafka.configuration, timeouts: http.timeouts),
             pseudonymizer: try pseudonym.pseudonymizer(),
             publishers: store,
             retractionTargets: store,

@@ -24,6 +24,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var http: HTTPOptions
     @OptionGroup var api: APIOptions
     @OptionGroup var projector: ProjectorOptions
     @OptionGroup var pseudonym: PseudonymOptions
@@ -97,7 +98,7 @@ struct UpCommand: AsyncParsableCommand {
         )
         let publishers = PublisherStore(client: client, logger: logger)
         let gatewayServices = try Gateway.build(
-            configuration: gateway.configuration(topic: topic),
+            configuration: gateway.configuration(topic: topic, timeouts: http.timeouts),
             pseudonymizer: pseudonymizer,
             publishers: publishers,
             retractionTargets: publishers,

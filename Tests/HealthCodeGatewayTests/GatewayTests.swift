@@ -78,6 +78,7 @@ import Testing
         registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
         producerRebuildDelay: Duration = .seconds(1),
         producerCreated: @Sendable (KafkaProducer) -> Void = { _ in },
+        live: Bool = false,
         _ body: @escaping @Sendable (any TestClientProtocol, KafkaMockCluster, String) async throws -> Void
     ) async throws {
         var logger = Logger(label: "gateway-tests")
@@ -112,12 +113,18 @@ import Testing
             publishers: publishers,
             configuration: configuration
         )
-        let application = Application(router: router, logger: logger)
+        // Live: a real HTTP server on a free port, with the configured timeouts.
+        let application = Application(
+            router: router,
+            server: configuration.timeouts.server,
+            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+            logger: logger
+        )
         let group = ServiceGroup(services: [producer], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             defer { tasks.cancelAll() }
-            try await application.test(.router) { client in
+            try await application.test(live ? .live : .router) { client in
                 try await body(client, cluster, topic)
             }
             await group.triggerGracefulShutdown()
