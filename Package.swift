@@ -279,6 +279,7 @@ let package = Package(
                 "HealthCodeCore",
                 "HealthCodeGateway",
                 "HealthCodeKafka",
+                "HealthCodeLocalServers",
                 "HealthCodeTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -76,6 +76,61 @@ struct BenchBackbone: Sendable {
         return key
     }
 
+    /// A gateway on a free port that publishes to the benchmark's topic, as `configure` adjusts it (no rate
+    /// limits, no duplicate memory by default): its services and the port it listens on once they run.
+    func gateway(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> BenchGateway {
+        let client = PostgresClient(configuration: postgres(), backgroundLogger: logger)
+        var configuration = GatewayConfiguration()
+        configuration.port = 0
+        configuration.bootstrapServers = topic.bootstrapServers
+        configuration.topic = topic.topic
+        configuration.publisherEventsPerSecond = 10_000_000
+        configuration.publisherBurstEvents = 10_000_000
+        configuration.recentEventCapacity = 0
+        configure(&configuration)
+        let ports = AsyncStream<Int>.makeStream()
+        let publishers = PublisherStore(client: client, logger: logger)
+        let services = try Gateway.build(
+            configuration: configuration,
+            pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
+            publishers: publishers,
+            retractionTargets: publishers,
+            onServerRunning: { ports.continuation.yield($0) },
+            logger: logger
+        )
+        return BenchGateway(services: [client] + services, ports: ports.stream)
+    }
+
+    /// A wrk script posting `bodies` in turn as NDJSON batches with `key`, written next to the bodies.
+    func ingestScript(bodies: [String], key: String) throws -> URL {
+        let directory = servers.directory
+        for (sequence, body) in bodies.enumerated() {
+            try body.write(
+                to: directory.appendingPathComponent("batch-\(sequence).ndjson"),
+                atomically: true,
+                encoding: .utf8
+            )
+        }
+        let script = directory.appendingPathComponent("ingest.lua")
+        try """
+        local bodies = {}
+        for sequence = 0, \(bodies.count - 1) do
+          local file = io.open("\(directory.path)/batch-" .. sequence .. ".ndjson", "rb")
+          bodies[#bodies + 1] = file:read("*a")
+          file:close()
+        end
+        wrk.method = "POST"
+        wrk.headers["Content-Type"] = "application/x-ndjson"
+        wrk.headers["Authorization"] = "Bearer \(key)"
+        local sent = 0
+        request = function()
+          sent = sent + 1
+          return wrk.format(nil, nil, nil, bodies[sent % #bodies + 1])
+        end
+        """.write(to: script, atomically: true, encoding: .utf8)
+        return script
+    }
+
     func postgres(database: String = "bench", connections: Int = 8) -> PostgresClient.Configuration {
         servers.postgresConfiguration(database: database, connections: connections)
     }
@@ -89,9 +144,25 @@ struct BenchBackbone: Sendable {
     }
 }
 
+/// A benchmark's gateway: its services (run them with ``BenchBackbone/withServices(_:_:)``) and its port.
+struct BenchGateway: Sendable {
+    let services: [any Service]
+    let ports: AsyncStream<Int>
+
+    /// The gateway's ingest URL, once its server runs (call once, inside `withServices`).
+    func eventsURL() async -> String {
+        var port = 0
+        for await bound in ports {
+            port = bound
+            break
+        }
+        return "http://127.0.0.1:\(port)/v1/events"
+    }
+}
+
 extension Duration {
-    fileprivate var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    fileprivate var inMilliseconds: Double { inSeconds * 1000 }
+    var inSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var inMilliseconds: Double { inSeconds * 1000 }
 }
 
 /// `healthcode bench ingest`: events/s through the gateway (HTTP, batches of 500, validation,
@@ -151,62 +222,20 @@ public struct IngestBenchmark: Sendable {
         let producerRate = try await producerBaseline(backbone)
         logger.info("producer baseline", metadata: ["messagesPerSecond": "\(Int(producerRate))"])
 
-        let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
-        var configuration = GatewayConfiguration()
-        configuration.port = 0
-        configuration.bootstrapServers = backbone.topic.bootstrapServers
-        configuration.topic = backbone.topic.topic
-        configuration.maximumBatchEvents = options.batchSize
-        configuration.publisherEventsPerSecond = 10_000_000
-        configuration.publisherBurstEvents = 10_000_000
-        configuration.recentEventCapacity = 0
-        let port = Mutex(0)
-        let ready = AsyncStream<Void>.makeStream()
-        let publishers = PublisherStore(client: client, logger: logger)
-        let gateway = try Gateway.build(
-            configuration: configuration,
-            pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-            publishers: publishers,
-            retractionTargets: publishers,
-            onServerRunning: { bound in
-                port.withLock { $0 = bound }
-                ready.continuation.yield()
-            },
-            logger: logger
-        )
+        let batchSize = options.batchSize
+        let gateway = try backbone.gateway { $0.maximumBatchEvents = batchSize }
         // wrk drives the load from its own process, as in `bench lookup`: a load generator inside this
         // process would take its CPU from the gateway under test.
-        let directory = backbone.servers.directory
-        for sequence in 0..<8 {
-            try (0..<options.batchSize).map { Self.event(sequence, $0) }.joined(separator: "\n").write(
-                to: directory.appendingPathComponent("batch-\(sequence).ndjson"),
-                atomically: true,
-                encoding: .utf8
-            )
-        }
-        let script = directory.appendingPathComponent("ingest.lua")
-        try """
-        local bodies = {}
-        for sequence = 0, 7 do
-          local file = io.open("\(directory.path)/batch-" .. sequence .. ".ndjson", "rb")
-          bodies[#bodies + 1] = file:read("*a")
-          file:close()
-        end
-        wrk.method = "POST"
-        wrk.headers["Content-Type"] = "application/x-ndjson"
-        wrk.headers["Authorization"] = "Bearer \(key)"
-        local sent = 0
-        request = function()
-          sent = sent + 1
-          return wrk.format(nil, nil, nil, bodies[sent % #bodies + 1])
-        end
-        """.write(to: script, atomically: true, encoding: .utf8)
+        let script = try backbone.ingestScript(
+            bodies: (0..<8).map { sequence in (0..<batchSize).map { Self.event(sequence, $0) }.joined(separator: "\n")
+            },
+            key: key
+        )
         let connections = options.connections
         let duration = options.duration
         let warmUp = options.warmUp
-        let output = try await backbone.withServices([client] + gateway) {
-            for await _ in ready.stream { break }
-            let url = "http://127.0.0.1:\(port.withLock { $0 })/v1/events"
+        let output = try await backbone.withServices(gateway.services) {
+            let url = await gateway.eventsURL()
             _ = try await runWrk(script: script, url: url, connections: connections, duration: warmUp)
             return try await runWrk(script: script, url: url, connections: connections, duration: duration)
         }

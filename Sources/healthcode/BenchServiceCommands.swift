@@ -108,3 +108,30 @@ struct BenchFreshness: AsyncParsableCommand {
         print(result.line)
     }
 }
+
+/// `healthcode bench hostile`: hostile bodies refused while a legitimate publisher keeps posting.
+struct BenchHostile: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hostile",
+        abstract: """
+            Benchmark how fast the gateway refuses hostile bodies and what they cost a legitimate publisher, \
+            on private servers.
+            """
+    )
+
+    @Option(help: "Seconds per measurement (alone, then under attack).") var seconds = 10
+
+    func validate() throws {
+        guard seconds >= 1 else { throw ValidationError("--seconds must be at least 1") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.hostile")
+        logger.logLevel = .warning
+        var options = HostileBenchmark.Options(root: try benchmarkRoot())
+        options.duration = .seconds(seconds)
+        let result = try await HostileBenchmark(options: options, logger: logger).run()
+        for line in result.kindLines { print(line) }
+        print(result.line)
+    }
+}

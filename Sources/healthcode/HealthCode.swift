@@ -57,7 +57,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
-            BenchFreshness.self,
+            BenchFreshness.self, BenchHostile.self,
         ]
     )
 }
