@@ -40,9 +40,31 @@ as_pg_user() {
 
 pg_running() { [ -f "$pg_data/postmaster.pid" ] && as_pg_user "$(pg_bin)/pg_ctl" -D "$pg_data" status >/dev/null 2>&1; }
 
+# The project's role and database (idempotent: also run on a cluster that is already up).
+ensure_pg_roles() {
+    as_pg_user psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+SET client_min_messages = warning;
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'healthcode') THEN
+    CREATE ROLE healthcode LOGIN CREATEDB CREATEROLE PASSWORD 'healthcode';
+  END IF;
+END $$;
+-- The migrations create the services' own roles (0013); clusters made before that need the right.
+ALTER ROLE healthcode CREATEROLE;
+-- The administering role may watch and end the services' sessions (they log in as roles of their own).
+GRANT pg_signal_backend, pg_read_all_stats TO healthcode;
+SELECT 'CREATE DATABASE healthcode OWNER healthcode'
+WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'healthcode') \gexec
+SQL
+}
+
 start_pg() {
     local bin; bin="$(pg_bin)"
-    if pg_running; then log "PostgreSQL already running on 127.0.0.1:$pg_port"; return; fi
+    if pg_running; then
+        log "PostgreSQL already running on 127.0.0.1:$pg_port"
+        ensure_pg_roles
+        return
+    fi
     port_open "$pg_port" && die "port $pg_port is taken by another process; set HC_PG_PORT to a free port"
     mkdir -p "$pg_dir/run"
     if [ "$(id -u)" -eq 0 ]; then
@@ -78,15 +100,7 @@ CONF
     log "starting PostgreSQL on 127.0.0.1:$pg_port"
     as_pg_user "$bin/pg_ctl" -D "$pg_data" -o "-p $pg_port" -l "$pg_dir/server.log" -w -t 60 start >/dev/null \
         || { tail -20 "$pg_dir/server.log" >&2; die "PostgreSQL did not start"; }
-    as_pg_user psql -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -qAt -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
-DO $$ BEGIN
-  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'healthcode') THEN
-    CREATE ROLE healthcode LOGIN CREATEDB PASSWORD 'healthcode';
-  END IF;
-END $$;
-SELECT 'CREATE DATABASE healthcode OWNER healthcode'
-WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'healthcode') \gexec
-SQL
+    ensure_pg_roles
 }
 
 stop_pg() {

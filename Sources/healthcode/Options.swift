@@ -128,6 +128,15 @@ struct PostgresOptions: ParsableArguments {
         "idleInTransactionTimeout": "--pg-idle-in-transaction-timeout",
     ]
 
+    /// What `service` logs in with: its own role (``ServiceRole``), its password from the role's
+    /// variable (`HC_PG_API_PASSWORD`, …) or else HC_PG_PASSWORD.
+    func configuration(for service: ServiceRole) -> PostgresConfiguration {
+        configuration.logged(
+            in: service,
+            password: ProcessInfo.processInfo.environment[service.passwordVariable] ?? configuration.password
+        )
+    }
+
     /// The password comes from HC_PG_PASSWORD only, never from a flag (flags show in `ps`).
     var configuration: PostgresConfiguration {
         var configuration = PostgresConfiguration()

@@ -69,7 +69,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.gateway")
         let client = PostgresClient(
-            configuration: postgres.configuration.clientConfiguration(),
+            configuration: postgres.configuration(for: .gateway).clientConfiguration(),
             backgroundLogger: logger
         )
         let store = PublisherStore(client: client, logger: logger)
@@ -102,7 +102,7 @@ struct ProjectorCommand: AsyncParsableCommand {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.projector")
         let client = PostgresClient(
-            configuration: postgres.configuration.clientConfiguration(),
+            configuration: postgres.configuration(for: .projector).clientConfiguration(),
             backgroundLogger: logger
         )
         let configuration = projector.configuration(topic: kafka.configuration)
@@ -145,7 +145,7 @@ struct APICommand: AsyncParsableCommand {
     func run() async throws {
         let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.api")
-        let clientConfiguration = postgres.configuration.clientConfiguration()
+        let clientConfiguration = postgres.configuration(for: .api).clientConfiguration()
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let queryAPI = try await Backbone.queryAPI(
             configuration: api.configuration,

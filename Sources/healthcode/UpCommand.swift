@@ -80,7 +80,17 @@ struct UpCommand: AsyncParsableCommand {
             )
         }
 
-        let client = PostgresClient(configuration: pgConfiguration, backgroundLogger: logger)
+        // Each service logs in as its own role, with only the grants it needs (migration 0013).
+        let projectorClient = PostgresClient(
+            configuration: postgres.configuration(for: .projector).clientConfiguration(),
+            backgroundLogger: logger
+        )
+        let gatewayClient = PostgresClient(
+            configuration: postgres.configuration(for: .gateway).clientConfiguration(),
+            backgroundLogger: logger
+        )
+        let apiPostgres = postgres.configuration(for: .api).clientConfiguration()
+        let apiClient = PostgresClient(configuration: apiPostgres, backgroundLogger: logger)
         let started = StartupSignal(components: 2)
         let projectorConfiguration = {
             var configuration = projector.configuration(topic: topic)
@@ -89,14 +99,14 @@ struct UpCommand: AsyncParsableCommand {
             configuration.assignment = .direct
             return configuration
         }()
-        let storage = ProjectionStore(client: client, logger: logger)
+        let storage = ProjectionStore(client: projectorClient, logger: logger)
         let projection = try Projector.build(
             configuration: projectorConfiguration,
             storage: storage,
             ruleSet: ruleSet,
             logger: logger
         )
-        let publishers = PublisherStore(client: client, logger: logger)
+        let publishers = PublisherStore(client: gatewayClient, logger: logger)
         let gatewayServices = try Gateway.build(
             configuration: gateway.configuration(topic: topic, timeouts: http.timeouts),
             pseudonymizer: pseudonymizer,
@@ -108,8 +118,8 @@ struct UpCommand: AsyncParsableCommand {
         )
         let apiServices = try await Backbone.queryAPI(
             configuration: api.configuration,
-            postgres: client,
-            codeReadPostgres: pgConfiguration,
+            postgres: apiClient,
+            codeReadPostgres: apiPostgres,
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
@@ -140,7 +150,7 @@ struct UpCommand: AsyncParsableCommand {
                     storage: storage
                 )
             },
-            statusCounts: { try await CodeStore(client: client, logger: logger).statusCounts() },
+            statusCounts: { try await CodeStore(client: apiClient, logger: logger).statusCounts() },
             now: Instant.now,
             logger: logger
         )
@@ -154,7 +164,8 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let services: [any Service] =
-            [client] + projection.services + [operations] + gatewayServices + apiServices.services
+            [projectorClient, gatewayClient, apiClient] + projection.services + [operations] + gatewayServices
+            + apiServices.services
         // The demo ending (after its summary with --exit-after-summary, or failing) stops the others
         // gracefully: requests finish, connections close, nothing is cancelled mid-write.
         let demoService = ServiceGroupConfiguration.ServiceConfiguration(

@@ -88,7 +88,8 @@ struct TestBackbone: Sendable {
     static func clientConfiguration(
         port: Int,
         database: String,
-        serviceLimits: Bool = true
+        serviceLimits: Bool = true,
+        role: ServiceRole? = nil
     ) -> PostgresClient.Configuration {
         var configuration = PostgresConfiguration()
         configuration.host = LocalInfrastructure.postgresHost
@@ -99,13 +100,18 @@ struct TestBackbone: Sendable {
         configuration.maximumConnections = 4
         configuration.statementTimeout = serviceLimits ? .seconds(8) : nil
         configuration.lockTimeout = serviceLimits ? .seconds(4) : nil
+        if let role { configuration = configuration.logged(in: role, password: configuration.password) }
         return configuration.clientConfiguration()
     }
 
-    /// The client configuration of this test's database, for the services under test.
-    var clientConfiguration: PostgresClient.Configuration {
-        Self.clientConfiguration(port: postgresPort, database: database)
+    /// The client configuration of this test's database, for the services under test: the projector's
+    /// role unless another is named, so that every test runs a service with only its own grants.
+    func clientConfiguration(for role: ServiceRole) -> PostgresClient.Configuration {
+        Self.clientConfiguration(port: postgresPort, database: database, role: role)
     }
+
+    /// The projector's client configuration of this test's database.
+    var clientConfiguration: PostgresClient.Configuration { clientConfiguration(for: .projector) }
 
     var projectorConfiguration: ProjectorConfiguration {
         var configuration = ProjectorConfiguration()
@@ -132,8 +138,13 @@ struct TestBackbone: Sendable {
         _ body: (_ gatewayURL: String, _ apiURL: String, _ probe: Probe) async throws -> Result
     ) async throws -> Result {
         let logger = testLogger()
-        let client = PostgresClient(
-            configuration: clientConfiguration,
+        // Each service with its own role and grants, as `healthcode up` runs them.
+        let client = PostgresClient(configuration: clientConfiguration(for: .projector), backgroundLogger: logger)
+        let gatewayClient = PostgresClient(configuration: clientConfiguration(for: .gateway), backgroundLogger: logger)
+        let apiClient = PostgresClient(configuration: clientConfiguration(for: .api), backgroundLogger: logger)
+        // The tests' own reads and interventions (ending a session, changing a row by hand).
+        let administrator = PostgresClient(
+            configuration: Self.clientConfiguration(port: postgresPort, database: database, serviceLimits: false),
             backgroundLogger: logger
         )
         let ports = PortBox()
@@ -144,7 +155,7 @@ struct TestBackbone: Sendable {
         gatewayConfiguration.topic = topic.topic
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
-        let publishers = PublisherStore(client: client, logger: logger)
+        let publishers = PublisherStore(client: gatewayClient, logger: logger)
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
@@ -167,8 +178,8 @@ struct TestBackbone: Sendable {
             .appendingPathComponent(LocalInfrastructure.uniqueName("hc_keys")).path
         let api = try await Backbone.queryAPI(
             configuration: apiConfiguration,
-            postgres: client,
-            codeReadPostgres: clientConfiguration,
+            postgres: apiClient,
+            codeReadPostgres: clientConfiguration(for: .api),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
@@ -182,11 +193,13 @@ struct TestBackbone: Sendable {
         let probe = Probe(
             backbone: self,
             consumer: projector.consumer,
-            client: client,
+            client: administrator,
             codeCache: api.codeCache,
             progress: projector.progress
         )
-        return try await withServices([client] + projector.services + gateway + api.services) {
+        return try await withServices(
+            [client, gatewayClient, apiClient, administrator] + projector.services + gateway + api.services
+        ) {
             await started.wait()
             return try await body("http://127.0.0.1:\(ports.gateway)", "http://127.0.0.1:\(ports.api)", probe)
         }

@@ -145,7 +145,10 @@ struct OverloadTests {
     func twiceCapacity() async throws {
         let backbone = try await TestBackbone.make(partitions: 4)
         let logger = testLogger()
-        let client = PostgresClient(configuration: backbone.clientConfiguration, backgroundLogger: logger)
+        let client = PostgresClient(
+            configuration: backbone.clientConfiguration(for: .gateway),
+            backgroundLogger: logger
+        )
         var configuration = GatewayConfiguration()
         configuration.port = 0
         configuration.bootstrapServers = backbone.topic.bootstrapServers

@@ -241,7 +241,7 @@ struct ProjectorRecoveryTests {
         // The broker keeps its topics in memory: after a restart the topic is new and short, while
         // PostgreSQL still holds positions far beyond its end.
         try await servers.run("restart-kafka")
-        try await Backbone.withPostgres(backbone.clientConfiguration, logger: testLogger()) { client in
+        try await backbone.withDatabase { client in
             let migrations = try SchemaMigrator.migrations(
                 in: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/migrations")
             )
