@@ -50,6 +50,7 @@ extension APICommand: ServesHTTPOnEventLoops {}
 extension UpCommand: ServesHTTPOnEventLoops {}
 extension BenchIngest: ServesHTTPOnEventLoops {}
 extension BenchLookup: ServesHTTPOnEventLoops {}
+extension BenchHostile: ServesHTTPOnEventLoops {}
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
