@@ -162,12 +162,10 @@ public struct IngestBenchmark: Sendable {
         configuration.recentEventCapacity = 0
         let port = Mutex(0)
         let ready = AsyncStream<Void>.makeStream()
-        let publishers = PublisherStore(client: client, logger: logger)
         let gateway = try Gateway.build(
             configuration: configuration,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(client, logger: logger),
             onServerRunning: { bound in
                 port.withLock { $0 = bound }
                 ready.continuation.yield()

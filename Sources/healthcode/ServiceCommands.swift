@@ -71,12 +71,10 @@ struct GatewayCommand: AsyncParsableCommand {
             configuration: postgres.configuration.clientConfiguration(),
             backgroundLogger: logger
         )
-        let store = PublisherStore(client: client, logger: logger)
         let services = try Gateway.build(
             configuration: gateway.configuration(topic: kafka.configuration),
             pseudonymizer: try pseudonym.pseudonymizer(),
-            publishers: store,
-            retractionTargets: store,
+            stores: .postgres(client, logger: logger),
             metrics: metrics,
             logger: logger
         )

@@ -95,12 +95,10 @@ struct UpCommand: AsyncParsableCommand {
             ruleSet: ruleSet,
             logger: logger
         )
-        let publishers = PublisherStore(client: client, logger: logger)
         let gatewayServices = try Gateway.build(
             configuration: gateway.configuration(topic: topic),
             pseudonymizer: pseudonymizer,
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(client, logger: logger),
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger
