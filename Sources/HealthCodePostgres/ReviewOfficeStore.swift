@@ -14,12 +14,25 @@ public struct ReviewOfficeStore: Sendable {
         self.logger = logger
     }
 
+    /// Runs `body` in one transaction; what `body` throws is rethrown as it is (a ``RegistryError`` stays
+    /// one) once the transaction rolled back.
+    private func transaction<Result: Sendable>(
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        do {
+            return try await client.withTransaction(logger: logger) { try await body($0) }
+        } catch let error as PostgresTransactionError {
+            if let bodyError = error.closureError, error.rollbackError == nil { throw bodyError }
+            throw error
+        }
+    }
+
     // MARK: Officers
 
     /// Registers `officer` under `office` (a registered publisher), or registers it again after its
     /// removal; throws ``RegistryError`` `unknown-office` or `already-registered`.
     public func addOfficer(_ officer: String, office: String) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await transaction { connection in
             let offices = try await connection.query(
                 "SELECT 1 FROM publisher WHERE publisher_id = \(office)",
                 logger: logger
@@ -51,7 +64,7 @@ public struct ReviewOfficeStore: Sendable {
 
     /// Removes `officer` from `office`; throws ``RegistryError`` `not-found` if it is not registered there.
     public func removeOfficer(_ officer: String, office: String) async throws {
-        try await client.withTransaction(logger: logger) { connection in
+        try await transaction { connection in
             let rows = try await connection.query(
                 """
                 UPDATE review_officer SET removed_at = now()
@@ -102,7 +115,7 @@ public struct ReviewOfficeStore: Sendable {
     ) async throws -> [OverrideAdmission] {
         guard !overrides.isEmpty else { return [] }
         let hour = window.microsecondsSinceEpoch
-        return try await client.withTransaction(logger: logger) { connection in
+        return try await transaction { connection in
             try await connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended('hc:review-office:' || \(office), 0))",
                 logger: logger
@@ -223,7 +236,7 @@ public struct ReviewOfficeStore: Sendable {
         approve: Bool,
         officer: String
     ) async throws -> [Int64: HeldReviewRefusal] {
-        try await client.withTransaction(logger: logger) { connection in
+        try await transaction { connection in
             let rows = try await connection.query(
                 """
                 SELECT held_id, source, officer_id, event_id, subject, status, hc_micros(held_at), decided_by,
