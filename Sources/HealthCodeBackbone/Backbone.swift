@@ -227,3 +227,33 @@ extension AnalystStore: AnalystDirectory {
         }
     }
 }
+
+extension ReviewOfficeStore: ReviewOffices {
+    public func unpublishedApprovals() async throws -> [HeldReview] {
+        try await redactingErrors { try await unpublished() }
+    }
+
+    public func decisions(after decisionID: Int64) async throws -> [ReviewDecision] {
+        try await redactingErrors { try await auditedDecisions(after: decisionID) }.map {
+            ReviewDecision(id: $0.auditID, office: $0.office, officer: $0.officer, approved: $0.decision == "approved")
+        }
+    }
+
+    public func latestDecisionID() async throws -> Int64 { try await redactingErrors { try await latestAuditID() } }
+}
+
+extension AssertionUseStore: AssertionUses {}
+
+extension GatewayStores {
+    /// The gateway's stores on PostgreSQL (tables `publisher`, `event_archive`, the review tables and
+    /// `client_assertion_use`, migration 0012).
+    public static func postgres(_ client: PostgresClient, logger: Logger) -> GatewayStores {
+        let publishers = PublisherStore(client: client, logger: logger)
+        return GatewayStores(
+            publishers: publishers,
+            retractionTargets: publishers,
+            reviewOffices: ReviewOfficeStore(client: client, logger: logger),
+            assertionUses: AssertionUseStore(client: client, logger: logger)
+        )
+    }
+}

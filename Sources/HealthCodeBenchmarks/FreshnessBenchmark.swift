@@ -104,12 +104,10 @@ public struct FreshnessBenchmark: Sendable {
         apiConfiguration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
         let ports = Mutex((gateway: 0, api: 0))
         let started = StartupSignal(components: 2)
-        let publishers = PublisherStore(client: client, logger: logger)
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(client, logger: logger),
             onServerRunning: { port in
                 ports.withLock { $0.gateway = port }
                 started.ready()

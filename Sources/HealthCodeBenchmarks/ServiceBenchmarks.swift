@@ -89,12 +89,10 @@ struct BenchBackbone: Sendable {
         configuration.recentEventCapacity = 0
         configure(&configuration)
         let ports = AsyncStream<Int>.makeStream()
-        let publishers = PublisherStore(client: client, logger: logger)
         let services = try Gateway.build(
             configuration: configuration,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(client, logger: logger),
             onServerRunning: { ports.continuation.yield($0) },
             logger: logger
         )

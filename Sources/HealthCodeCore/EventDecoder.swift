@@ -303,7 +303,7 @@ public enum EventDecoder {
     }
 
     private static func decodeReview(_ data: FieldReader, time: Instant) throws(EventValidationError) -> Review {
-        try data.rejectUnknown(["status", "validUntil", "reason", "officer"])
+        try data.rejectUnknown(["status", "validUntil", "reason", "officer", "approvedBy", "approvedAt"])
         let status: CodeStatus = try data.requiredEnum("status")
         let validUntil = try data.requiredInstant("validUntil")
         guard validUntil > time else { throw data.invalid("validUntil", "must be after the event time") }
@@ -313,7 +313,19 @@ public enum EventDecoder {
         guard Contract.isLabel(officer, maximumLength: 128) else {
             throw data.invalid("officer", Contract.labelRule(128))
         }
-        return Review(status: status, validUntil: validUntil, reason: reason, officer: officer)
+        let approvedBy = try data.optionalString("approvedBy")
+        if let approvedBy, !Contract.isLabel(approvedBy, maximumLength: 128) {
+            throw data.invalid("approvedBy", Contract.labelRule(128))
+        }
+        let approvedAt = try data.optionalInstant("approvedAt")
+        let approval: ReviewApproval?
+        switch (approvedBy, approvedAt) {
+        case (nil, nil): approval = nil
+        case (let officer?, let at?): approval = ReviewApproval(officer: officer, at: at)
+        case (nil, _): throw data.missing("approvedBy")
+        case (_, nil): throw data.missing("approvedAt")
+        }
+        return Review(status: status, validUntil: validUntil, reason: reason, officer: officer, approval: approval)
     }
 
     private static func decodeRetraction(_ data: FieldReader) throws(EventValidationError) -> Retraction {

@@ -115,6 +115,14 @@ extension CloudEvent {
             out.raw(",")
             out.key("officer")
             out.string(review.officer)
+            if let approval = review.approval {
+                out.raw(",")
+                out.key("approvedBy")
+                out.string(approval.officer)
+                out.raw(",")
+                out.key("approvedAt")
+                out.string(approval.at.rfc3339)
+            }
         case .retraction(let retraction):
             out.key("retracts")
             out.string(retraction.retracts)

@@ -138,13 +138,36 @@ public struct Review: Sendable, Hashable {
     /// End of the override (exclusive); always after the event `time`.
     public var validUntil: Instant
     public var reason: String
+    /// The deciding officer, registered under the review office (the event's `source`).
     public var officer: String
+    /// The second officer who released this override after the gateway held it over a quota, and when.
+    /// Set by the gateway only: an ingested review that carries it is refused.
+    public var approval: ReviewApproval?
 
-    public init(status: CodeStatus, validUntil: Instant, reason: String, officer: String) {
+    public init(
+        status: CodeStatus,
+        validUntil: Instant,
+        reason: String,
+        officer: String,
+        approval: ReviewApproval? = nil
+    ) {
         self.status = status
         self.validUntil = validUntil
         self.reason = reason
         self.officer = officer
+        self.approval = approval
+    }
+}
+
+/// A second officer's release of a held override (`data.approvedBy`, `data.approvedAt`).
+public struct ReviewApproval: Sendable, Hashable {
+    /// The approving officer, another officer of the same office.
+    public var officer: String
+    public var at: Instant
+
+    public init(officer: String, at: Instant) {
+        self.officer = officer
+        self.at = at
     }
 }
 

@@ -17,6 +17,7 @@ public struct EventIngestion: Sendable {
     private let pseudonymizer: Pseudonymizer
     private let configuration: GatewayConfiguration
     private let retractionTargets: any RetractionTargets
+    private let reviewOffices: any ReviewOffices
     private let now: @Sendable () -> Instant
     private let logger: Logger
     private let rateLimits: PublisherRateLimits
@@ -26,12 +27,14 @@ public struct EventIngestion: Sendable {
     private let rejectedCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "rejected")])
     private let forbiddenCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "forbidden")])
     private let failedCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "failed")])
+    private let heldCounter = Counter(label: "hc_gateway_events_total", dimensions: [("result", "held")])
 
     public init(
         log: any EventLog,
         pseudonymizer: Pseudonymizer,
         configuration: GatewayConfiguration,
         retractionTargets: any RetractionTargets,
+        reviewOffices: any ReviewOffices,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
@@ -39,6 +42,7 @@ public struct EventIngestion: Sendable {
         self.pseudonymizer = pseudonymizer
         self.configuration = configuration
         self.retractionTargets = retractionTargets
+        self.reviewOffices = reviewOffices
         self.now = now
         self.logger = logger
         self.rateLimits = PublisherRateLimits(
@@ -102,6 +106,7 @@ public struct EventIngestion: Sendable {
         var records: [EventRecord] = []
         var recordIndices: [Int] = []
         var recordKeys: [String] = []
+        var overrides: [(index: Int, key: String, officer: String, event: CloudEvent)] = []
         for ((index, event), (key, wasSeen)) in zip(candidates, zip(keys, seen)) {
             guard !wasSeen, batchKeys.insert(key).inserted else {
                 results[index] = EventResult(index: index, id: event.id, status: .duplicate)
@@ -122,10 +127,29 @@ public struct EventIngestion: Sendable {
                     continue
                 }
             }
+            if case .review(let review) = event.payload {
+                if review.approval != nil {
+                    let problem = EventProblem(
+                        code: EventProblem.gatewayField,
+                        field: "data.approvedBy",
+                        reason:
+                            "is set by the gateway when a second officer approves a held override, never by a publisher"
+                    )
+                    results[index] = EventResult(index: index, id: event.id, status: .rejected, problem: problem)
+                } else {
+                    overrides.append((index, key, review.officer, event))
+                }
+                continue
+            }
             records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
             recordIndices.append(index)
             recordKeys.append(key)
             results[index] = EventResult(index: index, id: event.id, status: .accepted)
+        }
+        for (index, key, event) in await admitOverrides(overrides, from: publisher, at: recordedTime, into: &results) {
+            records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
+            recordIndices.append(index)
+            recordKeys.append(key)
         }
         if !records.isEmpty {
             let positions = await log.append(records)
@@ -149,8 +173,80 @@ public struct EventIngestion: Sendable {
         return .processed(final)
     }
 
+    /// Checks a publisher's overrides against its officers and quotas (``ReviewOffices``): answers the
+    /// held ones `held` and the ones of unregistered officers `rejected` in `results`, and returns the
+    /// ones to append (already answered `accepted`). If the quotas cannot be checked, none is appended:
+    /// they fail, retriable.
+    private func admitOverrides(
+        _ overrides: [(index: Int, key: String, officer: String, event: CloudEvent)],
+        from publisher: Publisher,
+        at recordedTime: Instant,
+        into results: inout [EventResult?]
+    ) async -> [(index: Int, key: String, event: CloudEvent)] {
+        guard !overrides.isEmpty else { return [] }
+        let admissions: [OverrideAdmission]
+        do {
+            admissions = try await reviewOffices.admit(
+                overrides.map {
+                    PendingOverride(
+                        officer: $0.officer,
+                        eventID: $0.event.id,
+                        subject: $0.event.subject,
+                        event: $0.event.jsonBytes()
+                    )
+                },
+                office: publisher.id,
+                window: OverrideQuota.window(of: recordedTime),
+                quota: configuration.overrideQuota
+            )
+        } catch {
+            logger.warning(
+                "override quotas unreadable; overrides not appended",
+                metadata: ["publisher": "\(publisher.id)", "error": "\(error)"]
+            )
+            for override in overrides {
+                var result = EventResult(index: override.index, id: override.event.id, status: .failed)
+                result.failure = "review-offices-unavailable"
+                result.retriable = true
+                results[override.index] = result
+            }
+            return []
+        }
+        var append: [(index: Int, key: String, event: CloudEvent)] = []
+        for (override, admission) in zip(overrides, admissions) {
+            let index = override.index
+            switch admission {
+            case .applied:
+                append.append((index, override.key, override.event))
+                results[index] = EventResult(index: index, id: override.event.id, status: .accepted)
+                ReviewMetrics.count(office: publisher.id, officer: override.officer, status: "applied")
+            case .held(let id):
+                var result = EventResult(index: index, id: override.event.id, status: .held)
+                result.heldID = id
+                results[index] = result
+                ReviewMetrics.count(office: publisher.id, officer: override.officer, status: "held")
+            case .unregisteredOfficer:
+                let problem = EventProblem(
+                    code: EventProblem.unregisteredOfficer,
+                    field: "data.officer",
+                    reason: "is not an officer registered under this review office (healthcode reviews officers add)"
+                )
+                results[index] = EventResult(index: index, id: override.event.id, status: .rejected, problem: problem)
+            }
+        }
+        let held = admissions.count { if case .held = $0 { true } else { false } }
+        if held > 0 {
+            logger.notice(
+                "overrides held over the quota for a second officer",
+                metadata: ["held": "\(held)", "publisher": "\(publisher.id)"]
+            )
+        }
+        return append
+    }
+
     private func count(_ results: [EventResult], publisher: Publisher) {
         let accepted = results.count { $0.status == .accepted }
+        heldCounter.increment(by: results.count { $0.status == .held })
         let failed = results.count { $0.status == .failed }
         let forbidden = results.count { $0.isForbidden }
         acceptedCounter.increment(by: accepted)
@@ -231,6 +327,10 @@ public struct EventProblem: Sendable, Hashable {
     public static let forbiddenType = "forbidden-type"
     /// A retraction of another publisher's event.
     public static let forbiddenRetraction = "forbidden-retraction"
+    /// A review names an officer not registered under its office (422-style, not an authorisation refusal).
+    public static let unregisteredOfficer = "unregistered-officer"
+    /// A field only the gateway sets (a review's approval) sent by a publisher.
+    public static let gatewayField = "gateway-field"
 
     public var code: String
     public var field: String
@@ -261,6 +361,9 @@ public struct EventResult: Sendable {
         case rejected
         /// Valid, but the log did not take it; send the batch again (it is idempotent).
         case failed
+        /// An override beyond its office's or officer's hourly quota: kept, not appended, until a second
+        /// officer approves it (`heldId` names it for `healthcode reviews approve`).
+        case held
     }
 
     public var index: Int
@@ -271,6 +374,8 @@ public struct EventResult: Sendable {
     public var errors: [EventProblem]?
     public var failure: String?
     public var retriable: Bool?
+    /// The held override's id (status `held`).
+    public var heldID: Int64?
 
     init(index: Int, id: String?, status: Status, errors: [EventValidationError]? = nil) {
         self.index = index
@@ -311,6 +416,11 @@ public struct EventResult: Sendable {
         if let failure {
             out.key("failure")
             out.string(failure)
+            out.raw(",")
+        }
+        if let heldID {
+            out.key("heldId")
+            out.integer(heldID)
             out.raw(",")
         }
         if let id {

@@ -4,10 +4,12 @@ import Logging
 import ServiceLifecycle
 
 /// The gateway's one entry point: its services assembled from its configuration and from what it
-/// declares it needs (``PublisherDirectory``, ``RetractionTargets``). Nothing starts until the
-/// services run in a `ServiceGroup`, after whatever serves those two (a PostgreSQL client).
+/// declares it needs (``GatewayStores``: ``PublisherDirectory``, ``RetractionTargets``,
+/// ``ReviewOffices``, ``AssertionUses``). Nothing starts until the services run in a `ServiceGroup`,
+/// after whatever serves those (a PostgreSQL client).
 public enum Gateway {
-    /// The Kafka producer, the publisher registry and the HTTP server, in the order they must start.
+    /// The Kafka producer, the publisher registry, the release of approved overrides and the HTTP
+    /// server, in the order they must start.
     ///
     /// - Parameters:
     ///   - configuration: validated first (``GatewayConfiguration/validate()``).
@@ -16,8 +18,7 @@ public enum Gateway {
     public static func build(
         configuration: GatewayConfiguration,
         pseudonymizer: Pseudonymizer,
-        publishers: any PublisherDirectory,
-        retractionTargets: any RetractionTargets,
+        stores: GatewayStores,
         metrics: (@Sendable () -> [UInt8])? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
@@ -29,12 +30,25 @@ public enum Gateway {
         producerConfiguration.linger = configuration.produceLinger
         producerConfiguration.requestTimeout = min(producerConfiguration.requestTimeout, configuration.deliveryTimeout)
         let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
-        let registry = PublisherRegistry(directory: publishers, configuration: configuration, logger: logger)
+        let registry = PublisherRegistry(
+            directory: stores.publishers,
+            assertionUses: stores.assertionUses,
+            configuration: configuration,
+            logger: logger
+        )
+        let log = KafkaEventLog(producer: producer, topic: configuration.topic)
+        let release = HeldReviewRelease(
+            offices: stores.reviewOffices,
+            log: log,
+            interval: configuration.heldReviewInterval,
+            logger: logger
+        )
         let ingestion = EventIngestion(
-            log: KafkaEventLog(producer: producer, topic: configuration.topic),
+            log: log,
             pseudonymizer: pseudonymizer,
             configuration: configuration,
-            retractionTargets: retractionTargets,
+            retractionTargets: stores.retractionTargets,
+            reviewOffices: stores.reviewOffices,
             now: Instant.now,
             logger: logger
         )
@@ -46,6 +60,6 @@ public enum Gateway {
             onServerRunning: onServerRunning,
             logger: logger
         )
-        return [producer, registry, application]
+        return [producer, registry, release, application]
     }
 }

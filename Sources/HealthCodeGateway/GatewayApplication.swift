@@ -135,9 +135,10 @@ public enum GatewayApplication {
         var duplicate: Int
         var rejected: Int
         var failed: Int
+        var held: Int
         var results: [EventResult]
 
-        /// `{"accepted","duplicate","failed","rejected","results":[…]}`, keys sorted like every other
+        /// `{"accepted","duplicate","failed","held","rejected","results":[…]}`, keys sorted like every other
         /// answer, absent fields of a result omitted.
         func jsonBytes() -> [UInt8] {
             var out = JSONWriter(capacity: 96 + results.count * 72)
@@ -150,6 +151,9 @@ public enum GatewayApplication {
             out.raw(",")
             out.key("failed")
             out.integer(failed)
+            out.raw(",")
+            out.key("held")
+            out.integer(held)
             out.raw(",")
             out.key("rejected")
             out.integer(rejected)
@@ -189,6 +193,7 @@ public enum GatewayApplication {
                 duplicate: results.count { $0.status == .duplicate },
                 rejected: results.count { $0.status == .rejected },
                 failed: results.count { $0.status == .failed },
+                held: results.count { $0.status == .held },
                 results: results
             )
             if summary.failed > 0 {
@@ -197,7 +202,7 @@ public enum GatewayApplication {
                     headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
                 )
             }
-            if summary.accepted == 0 && summary.duplicate == 0 {
+            if summary.accepted == 0 && summary.duplicate == 0 && summary.held == 0 {
                 // Nothing appended: 403 if every refusal is about authorisation, else 422.
                 let forbidden = results.allSatisfy(\.isForbidden)
                 return summary.response(status: forbidden ? .forbidden : .unprocessableContent)

@@ -44,8 +44,21 @@ public struct GatewayConfiguration: Sendable {
     public var produceLinger: Duration = .milliseconds(20)
     /// How often the registered publishers are re-read (a revocation takes effect within it). Default 5 s.
     public var publisherRefreshInterval: Duration = .seconds(5)
-    /// The `aud` that publishers' JWT client assertions must carry. Default `urn:hc:gateway`.
-    public var assertionAudience: String = "urn:hc:gateway"
+    /// The URL publishers reach this gateway at (e.g. `https://gateway.gd.example`), which names this
+    /// deployment. Default `nil`: `http://<host>:<port>`.
+    public var publicURL: String?
+    /// The `aud` that publishers' JWT client assertions must carry. Default `nil`: the gateway's
+    /// ``effectivePublicURL``, so an assertion made for one deployment is refused by every other.
+    public var assertionAudience: String?
+    /// Overrides (`hc.review.v1`) one officer may apply per clock hour; more are held for a second
+    /// officer. Default 50 (an officer deciding cases one by one rarely needs more than one a minute).
+    public var overridesPerOfficerPerHour: Int = 50
+    /// Overrides all officers of one review office may apply together per clock hour; more are held
+    /// for a second officer. Default 500.
+    public var overridesPerOfficePerHour: Int = 500
+    /// How often approved overrides not yet in the log are appended, the held-override gauge is
+    /// refreshed and expired quota counts are deleted. Default 5 s.
+    public var heldReviewInterval: Duration = .seconds(5)
     /// Longest accepted lifetime (`exp` − `iat`) of a client assertion. Default 5 minutes.
     public var maximumAssertionLifetime: Duration = .seconds(300)
     /// Recently acknowledged (source, id) keys remembered to answer re-sent events `duplicate`.
@@ -54,6 +67,17 @@ public struct GatewayConfiguration: Sendable {
 
     /// The local defaults.
     public init() {}
+
+    /// ``publicURL``, or `http://<host>:<port>` without one.
+    public var effectivePublicURL: String { publicURL ?? "http://\(host):\(port)" }
+
+    /// The audience client assertions must carry: ``assertionAudience``, or ``effectivePublicURL``.
+    public var effectiveAssertionAudience: String { assertionAudience ?? effectivePublicURL }
+
+    /// The override quotas.
+    public var overrideQuota: OverrideQuota {
+        OverrideQuota(perOfficer: overridesPerOfficerPerHour, perOffice: overridesPerOfficePerHour)
+    }
 
     /// Refuses a setting outside what the gateway allows, before anything starts.
     public func validate() throws(ConfigurationError) {
@@ -81,6 +105,11 @@ public struct GatewayConfiguration: Sendable {
                 (publisherRefreshInterval > .zero, "publisherRefreshInterval", "must be more than 0"),
                 (maximumAssertionLifetime > .zero, "maximumAssertionLifetime", "must be more than 0"),
                 (recentEventCapacity >= 0, "recentEventCapacity", "must not be negative"),
+                (overridesPerOfficerPerHour >= 0, "overridesPerOfficerPerHour", "must not be negative"),
+                (overridesPerOfficePerHour >= 0, "overridesPerOfficePerHour", "must not be negative"),
+                (heldReviewInterval > .zero, "heldReviewInterval", "must be more than 0"),
+                (publicURL.map { !$0.isEmpty } ?? true, "publicURL", "must not be empty"),
+                (assertionAudience.map { !$0.isEmpty } ?? true, "assertionAudience", "must not be empty"),
             ] + timeouts.checks
         )
     }

@@ -37,38 +37,51 @@ public enum PublisherAPIKey {
 
 /// The claims of a publisher's JWT client assertion (RFC 7523 style), signed ES256 with the
 /// publisher's private key: `iss` = `sub` = the publisher id, `aud` = the gateway's audience,
-/// `exp` no later than the configured assertion lifetime after `iat`.
+/// `exp` no later than the configured assertion lifetime after `iat`, and a `jti` never used before by
+/// this publisher: the gateway remembers it until `exp` and refuses the assertion a second time, so a
+/// client signs a fresh assertion for every request.
 public struct ClientAssertion: JWTPayload, Equatable {
     public var iss: IssuerClaim
     public var sub: SubjectClaim
     public var aud: AudienceClaim
     public var iat: IssuedAtClaim
     public var exp: ExpirationClaim
+    /// Unique per assertion (at most 128 characters); an assertion without one is refused.
+    public var jti: IDClaim?
 
-    public init(publisher: String, audience: String, issuedAt: Date, lifetime: Duration) {
+    public init(
+        publisher: String,
+        audience: String,
+        issuedAt: Date,
+        lifetime: Duration,
+        id: String? = UUID().uuidString
+    ) {
         iss = IssuerClaim(value: publisher)
         sub = SubjectClaim(value: publisher)
         aud = AudienceClaim(value: audience)
         iat = IssuedAtClaim(value: issuedAt)
         exp = ExpirationClaim(value: issuedAt.addingTimeInterval(TimeInterval(lifetime.components.seconds)))
+        jti = id.map(IDClaim.init(value:))
     }
 
     public func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
     }
 
-    /// Signs an assertion for `publisher` with its ES256 private key (what a publisher's client does).
+    /// Signs an assertion for `publisher` with its ES256 private key (what a publisher's client does,
+    /// once per request): `id` is its `jti`, a new random one by default.
     public static func sign(
         publisher: String,
         audience: String,
         privateKey: ES256PrivateKey,
         issuedAt: Date = Date(),
-        lifetime: Duration = .seconds(60)
+        lifetime: Duration = .seconds(60),
+        id: String? = UUID().uuidString
     ) async throws -> String {
         let keys = JWTKeyCollection()
         await keys.add(ecdsa: privateKey)
         return try await keys.sign(
-            ClientAssertion(publisher: publisher, audience: audience, issuedAt: issuedAt, lifetime: lifetime)
+            ClientAssertion(publisher: publisher, audience: audience, issuedAt: issuedAt, lifetime: lifetime, id: id)
         )
     }
 }

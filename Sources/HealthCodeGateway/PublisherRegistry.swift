@@ -8,7 +8,8 @@ import Synchronization
 /// Why a request could not be authenticated as a publisher. The description never holds a
 /// credential, only what kind of failure it is.
 public struct AuthenticationFailure: Error, Sendable, Hashable, CustomStringConvertible {
-    /// A stable code: `missing-credentials`, `invalid-credentials` or `registry-unavailable`.
+    /// A stable code: `missing-credentials`, `invalid-credentials`, `replayed-credentials` (a client
+    /// assertion used before) or `registry-unavailable`.
     public var code: String
     /// What is wrong, without the credential.
     public var reason: String
@@ -34,6 +35,7 @@ public final class PublisherRegistry: Service, Sendable {
     }
 
     private let directory: any PublisherDirectory
+    private let assertionUses: any AssertionUses
     private let audience: String
     private let maximumAssertionLifetime: Duration
     private let refreshInterval: Duration
@@ -42,10 +44,18 @@ public final class PublisherRegistry: Service, Sendable {
 
     /// - Parameters:
     ///   - directory: where the registered publishers are read.
+    ///   - assertionUses: where the `jti` of used client assertions are remembered (expired ones are
+    ///     forgotten at every refresh).
     ///   - configuration: the audience, assertion lifetime and refresh interval.
-    public init(directory: any PublisherDirectory, configuration: GatewayConfiguration, logger: Logger) {
+    public init(
+        directory: any PublisherDirectory,
+        assertionUses: any AssertionUses,
+        configuration: GatewayConfiguration,
+        logger: Logger
+    ) {
         self.directory = directory
-        self.audience = configuration.assertionAudience
+        self.assertionUses = assertionUses
+        self.audience = configuration.effectiveAssertionAudience
         self.maximumAssertionLifetime = configuration.maximumAssertionLifetime
         self.refreshInterval = configuration.publisherRefreshInterval
         self.logger = logger
@@ -82,6 +92,11 @@ public final class PublisherRegistry: Service, Sendable {
                     "publisher registry refresh failed",
                     metadata: ["error": "\(error)"]
                 )
+            }
+            do {
+                try await assertionUses.forgetExpired()
+            } catch {
+                logger.warning("expired client assertions not forgotten", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.refreshInterval) }
         }
@@ -127,6 +142,38 @@ public final class PublisherRegistry: Service, Sendable {
                 assertion.iat.value <= Date().addingTimeInterval(60)
             else {
                 return .failure(invalid)
+            }
+            guard let jti = assertion.jti?.value, (1...128).contains(jti.utf8.count) else {
+                return .failure(
+                    AuthenticationFailure(
+                        code: "invalid-credentials",
+                        reason: "a client assertion must carry a jti (1 to 128 characters), new for every request"
+                    )
+                )
+            }
+            // `exp` lies within the checked lifetime of `iat`, which is not in the future: the conversion is
+            // bounded, and checked all the same.
+            let expiryMicros = (assertion.exp.value.timeIntervalSince1970 * 1e6).rounded(.up)
+            let expiresAt = Instant(microsecondsSinceEpoch: Int64(exactly: expiryMicros) ?? .max)
+            let firstUse: Bool
+            do {
+                firstUse = try await assertionUses.recordFirstUse(issuer: issuer, jti: jti, expiresAt: expiresAt)
+            } catch {
+                logger.warning("client assertion uses unreadable", metadata: ["error": "\(error)"])
+                return .failure(
+                    AuthenticationFailure(
+                        code: "registry-unavailable",
+                        reason: "client assertions cannot be checked for replay now; retry"
+                    )
+                )
+            }
+            guard firstUse else {
+                return .failure(
+                    AuthenticationFailure(
+                        code: "replayed-credentials",
+                        reason: "this client assertion was used before; sign a new one (new jti) for every request"
+                    )
+                )
             }
             return .success(entry.publisher)
         } catch {

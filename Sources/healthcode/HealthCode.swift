@@ -16,6 +16,7 @@ struct HealthCode: AsyncParsableCommand {
             MigrateCommand.self,
             PseudonymCommand.self,
             Publishers.self,
+            Reviews.self,
             Analysts.self,
             Audit.self,
             Verify.self,

@@ -273,10 +273,43 @@ struct GatewayOptions: ParsableArguments {
         GatewayConfiguration().publisherRefreshInterval.wholeSeconds
     )
     @Option(
-        name: .customLong("assertion-audience"),
-        help: "The 'aud' publishers' JWT client assertions must carry (HC_ASSERTION_AUDIENCE)."
+        name: .customLong("gateway-public-url"),
+        help: """
+            The URL publishers reach this gateway at; names the deployment (HC_GATEWAY_PUBLIC_URL; default \
+            http://<gateway-host>:<gateway-port>).
+            """
     )
-    var assertionAudience: String = Env.string("HC_ASSERTION_AUDIENCE", GatewayConfiguration().assertionAudience)
+    var publicURL: String? = ProcessInfo.processInfo.environment["HC_GATEWAY_PUBLIC_URL"]
+    @Option(
+        name: .customLong("assertion-audience"),
+        help: """
+            The 'aud' publishers' JWT client assertions must carry (HC_ASSERTION_AUDIENCE; default the \
+            gateway's public URL).
+            """
+    )
+    var assertionAudience: String? = ProcessInfo.processInfo.environment["HC_ASSERTION_AUDIENCE"]
+    @Option(
+        name: .customLong("review-officer-quota"),
+        help: """
+            Overrides one review officer may apply per clock hour; more are held for a second officer \
+            (HC_REVIEW_OVERRIDES_PER_OFFICER_PER_HOUR).
+            """
+    )
+    var overridesPerOfficerPerHour: Int = Env.int(
+        "HC_REVIEW_OVERRIDES_PER_OFFICER_PER_HOUR",
+        GatewayConfiguration().overridesPerOfficerPerHour
+    )
+    @Option(
+        name: .customLong("review-office-quota"),
+        help: """
+            Overrides one review office may apply per clock hour; more are held for a second officer \
+            (HC_REVIEW_OVERRIDES_PER_OFFICE_PER_HOUR).
+            """
+    )
+    var overridesPerOfficePerHour: Int = Env.int(
+        "HC_REVIEW_OVERRIDES_PER_OFFICE_PER_HOUR",
+        GatewayConfiguration().overridesPerOfficePerHour
+    )
     @Option(
         name: .customLong("max-clock-skew-seconds"),
         help: """
@@ -303,6 +336,8 @@ struct GatewayOptions: ParsableArguments {
         "publisherEventsPerSecond": "--publisher-rate", "publisherBurstEvents": "--publisher-burst",
         "deliveryTimeout": "--delivery-timeout-seconds", "produceLinger": "--produce-linger-ms",
         "publisherRefreshInterval": "--publisher-refresh-seconds", "maximumClockSkew": "--max-clock-skew-seconds",
+        "publicURL": "--gateway-public-url", "assertionAudience": "--assertion-audience",
+        "overridesPerOfficerPerHour": "--review-officer-quota", "overridesPerOfficePerHour": "--review-office-quota",
     ]
 
     func configuration(topic: EventTopicConfiguration, timeouts: HTTPTimeouts = HTTPTimeouts()) -> GatewayConfiguration
@@ -321,7 +356,10 @@ struct GatewayOptions: ParsableArguments {
         configuration.deliveryTimeout = .seconds(deliveryTimeoutSeconds)
         configuration.produceLinger = .milliseconds(produceLingerMilliseconds)
         configuration.publisherRefreshInterval = .seconds(publisherRefreshSeconds)
+        configuration.publicURL = publicURL
         configuration.assertionAudience = assertionAudience
+        configuration.overridesPerOfficerPerHour = overridesPerOfficerPerHour
+        configuration.overridesPerOfficePerHour = overridesPerOfficePerHour
         configuration.maximumClockSkew = .seconds(maximumClockSkewSeconds)
         return configuration
     }

@@ -72,12 +72,10 @@ struct GatewayCommand: AsyncParsableCommand {
             configuration: postgres.configuration(for: .gateway).clientConfiguration(),
             backgroundLogger: logger
         )
-        let store = PublisherStore(client: client, logger: logger)
         let services = try Gateway.build(
             configuration: gateway.configuration(topic: kafka.configuration, timeouts: http.timeouts),
             pseudonymizer: try pseudonym.pseudonymizer(),
-            publishers: store,
-            retractionTargets: store,
+            stores: .postgres(client, logger: logger),
             metrics: metrics,
             logger: logger
         )

@@ -106,12 +106,10 @@ struct UpCommand: AsyncParsableCommand {
             ruleSet: ruleSet,
             logger: logger
         )
-        let publishers = PublisherStore(client: gatewayClient, logger: logger)
         let gatewayServices = try Gateway.build(
             configuration: gateway.configuration(topic: topic, timeouts: http.timeouts),
             pseudonymizer: pseudonymizer,
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(gatewayClient, logger: logger),
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger

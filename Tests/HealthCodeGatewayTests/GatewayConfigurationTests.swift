@@ -21,11 +21,26 @@ struct GatewayConfigurationTests {
             ("deliveryTimeout", { $0.deliveryTimeout = .zero }),
             ("produceLinger", { $0.produceLinger = .seconds(2) }),
             ("recentEventCapacity", { $0.recentEventCapacity = -1 }),
+            ("overridesPerOfficerPerHour", { $0.overridesPerOfficerPerHour = -1 }),
+            ("overridesPerOfficePerHour", { $0.overridesPerOfficePerHour = -1 }),
+            ("heldReviewInterval", { $0.heldReviewInterval = .zero }),
+            ("publicURL", { $0.publicURL = "" }),
+            ("assertionAudience", { $0.assertionAudience = "" }),
         ]
         for (expected, refusal) in refusals(of: GatewayConfiguration(), cases, validate: { try $0.validate() }) {
             #expect(refusal?.setting == expected)
             #expect(refusal?.description.hasPrefix("gateway setting \(expected) ") == true)
         }
+    }
+
+    @Test("the default assertion audience is the deployment's own URL, unless one is configured")
+    func deploymentAudience() {
+        var configuration = GatewayConfiguration()
+        #expect(configuration.effectiveAssertionAudience == "http://127.0.0.1:8080")
+        configuration.publicURL = "https://gateway.gd.example"
+        #expect(configuration.effectiveAssertionAudience == "https://gateway.gd.example")
+        configuration.assertionAudience = "urn:hc:gateway:gd"
+        #expect(configuration.effectiveAssertionAudience == "urn:hc:gateway:gd")
     }
 
     @Test("the entry point refuses an invalid configuration before it creates anything")
@@ -36,8 +51,7 @@ struct GatewayConfigurationTests {
             _ = try Gateway.build(
                 configuration: configuration,
                 pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-                publishers: InMemoryPublisherDirectory { [] },
-                retractionTargets: InMemoryRetractionTargets(),
+                stores: .inMemory(publishers: { [] }),
                 logger: Logger(label: "test")
             )
         }

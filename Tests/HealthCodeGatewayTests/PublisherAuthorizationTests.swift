@@ -26,7 +26,7 @@ import Testing
     }
 
     func assertion(
-        audience: String = "urn:hc:gateway",
+        audience: String = GatewayConfiguration().effectiveAssertionAudience,
         issuedAt: Date = Date(),
         lifetime: Duration = .seconds(60)
     ) async throws -> String {
@@ -51,7 +51,7 @@ import Testing
             let otherKey = ES256PrivateKey()
             let forged = try await ClientAssertion.sign(
                 publisher: "urn:hc:publisher:cdc",
-                audience: "urn:hc:gateway",
+                audience: GatewayConfiguration().effectiveAssertionAudience,
                 privateKey: otherKey
             )
             #expect(
@@ -133,6 +133,7 @@ import Testing
         let revokedRegistry: (GatewayConfiguration) -> PublisherRegistry = { configuration in
             PublisherRegistry(
                 directory: InMemoryPublisherDirectory { try GatewayTests.publishers(revoked: true) },
+                assertionUses: InMemoryAssertionUses(),
                 configuration: configuration,
                 logger: Logger(label: "test")
             )

@@ -133,8 +133,10 @@ struct TestBackbone: Sendable {
         )
     }
 
-    /// The gateway, projector and API of this backbone; `body` gets their base URLs.
+    /// The gateway (its configuration adjusted by `configureGateway`), projector and API of this backbone;
+    /// `body` gets their base URLs.
     func withRunningBackbone<Result: Sendable>(
+        configureGateway: (inout GatewayConfiguration) -> Void = { _ in },
         _ body: (_ gatewayURL: String, _ apiURL: String, _ probe: Probe) async throws -> Result
     ) async throws -> Result {
         let logger = testLogger()
@@ -153,14 +155,13 @@ struct TestBackbone: Sendable {
         gatewayConfiguration.port = 0
         gatewayConfiguration.bootstrapServers = topic.bootstrapServers
         gatewayConfiguration.topic = topic.topic
+        configureGateway(&gatewayConfiguration)
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
-        let publishers = PublisherStore(client: gatewayClient, logger: logger)
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(gatewayClient, logger: logger),
             onServerRunning: { port in
                 ports.gateway = port
                 started.ready()

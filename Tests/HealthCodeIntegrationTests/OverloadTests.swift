@@ -158,12 +158,10 @@ struct OverloadTests {
         configuration.publisherBurstEvents = 1_000_000
         let port = Mutex(0)
         let started = StartupSignal(components: 1)
-        let publishers = PublisherStore(client: client, logger: logger)
         let gateway = try Gateway.build(
             configuration: configuration,
             pseudonymizer: backbone.pseudonymizer,
-            publishers: publishers,
-            retractionTargets: publishers,
+            stores: .postgres(client, logger: logger),
             onServerRunning: { bound in
                 port.withLock { $0 = bound }
                 started.ready()
