@@ -56,12 +56,18 @@ struct ServiceRoleTests {
         #expect(try await !succeeds("SELECT count(*) FROM analyst_credential", as: .projector, on: backbone))
         #expect(try await !succeeds("SELECT count(*) FROM publisher", as: .projector, on: backbone))
         #expect(try await !succeeds("ALTER TABLE analyst_audit DISABLE TRIGGER ALL", as: .projector, on: backbone))
+        // The gateway counts overrides and holds reviews; it cannot touch the review audit.
+        #expect(try await succeeds("SELECT count(*) FROM review_audit", as: .gateway, on: backbone))
+        #expect(try await !succeeds("DELETE FROM review_audit", as: .gateway, on: backbone))
+        #expect(try await !succeeds("ALTER TABLE review_audit DISABLE TRIGGER ALL", as: .gateway, on: backbone))
     }
 
-    @Test("not even the migrating role can disable the audit's triggers once the audit has its owner")
+    @Test("not even the migrating role can disable the audits' triggers once they have their owner")
     func migratingRole() async throws {
         let backbone = try await TestBackbone.make()
         #expect(try await !succeeds("ALTER TABLE analyst_audit DISABLE TRIGGER ALL", as: nil, on: backbone))
         #expect(try await !succeeds("DELETE FROM analyst_audit", as: nil, on: backbone))
+        #expect(try await !succeeds("ALTER TABLE review_audit DISABLE TRIGGER ALL", as: nil, on: backbone))
+        #expect(try await succeeds("SELECT count(*) FROM review_audit", as: nil, on: backbone))
     }
 }
