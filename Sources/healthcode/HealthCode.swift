@@ -17,6 +17,7 @@ struct HealthCode: AsyncParsableCommand {
             PseudonymCommand.self,
             Publishers.self,
             Analysts.self,
+            Platforms.self,
             Audit.self,
             Verify.self,
             DeadLetters.self,
