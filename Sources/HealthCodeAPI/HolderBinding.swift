@@ -2,6 +2,7 @@ import Crypto
 import CryptoExtras
 import Foundation
 import NIOPosix
+import Synchronization
 
 /// Binds a signed code to the person it was issued to without naming them: the token carries a
 /// commitment to the identifier on the person's identity document, never the identifier or a stable
@@ -105,5 +106,43 @@ enum Base64URL {
         guard base64.count % 4 != 1 else { return nil }
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         return Data(base64Encoded: base64).map { Array($0) }
+    }
+}
+
+/// Bounds the holder checks in progress: each costs tens of milliseconds of a core by design, and code
+/// verification is public, so beyond ``QueryAPIConfiguration/maximumConcurrentHolderChecks`` a
+/// verification is refused at once (503 `busy`, `Retry-After`) instead of queueing without bound.
+final class HolderCheckAdmission: Sendable {
+    struct State: Sendable {
+        enum Action: Equatable, Sendable {
+            case admit
+            case shed
+        }
+
+        let limit: Int
+        var inFlight = 0
+
+        mutating func enter() -> Action {
+            guard inFlight < limit else { return .shed }
+            inFlight += 1
+            return .admit
+        }
+
+        mutating func leave() {
+            inFlight -= 1
+        }
+    }
+
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        state = Mutex(State(limit: max(limit, 1)))
+    }
+
+    /// Runs `check` if fewer than the limit run; `nil` if it was shed.
+    func run<Result: Sendable>(_ check: () async -> Result) async -> Result? {
+        guard state.withLock({ $0.enter() }) == .admit else { return nil }
+        defer { state.withLock { $0.leave() } }
+        return await check()
     }
 }

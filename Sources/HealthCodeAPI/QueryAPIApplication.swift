@@ -23,6 +23,7 @@ public struct QueryAPI: Sendable {
     let throttle: RequestThrottle
     let unknownPeople: UnknownPeople
     let verificationRequiresHolder: Bool
+    let holderChecks: HolderCheckAdmission
     let readTimeout: Duration
 
     /// - Parameters:
@@ -34,6 +35,7 @@ public struct QueryAPI: Sendable {
     ///   - throttle: the rate limits per platform and per person.
     ///   - unknownPeople: whether a person nothing is recorded about gets a code.
     ///   - verificationRequiresHolder: whether verifications must name the holder's identifier.
+    ///   - maximumConcurrentHolderChecks: holder checks computed at once before verifications are shed.
     ///   - readTimeout: longest a request may wait on PostgreSQL before it is answered 503
     ///     (``QueryAPIConfiguration/readTimeout``).
     public init(
@@ -49,8 +51,10 @@ public struct QueryAPI: Sendable {
         throttle: RequestThrottle,
         unknownPeople: UnknownPeople = .refuse,
         verificationRequiresHolder: Bool = true,
+        maximumConcurrentHolderChecks: Int = 8,
         readTimeout: Duration = .seconds(2)
     ) {
+        self.holderChecks = HolderCheckAdmission(limit: maximumConcurrentHolderChecks)
         self.trustedLocations = trustedLocations
         self.platforms = platforms
         self.throttle = throttle
@@ -220,7 +224,21 @@ public enum QueryAPIApplication {
             if verification.holder == nil, api.verificationRequiresHolder {
                 return try JSONResponse.make(VerificationAnswer(valid: false, reason: "holder-required"))
             }
-            switch await api.verifier.verify(verification.token, holder: verification.holder, now: now()) {
+            let current = now()
+            guard
+                let result = await api.holderChecks.run({
+                    await api.verifier.verify(verification.token, holder: verification.holder, now: current)
+                })
+            else {
+                refusals[503]?.increment()
+                return JSONResponse.problem(
+                    status: .serviceUnavailable,
+                    code: "busy",
+                    detail: "too many verifications at once; ask again after Retry-After seconds",
+                    headers: [.retryAfter: "1"]
+                )
+            }
+            switch result {
             case .success(let verified):
                 return try JSONResponse.make(
                     VerificationAnswer(

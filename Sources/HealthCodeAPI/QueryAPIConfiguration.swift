@@ -69,6 +69,9 @@ public struct QueryAPIConfiguration: Sendable {
     /// Whether `POST /v1/code-verifications` requires the holder's document identifier (`holder`);
     /// without it a copied token would pass. Default true.
     public var verificationRequiresHolder: Bool = true
+    /// Holder checks (`POST /v1/code-verifications` with `holder`) computed at once; more are refused
+    /// with 503 `busy` and `Retry-After` (each costs tens of milliseconds of a core). Default 8.
+    public var maximumConcurrentHolderChecks: Int = 8
 
     /// How often the registered client platforms are read again (a removal takes effect within it).
     /// Default 5 s.
@@ -120,6 +123,7 @@ public struct QueryAPIConfiguration: Sendable {
                     && maximumHolderBindingIterations <= 10_000_000,
                 .maximumHolderBindingIterations, "must be between holderBindingIterations and 10000000"
             ),
+            (maximumConcurrentHolderChecks >= 1, .maximumConcurrentHolderChecks, "must be at least 1"),
             (platformRefreshInterval >= .milliseconds(100), .platformRefreshInterval, "must be at least 100 ms"),
             (
                 platformRateLimit.requestsPerSecond > 0 && platformRateLimit.burst >= 1, .platformRateLimit,
@@ -153,6 +157,7 @@ public struct QueryAPIConfigurationError: Error, Sendable, Hashable, CustomStrin
         case holderBindingIterations
         case minimumHolderBindingIterations
         case maximumHolderBindingIterations
+        case maximumConcurrentHolderChecks
         case platformRefreshInterval
         case platformRateLimit
         case personRateLimit

@@ -132,6 +132,7 @@ public struct QueryAPIServer: Sendable {
             ),
             unknownPeople: configuration.unknownPeople,
             verificationRequiresHolder: configuration.verificationRequiresHolder,
+            maximumConcurrentHolderChecks: configuration.maximumConcurrentHolderChecks,
             readTimeout: configuration.readTimeout
         )
         return (api, cache)
@@ -186,12 +187,13 @@ struct BackgroundRefreshes: Service {
         } catch {
             logger.warning("client platforms not read at start; read again in the background")
         }
+        // The refreshes end on their own at a graceful shutdown; the server is awaited, never cancelled
+        // by their ending (it drains its connections), and they are cancelled once it returns.
         try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
             group.addTask { try await platforms.run() }
             group.addTask { try await trustedKeys.run() }
             defer { group.cancelAll() }
-            try await group.next()
+            try await server.run()
         }
     }
 }

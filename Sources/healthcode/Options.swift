@@ -456,7 +456,7 @@ extension QueryAPIConfiguration {
                 case .platformRateLimit: "--platform-rate/--platform-burst"
                 case .personRateLimit: "--person-rate/--person-burst"
                 case .trustedKeysRetryDelay, .trustedKeysFetchTimeout, .maximumHolderBindingIterations,
-                    .platformRefreshInterval:
+                    .maximumConcurrentHolderChecks, .platformRefreshInterval:
                     nil
                 }
             throw ValidationError(flag.map { "\($0) \(error.requirement)" } ?? error.description)

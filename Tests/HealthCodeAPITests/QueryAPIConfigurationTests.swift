@@ -32,6 +32,7 @@ import Testing
             configuration.minimumHolderBindingIterations = configuration.holderBindingIterations + 1
         case .maximumHolderBindingIterations:
             configuration.maximumHolderBindingIterations = configuration.holderBindingIterations - 1
+        case .maximumConcurrentHolderChecks: configuration.maximumConcurrentHolderChecks = 0
         case .platformRefreshInterval: configuration.platformRefreshInterval = .zero
         case .platformRateLimit: configuration.platformRateLimit = RequestRateLimit(requestsPerSecond: 0, burst: 1)
         case .personRateLimit: configuration.personRateLimit = RequestRateLimit(requestsPerSecond: 1, burst: 0)

@@ -3,6 +3,23 @@ import Testing
 
 @testable import HealthCodeAPI
 
+/// The bound on holder checks in progress.
+@Suite struct HolderCheckAdmissionTests {
+    @Test("beyond the limit a check is shed; a finished one frees its place")
+    func admission() async {
+        var state = HolderCheckAdmission.State(limit: 2)
+        #expect(state.enter() == .admit)
+        #expect(state.enter() == .admit)
+        #expect(state.enter() == .shed)
+        state.leave()
+        #expect(state.enter() == .admit)
+        let admission = HolderCheckAdmission(limit: 1)
+        let inner = await admission.run { await admission.run { 1 } }
+        #expect(inner == .some(nil), "a second check while the first runs is shed")
+        #expect(await admission.run { 2 } == 2, "and the place is free again afterwards")
+    }
+}
+
 /// The rate limiter's state machine on its own.
 @Suite struct RequestThrottleTests {
     @Test("buckets refill at their rate; full person buckets are forgotten when many accumulate")
