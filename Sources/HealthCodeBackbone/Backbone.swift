@@ -84,7 +84,7 @@ public enum Backbone {
                 codes: reads,
                 states: CodeStore(client: postgres, logger: logger),
                 records: PersonRecordStore(client: postgres, logger: logger),
-                analysts: AnalystStore(client: postgres, logger: logger),
+                analysts: AuditedAnalysts(store: AnalystStore(client: postgres, logger: logger)),
                 platforms: ClientPlatformStore(client: postgres, logger: logger),
                 areaEvents: ProjectionStore(client: postgres, logger: logger)
             ),
@@ -237,6 +237,31 @@ extension AnalystStore: AnalystDirectory {
                 )
             }
         }
+    }
+}
+
+/// The analysts and the audit trail on PostgreSQL, with concurrent reads' audit rows written together
+/// (``AuditBatches``): the API's port in production.
+struct AuditedAnalysts: AnalystDirectory {
+    let store: AnalystStore
+    let batches: AuditBatches
+
+    init(store: AnalystStore) {
+        self.store = store
+        self.batches = AuditBatches { records in try await store.record(records) }
+    }
+
+    func analystID(apiKeySHA256: String) async throws -> String? {
+        try await redactingErrors { try await store.analyst(apiKeySHA256: apiKeySHA256) }
+    }
+
+    func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
+        var record = AuditRecord(analyst: nil, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
+        switch reader {
+        case .analyst(let analyst): record.analyst = analyst
+        case .platform(let platform): record.platform = platform
+        }
+        try await redactingErrors { try await batches.record(record) }
     }
 }
 

@@ -109,6 +109,22 @@ public struct AnalystStore: Sendable {
         )
     }
 
+    /// Appends reads to the audit table in one statement (``AuditBatches``).
+    public func record(_ records: [AuditRecord]) async throws {
+        // Arrays of text cannot hold NULL here: an absent reader travels as '' (ids are never empty).
+        try await client.query(
+            """
+            INSERT INTO analyst_audit (subject, analyst_id, platform_id, purpose, endpoint)
+            SELECT subject, NULLIF(analyst_id, ''), NULLIF(platform_id, ''), purpose, endpoint
+            FROM unnest(\(records.map(\.subject))::text[], \(records.map { $0.analyst ?? "" })::text[],
+                        \(records.map { $0.platform ?? "" })::text[], \(records.map(\.purpose))::text[],
+                        \(records.map(\.endpoint))::text[])
+                AS r(subject, analyst_id, platform_id, purpose, endpoint)
+            """,
+            logger: logger
+        )
+    }
+
     /// The most recent reads, newest first, optionally of one subject, one analyst or one platform.
     public func entries(
         subject: String?,
