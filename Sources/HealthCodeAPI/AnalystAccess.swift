@@ -73,10 +73,29 @@ public struct AnalystAccess: Sendable {
     /// Records a read; throws if it could not be recorded (the read must then not be served).
     public func recordRead(by credential: AnalystCredential, subject: String, endpoint: String) async throws {
         try await directory.recordRead(
-            analyst: credential.analyst,
+            by: .analyst(credential.analyst),
             purpose: credential.purpose,
             subject: subject,
             endpoint: endpoint
         )
+    }
+
+    /// Records a read by a checkpoint platform; throws if it could not be recorded.
+    public func recordRead(
+        byPlatform platform: String,
+        purpose: String,
+        subject: String,
+        endpoint: String
+    )
+        async throws
+    {
+        try await directory.recordRead(by: .platform(platform), purpose: purpose, subject: subject, endpoint: endpoint)
+    }
+
+    /// The declared purpose of a read (`X-HC-Purpose`), trimmed; `nil` if absent, empty or too long.
+    public static func purpose(_ header: String?) -> String? {
+        let purpose = header?.trimmingCharacters(in: .whitespaces) ?? ""
+        guard !purpose.isEmpty, purpose.count <= maximumPurposeLength else { return nil }
+        return purpose
     }
 }

@@ -164,15 +164,42 @@ public struct CodeQueries: Sendable {
         return PersonCode(subject: subject, decision: stored.decision, evaluatedAt: now, knownAt: now)
     }
 
-    /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`).
+    /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`); a person nothing
+    /// is recorded about gets the policy's answer for an empty history.
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
+        if let code = try await knownCode(of: subject, at: at, knownAt: knownAt, now: now) { return code }
+        return try await evaluate(PersonState(), of: subject, at: at, knownAt: knownAt ?? at)
+    }
+
+    /// Like ``code(of:at:knownAt:now:)``, but `nil` for a person nothing is recorded about (neither a
+    /// materialised code nor a state): whether such a person gets a code is the caller's policy
+    /// (``QueryAPIConfiguration/unknownPeople``).
+    public func knownCode(
+        of subject: String,
+        at: Instant,
+        knownAt: Instant?,
+        now: Instant
+    ) async throws
+        -> PersonCode?
+    {
         let knownAt = knownAt ?? at
         if at == now, knownAt == now, let stored = try await materialised.code(of: subject, now: now),
             let code = current(stored, of: subject, now: now)
         {
             return code
         }
-        let state = try await states.personState(of: subject) ?? PersonState()
+        guard let state = try await states.personState(of: subject) else { return nil }
+        return try await evaluate(state, of: subject, at: at, knownAt: knownAt)
+    }
+
+    private func evaluate(
+        _ state: PersonState,
+        of subject: String,
+        at: Instant,
+        knownAt: Instant
+    ) async throws
+        -> PersonCode
+    {
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let decision = policy.evaluate(state, areas: areas, at: at, knownAt: knownAt)
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)

@@ -14,15 +14,33 @@ public struct QueryAPI: Sendable {
     let analysts: AnalystAccess
     let pseudonymizer: Pseudonymizer
     let issuer: CodeIssuer
-    let verifier: SignedCodeVerifier
+    /// Verifies signed codes of this issuer and of the trusted regions (their keys, ``TrustedKeySets``).
+    public let verifier: SignedCodeVerifier
+    let trustedLocations: [String: JWKSLocation]
+    /// The registered client platforms (read again in the background by ``QueryAPIServer``; tests that
+    /// use only the router call ``ClientPlatformRegistry/refresh()`` themselves).
+    public let platforms: ClientPlatformRegistry
+    let throttle: RequestThrottle
+    let unknownPeople: UnknownPeople
+    let verificationRequiresHolder: Bool
+    let holderChecks: HolderCheckAdmission
     let readTimeout: Duration
+    let bodyReadTimeout: Duration
 
     /// - Parameters:
     ///   - pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
     ///   - issuer: signs the codes of lookups and publishes its keys.
     ///   - verifier: accepts signed codes of this issuer and of the regions it recognises.
+    ///   - trustedLocations: where the other regions' keys are fetched (by ``QueryAPIServer``).
+    ///   - platforms: the registered client platforms.
+    ///   - throttle: the rate limits per platform and per person.
+    ///   - unknownPeople: whether a person nothing is recorded about gets a code.
+    ///   - verificationRequiresHolder: whether verifications must name the holder's identifier.
+    ///   - maximumConcurrentHolderChecks: holder checks computed at once before verifications are shed.
     ///   - readTimeout: longest a request may wait on PostgreSQL before it is answered 503
     ///     (``QueryAPIConfiguration/readTimeout``).
+    ///   - bodyReadTimeout: longest a request body may take to arrive before 408
+    ///     (``HTTPTimeouts/bodyReadTimeout``).
     public init(
         queries: CodeQueries,
         explanations: PersonExplanations,
@@ -31,8 +49,22 @@ public struct QueryAPI: Sendable {
         pseudonymizer: Pseudonymizer,
         issuer: CodeIssuer,
         verifier: SignedCodeVerifier,
-        readTimeout: Duration = .seconds(2)
+        trustedLocations: [String: JWKSLocation] = [:],
+        platforms: ClientPlatformRegistry,
+        throttle: RequestThrottle,
+        unknownPeople: UnknownPeople = .refuse,
+        verificationRequiresHolder: Bool = true,
+        maximumConcurrentHolderChecks: Int = 8,
+        readTimeout: Duration = .seconds(2),
+        bodyReadTimeout: Duration = HTTPTimeouts().bodyReadTimeout
     ) {
+        self.bodyReadTimeout = bodyReadTimeout
+        self.holderChecks = HolderCheckAdmission(limit: maximumConcurrentHolderChecks)
+        self.trustedLocations = trustedLocations
+        self.platforms = platforms
+        self.throttle = throttle
+        self.unknownPeople = unknownPeople
+        self.verificationRequiresHolder = verificationRequiresHolder
         self.readTimeout = readTimeout
         self.queries = queries
         self.explanations = explanations
@@ -44,17 +76,21 @@ public struct QueryAPI: Sendable {
     }
 }
 
-/// The query API's HTTP interface: `GET /v1/people/{pseudonym}/code`, `POST /v1/code-lookups`,
-/// the analyst endpoints `GET /v1/people/{pseudonym}/explain` and `…/export`, plus `/health` and
-/// `/metrics`.
+/// The query API's HTTP interface. Public: `GET /.well-known/jwks.json`, `POST /v1/code-verifications`,
+/// `/openapi.json`, `/health`, `/metrics`. Residents' platforms: `POST /v1/code-lookups`. Readers
+/// (checkpoint platforms, analysts), every read audited: `GET /v1/people/{pseudonym}/code`. Analysts:
+/// `GET /v1/people/{pseudonym}/explain` and `…/export`.
 public enum QueryAPIApplication {
     /// Largest code-lookup body: `{"subject": …}` with an identifier of at most 128 characters.
     static let maximumLookupBytes = 1024
+    /// Longest identifier (of a lookup, or a holder's document in a verification).
+    static let maximumIdentifierLength = 128
     static let refusals: [Int: Counter] = Dictionary(
-        uniqueKeysWithValues: [401, 403, 503].map {
+        uniqueKeysWithValues: [401, 403, 404, 429, 503].map {
             ($0, Counter(label: "hc_api_refusals_total", dimensions: [("status", "\($0)")]))
         }
     )
+    static let purposeHeader = HTTPField.Name("X-HC-Purpose")!
 
     struct LookupRequest: Decodable {
         var subject: String
@@ -67,16 +103,17 @@ public enum QueryAPIApplication {
 
     struct VerificationRequest: Decodable {
         var token: String
+        var holder: String?
     }
 
     struct VerificationAnswer: Encodable {
         var valid: Bool
         var reason: String?
         var issuer: String?
-        var subject: String?
         var status: String?
         var issuedAt: Instant?
         var expiresAt: Instant?
+        var holderChecked: Bool?
     }
 
     /// Builds the router. `now` is the clock (injectable for tests).
@@ -98,31 +135,34 @@ public enum QueryAPIApplication {
             case .failure(let problem):
                 return problem.response
             case .success(let (at, knownAt)):
-                // A code kept in memory needs no database, so no read deadline (a task and a timer less).
-                if at == current, knownAt == nil || knownAt == current,
-                    let kept = api.queries.keptCode(of: subject, now: current)
-                {
-                    return JSONResponse.written(ByteBuffer(bytes: kept.jsonBytes()))
-                }
-                return try await databaseRead(api) {
-                    let code = try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: current)
-                    return JSONResponse.written(ByteBuffer(bytes: code.jsonBytes()))
+                return try await readerRead(request, subject: subject, endpoint: "code", api: api, platforms: true) {
+                    // A code kept in memory needs no further read.
+                    if at == current, knownAt == nil || knownAt == current,
+                        let kept = api.queries.keptCode(of: subject, now: current)
+                    {
+                        return JSONResponse.written(ByteBuffer(bytes: kept.jsonBytes()))
+                    }
+                    guard let found = try await personCode(api, of: subject, at: at, knownAt: knownAt, now: current)
+                    else {
+                        return unknownPerson()
+                    }
+                    return JSONResponse.written(ByteBuffer(bytes: found.jsonBytes()))
                 }
             }
         }
         router.post("v1/code-lookups") { request, _ -> Response in
+            let platform: ClientPlatformRecord
+            switch authenticatePlatform(request, api: api, kind: .resident) {
+            case .failure(let problem): return problem.response
+            case .success(let authenticated): platform = authenticated
+            }
             let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: maximumLookupBytes)
-            } catch {
-                return JSONResponse.problem(
-                    status: .contentTooLarge,
-                    code: "body-too-large",
-                    detail: "a code lookup is {\"subject\": identifier}, at most \(maximumLookupBytes) bytes"
-                )
+            switch try await request.body.read(upTo: maximumLookupBytes, within: api.bodyReadTimeout) {
+            case .success(let complete): body = complete
+            case .failure(let refusal): return refusal.response
             }
             guard let lookup = try? JSONDecoder().decode(LookupRequest.self, from: Data(body.readableBytesView)),
-                (1...128).contains(lookup.subject.count)
+                (1...maximumIdentifierLength).contains(lookup.subject.count)
             else {
                 return JSONResponse.problem(
                     status: .badRequest,
@@ -130,19 +170,27 @@ public enum QueryAPIApplication {
                     detail: "the body must be {\"subject\": identifier} with an identifier of 1 to 128 characters"
                 )
             }
-            // The raw identifier is hashed here and goes no further: not logged, not stored.
+            // The raw identifier is hashed here and committed to in the signed code; it goes no further:
+            // not logged, not stored, not in any answer.
             let subject = api.pseudonymizer.pseudonym(of: lookup.subject)
+            if let refused = throttled(api.throttle.take(platform: platform, person: subject)) { return refused }
             let current = now()
-            return try await databaseRead(api) {
-                let code = try await api.queries.code(of: subject, at: current, knownAt: nil, now: current)
-                let signed = try await api.issuer.sign(
-                    subject: subject,
-                    status: code.status,
-                    issuedAt: current,
-                    validUntil: code.validUntil
-                )
-                return try JSONResponse.make(LookupAnswer(code: code, signedCode: signed))
+            let read = try await databaseValue(api) {
+                try await personCode(api, of: subject, at: current, knownAt: nil, now: current)
             }
+            let code: PersonCode
+            switch read {
+            case .failure(let problem): return problem.response
+            case .success(nil): return unknownPerson()
+            case .success(let found?): code = found
+            }
+            let signed = try await api.issuer.sign(
+                holder: lookup.subject,
+                status: code.status,
+                issuedAt: current,
+                validUntil: code.validUntil
+            )
+            return try JSONResponse.make(LookupAnswer(code: code, signedCode: signed))
         }
         router.get(".well-known/jwks.json") { _, _ -> Response in
             Response(
@@ -152,35 +200,52 @@ public enum QueryAPIApplication {
             )
         }
         router.post("v1/code-verifications") { request, _ -> Response in
-            guard let body = try? await request.body.collect(upTo: 8192) else {
-                return JSONResponse.problem(
-                    status: .contentTooLarge,
-                    code: "body-too-large",
-                    detail: "a verification is {\"token\": compact JWS}, at most 8192 bytes"
-                )
+            let body: ByteBuffer
+            switch try await request.body.read(upTo: 8192, within: api.bodyReadTimeout) {
+            case .success(let complete): body = complete
+            case .failure(let refusal): return refusal.response
             }
             guard
                 let verification = try? JSONDecoder().decode(
                     VerificationRequest.self,
                     from: Data(body.readableBytesView)
-                )
+                ),
+                verification.holder.map({ (1...maximumIdentifierLength).contains($0.count) }) ?? true
             else {
                 return JSONResponse.problem(
                     status: .badRequest,
                     code: "invalid-verification",
-                    detail: "the body must be {\"token\": compact JWS}"
+                    detail: "the body must be {\"token\": compact JWS, \"holder\": the identifier on the holder's "
+                        + "document, 1 to 128 characters}"
                 )
             }
-            switch await api.verifier.verify(verification.token) {
-            case .success(let claims):
+            if verification.holder == nil, api.verificationRequiresHolder {
+                return try JSONResponse.make(VerificationAnswer(valid: false, reason: "holder-required"))
+            }
+            let current = now()
+            guard
+                let result = await api.holderChecks.run({
+                    await api.verifier.verify(verification.token, holder: verification.holder, now: current)
+                })
+            else {
+                refusals[503]?.increment()
+                return JSONResponse.problem(
+                    status: .serviceUnavailable,
+                    code: "busy",
+                    detail: "too many verifications at once; ask again after Retry-After seconds",
+                    headers: [.retryAfter: "1"]
+                )
+            }
+            switch result {
+            case .success(let verified):
                 return try JSONResponse.make(
                     VerificationAnswer(
                         valid: true,
-                        issuer: claims.iss.value,
-                        subject: claims.sub.value,
-                        status: claims.status,
-                        issuedAt: Instant(date: claims.iat.value),
-                        expiresAt: Instant(date: claims.exp.value)
+                        issuer: verified.claims.iss.value,
+                        status: verified.claims.status,
+                        issuedAt: verified.issuedAt,
+                        expiresAt: verified.expiresAt,
+                        holderChecked: verified.holderChecked
                     )
                 )
             case .failure(let rejection):
@@ -190,7 +255,7 @@ public enum QueryAPIApplication {
         router.get("v1/people/:pseudonym/explain") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
             let instants = instants(of: request, now: now())
-            return try await analystRead(request, subject: subject, endpoint: "explain", api: api) {
+            return try await readerRead(request, subject: subject, endpoint: "explain", api: api, platforms: false) {
                 switch instants {
                 case .failure(let problem):
                     return problem.response
@@ -201,31 +266,144 @@ public enum QueryAPIApplication {
         }
         router.get("v1/people/:pseudonym/export") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
-            return try await analystRead(request, subject: subject, endpoint: "export", api: api) {
+            return try await readerRead(request, subject: subject, endpoint: "export", api: api, platforms: false) {
                 try exportResponse(subject: subject, tables: try await api.records.subjectAccessExport(of: subject))
             }
         }
         return router
     }
 
-    /// Authenticates the analyst, records the read, then serves it.
-    static func analystRead(
+    /// The code of a person, or `nil` for one nothing is recorded about unless unknown people are green.
+    static func personCode(
+        _ api: QueryAPI,
+        of subject: String,
+        at: Instant,
+        knownAt: Instant?,
+        now: Instant
+    )
+        async throws -> PersonCode?
+    {
+        switch api.unknownPeople {
+        case .refuse: return try await api.queries.knownCode(of: subject, at: at, knownAt: knownAt, now: now)
+        case .green: return try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: now)
+        }
+    }
+
+    static func unknownPerson() -> Response {
+        refusals[404]?.increment()
+        return JSONResponse.problem(
+            status: .notFound,
+            code: "unknown-person",
+            detail: "nothing is recorded about this person, and this API gives no code to unknown people"
+        )
+    }
+
+    /// The bearer token of an `Authorization` header.
+    static func bearer(_ authorization: String?) -> Substring? {
+        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { return nil }
+        return authorization.dropFirst("bearer ".count).drop { $0 == " " }
+    }
+
+    /// The client platform proven by the request's key, if it is of `kind`; else a 401 or 403 problem.
+    static func authenticatePlatform(
+        _ request: Request,
+        api: QueryAPI,
+        kind: ClientPlatformRecord.Kind
+    ) -> Result<ClientPlatformRecord, ProblemResponse> {
+        guard let key = bearer(request.headers[.authorization]) else {
+            return .failure(
+                unauthorized(
+                    "missing-credentials",
+                    "send 'Authorization: Bearer' with the key of a registered \(kind.rawValue) platform"
+                )
+            )
+        }
+        guard let platform = api.platforms.platform(key: key) else {
+            return .failure(unauthorized("invalid-credentials", "the platform key is unknown or removed"))
+        }
+        guard platform.kind == kind else {
+            refusals[403]?.increment()
+            return .failure(
+                ProblemResponse(
+                    JSONResponse.problem(
+                        status: .forbidden,
+                        code: "forbidden-platform",
+                        detail: "this endpoint is for \(kind.rawValue) platforms"
+                    )
+                )
+            )
+        }
+        return .success(platform)
+    }
+
+    static func unauthorized(_ code: String, _ detail: String) -> ProblemResponse {
+        refusals[401]?.increment()
+        return ProblemResponse(
+            JSONResponse.problem(
+                status: .unauthorized,
+                code: code,
+                detail: detail,
+                headers: [.wwwAuthenticate: "Bearer realm=\"healthcode-api\""]
+            )
+        )
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1) for a refused request; `nil` if admitted.
+    static func throttled(_ action: RequestThrottle.State.Action) -> Response? {
+        guard case .reject(let wait, let scope) = action else { return nil }
+        refusals[429]?.increment()
+        let seconds = max(1, Int((wait / .seconds(1)).rounded(.up)))
+        return JSONResponse.problem(
+            status: .tooManyRequests,
+            code: "rate-limited",
+            detail: scope == "person"
+                ? "too many requests about this person; ask again after Retry-After seconds"
+                : "this platform exceeds its rate; ask again after Retry-After seconds",
+            headers: [.retryAfter: "\(seconds)"]
+        )
+    }
+
+    /// Authenticates the reader (a checkpoint platform if `platforms`, or an analyst with a declared
+    /// purpose), charges the rate limits, records the read, then serves it.
+    static func readerRead(
         _ request: Request,
         subject: String,
         endpoint: String,
         api: QueryAPI,
+        platforms: Bool,
         serve: @escaping @Sendable () async throws -> Response
     ) async throws -> Response {
         if let problem = invalidPseudonym(subject) { return problem }
         let authorization = request.headers[.authorization]
-        let purpose = request.headers[HTTPField.Name("X-HC-Purpose")!]
+        let purpose = request.headers[purposeHeader]
+        if platforms, let key = bearer(authorization), key.hasPrefix(ClientPlatformRegistry.keyPrefix) {
+            let platform: ClientPlatformRecord
+            switch authenticatePlatform(request, api: api, kind: .checkpoint) {
+            case .failure(let problem): return problem.response
+            case .success(let authenticated): platform = authenticated
+            }
+            if let refused = throttled(api.throttle.take(platform: platform, person: subject)) { return refused }
+            let declared = AnalystAccess.purpose(purpose) ?? "checkpoint"
+            return try await databaseRead(api) {
+                try await api.analysts.recordRead(
+                    byPlatform: platform.id,
+                    purpose: declared,
+                    subject: subject,
+                    endpoint: endpoint
+                )
+                return try await serve()
+            }
+        }
         let response = try await databaseRead(api) {
             switch try await api.analysts.authenticate(authorization: authorization, purpose: purpose) {
             case .failure(let denied):
                 return JSONResponse.problem(
                     status: denied.code == "missing-purpose" ? .forbidden : .unauthorized,
                     code: denied.code,
-                    detail: denied.reason,
+                    detail: platforms && denied.code != "missing-purpose"
+                        ? "send 'Authorization: Bearer' with a checkpoint platform key, or an analyst key and "
+                            + "X-HC-Purpose"
+                        : denied.reason,
                     headers: denied.code == "missing-purpose"
                         ? [:] : [.wwwAuthenticate: "Bearer realm=\"healthcode-api\""]
                 )
@@ -234,8 +412,33 @@ public enum QueryAPIApplication {
                 return try await serve()
             }
         }
-        if response.status != .serviceUnavailable { refusals[response.status.code]?.increment() }
+        if response.status != .serviceUnavailable, response.status != .notFound {
+            refusals[response.status.code]?.increment()
+        }
         return response
+    }
+
+    /// Like ``databaseRead(_:_:)`` for work that yields a value: the value, or the 503 problem.
+    static func databaseValue<Value: Sendable>(
+        _ api: QueryAPI,
+        _ work: @escaping @Sendable () async throws -> Value
+    ) async throws -> Result<Value, ProblemResponse> {
+        do {
+            return .success(try await TransactionDeadline.run(work: "read", timeout: api.readTimeout, work))
+        } catch let error where error is TransactionTimeout || error is RedactedError {
+            return .failure(ProblemResponse(databaseUnavailable(api)))
+        }
+    }
+
+    static func databaseUnavailable(_ api: QueryAPI) -> Response {
+        refusals[503]?.increment()
+        let seconds = max(1, Int((api.readTimeout / .seconds(1)).rounded(.up)))
+        return JSONResponse.problem(
+            status: .serviceUnavailable,
+            code: "database-unavailable",
+            detail: "the code store did not answer in time; ask again after Retry-After seconds",
+            headers: [.retryAfter: "\(seconds)"]
+        )
     }
 
     /// Runs a request's PostgreSQL work within ``QueryAPI/readTimeout``. A database that does not answer
@@ -246,17 +449,9 @@ public enum QueryAPIApplication {
         _ api: QueryAPI,
         _ work: @escaping @Sendable () async throws -> Response
     ) async throws -> Response {
-        do {
-            return try await TransactionDeadline.run(work: "read", timeout: api.readTimeout, work)
-        } catch let error where error is TransactionTimeout || error is RedactedError {
-            refusals[503]?.increment()
-            let seconds = max(1, Int((api.readTimeout / .seconds(1)).rounded(.up)))
-            return JSONResponse.problem(
-                status: .serviceUnavailable,
-                code: "database-unavailable",
-                detail: "the code store did not answer in time; ask again after Retry-After seconds",
-                headers: [.retryAfter: "\(seconds)"]
-            )
+        switch try await databaseValue(api, work) {
+        case .success(let response): response
+        case .failure(let problem): problem.response
         }
     }
 
@@ -321,6 +516,7 @@ public enum QueryAPIApplication {
     ) -> some ApplicationProtocol {
         Application(
             router: router(api: api, now: now, metrics: metrics),
+            server: configuration.timeouts.server,
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),
                 serverName: "healthcode-api"

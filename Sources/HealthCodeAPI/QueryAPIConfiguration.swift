@@ -1,3 +1,15 @@
+import HealthCodeCore
+import HealthCodeHTTP
+
+/// Whether a person nothing is recorded about gets a code.
+public enum UnknownPeople: String, Sendable, Hashable, CaseIterable {
+    /// No code: lookups and reads answer 404 `unknown-person` (an identifier nobody published about
+    /// may be mistyped or made up, and a signed green code for it would be a forgery on demand).
+    case refuse
+    /// The policy's code for an empty history (green under the reference rules).
+    case green
+}
+
 /// Settings of the query API.
 public struct QueryAPIConfiguration: Sendable {
     /// Address to listen on. Default `127.0.0.1`.
@@ -13,8 +25,9 @@ public struct QueryAPIConfiguration: Sendable {
     public var signingKeysDirectory: String = ".local/code-signing-keys"
     /// Longest validity of a signed code (shorter if the code itself ends sooner). Default 5 minutes.
     public var signedCodeLifetime: Duration = .seconds(300)
-    /// A JSON file `{"<issuer>": "<JWKS URL or file>"}` of other regions whose signed codes this
-    /// instance accepts (mutual recognition); `nil`: only its own. Default `nil`.
+    /// A JSON file `{"<issuer>": "<JWKS https URL or file>"}` of other regions whose signed codes this
+    /// instance accepts (mutual recognition); plain http is refused except to this machine. `nil`: only
+    /// its own. Default `nil`.
     public var trustedIssuersFile: String?
 
     /// Reads of materialised codes that each event loop runs at once before its further lookups queue
@@ -36,6 +49,53 @@ public struct QueryAPIConfiguration: Sendable {
     /// Longest a request waits on PostgreSQL before it is answered 503 `database-unavailable` with
     /// `Retry-After` (a database stopped, unreachable or overloaded). Default 2 s.
     public var readTimeout: Duration = .seconds(2)
+    /// How long a client may stay silent on a connection and take to send a body (408 beyond it). Defaults
+    /// 30 s each.
+    public var timeouts = HTTPTimeouts()
+
+    /// How often the trusted issuers' key sets are fetched again. Default 5 minutes.
+    public var trustedKeysRefreshInterval: Duration = .seconds(300)
+    /// How soon a trusted issuer whose keys could not be fetched is asked again. Default 10 s.
+    public var trustedKeysRetryDelay: Duration = .seconds(10)
+    /// Longest one fetch of a trusted issuer's keys may take. Default 5 s.
+    public var trustedKeysFetchTimeout: Duration = .seconds(5)
+
+    /// PBKDF2 iterations of the holder binding in each signed code (``HolderBindingClaim``): what a
+    /// thief of a token pays per guessed identifier, and what issuing and checking a code costs (about
+    /// 40 ms of one core here). Default 100 000.
+    public var holderBindingIterations: Int = 100_000
+    /// Fewest holder-binding iterations a verified code may carry (`weak-holder-binding` below).
+    /// Default 50 000.
+    public var minimumHolderBindingIterations: Int = 50_000
+    /// Most holder-binding iterations this API computes for one verification (bounded work; more is
+    /// `malformed`). Default 1 000 000.
+    public var maximumHolderBindingIterations: Int = 1_000_000
+    /// Whether `POST /v1/code-verifications` requires the holder's document identifier (`holder`);
+    /// without it a copied token would pass. Default true.
+    public var verificationRequiresHolder: Bool = true
+    /// Holder checks (`POST /v1/code-verifications` with `holder`) computed at once; more are refused
+    /// with 503 `busy` and `Retry-After` (each costs tens of milliseconds of a core). Default 8.
+    public var maximumConcurrentHolderChecks: Int = 8
+
+    /// How often the registered client platforms are read again (a removal takes effect within it).
+    /// Default 5 s.
+    public var platformRefreshInterval: Duration = .seconds(5)
+    /// The rate limit of a client platform registered without its own. Default 20 requests/s, burst 40.
+    public var platformRateLimit = RequestRateLimit(requestsPerSecond: 20, burst: 40)
+    /// The rate limit of requests about one person (lookups and reads, whoever asks). Default one every
+    /// 10 s, burst 10.
+    public var personRateLimit = RequestRateLimit(requestsPerSecond: 0.1, burst: 10)
+    /// Whether a person nothing is recorded about gets a code. Default ``UnknownPeople/refuse``.
+    public var unknownPeople: UnknownPeople = .refuse
+
+    /// The holder-binding settings as one value.
+    public var holderBinding: HolderBindingLimits {
+        HolderBindingLimits(
+            iterations: holderBindingIterations,
+            minimumIterations: minimumHolderBindingIterations,
+            maximumIterations: maximumHolderBindingIterations
+        )
+    }
 
     /// The local defaults.
     public init() {}
@@ -51,6 +111,34 @@ public struct QueryAPIConfiguration: Sendable {
             (codeCacheEntries >= 0, .codeCacheEntries, "must not be negative"),
             (codeCacheMaximumAge > .zero, .codeCacheMaximumAge, "must be at least 1 second"),
             (readTimeout > .zero, .readTimeout, "must be more than 0"),
+            (trustedKeysRefreshInterval >= .seconds(1), .trustedKeysRefreshInterval, "must be at least 1 second"),
+            (trustedKeysRetryDelay >= .seconds(1), .trustedKeysRetryDelay, "must be at least 1 second"),
+            (trustedKeysFetchTimeout > .zero, .trustedKeysFetchTimeout, "must be more than 0"),
+            (
+                (1...10_000_000).contains(holderBindingIterations), .holderBindingIterations,
+                "must be between 1 and 10000000"
+            ),
+            (
+                minimumHolderBindingIterations >= 1 && minimumHolderBindingIterations <= holderBindingIterations,
+                .minimumHolderBindingIterations, "must be between 1 and holderBindingIterations"
+            ),
+            (
+                maximumHolderBindingIterations >= holderBindingIterations
+                    && maximumHolderBindingIterations <= 10_000_000,
+                .maximumHolderBindingIterations, "must be between holderBindingIterations and 10000000"
+            ),
+            (maximumConcurrentHolderChecks >= 1, .maximumConcurrentHolderChecks, "must be at least 1"),
+            (platformRefreshInterval >= .milliseconds(100), .platformRefreshInterval, "must be at least 100 ms"),
+            (
+                platformRateLimit.requestsPerSecond > 0 && platformRateLimit.burst >= 1, .platformRateLimit,
+                "must have a rate above 0 and a burst of at least 1"
+            ),
+            (
+                personRateLimit.requestsPerSecond > 0 && personRateLimit.burst >= 1, .personRateLimit,
+                "must have a rate above 0 and a burst of at least 1"
+            ),
+            (timeouts.idleTimeout > .zero, .idleTimeout, "must be more than 0"),
+            (timeouts.bodyReadTimeout > .zero, .bodyReadTimeout, "must be more than 0"),
         ]
         for check in checks where !check.holds {
             throw QueryAPIConfigurationError(setting: check.setting, requirement: check.requirement)
@@ -69,6 +157,18 @@ public struct QueryAPIConfigurationError: Error, Sendable, Hashable, CustomStrin
         case codeCacheEntries
         case codeCacheMaximumAge
         case readTimeout
+        case trustedKeysRefreshInterval
+        case trustedKeysRetryDelay
+        case trustedKeysFetchTimeout
+        case holderBindingIterations
+        case minimumHolderBindingIterations
+        case maximumHolderBindingIterations
+        case maximumConcurrentHolderChecks
+        case platformRefreshInterval
+        case platformRateLimit
+        case personRateLimit
+        case idleTimeout
+        case bodyReadTimeout
     }
 
     /// Which setting is wrong.

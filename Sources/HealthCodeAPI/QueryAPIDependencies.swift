@@ -21,10 +21,23 @@ public protocol PersonRecords: Sendable {
     func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)]
 }
 
-/// The registered analysts and the audit trail of their reads.
+/// Who read a person's code, explanation or export: an analyst or a checkpoint platform.
+public enum Reader: Sendable, Hashable {
+    case analyst(String)
+    case platform(String)
+}
+
+/// The registered analysts and the audit trail of every read by a reader (analysts, checkpoint
+/// platforms).
 public protocol AnalystDirectory: Sendable {
     /// The active analyst whose API key has this SHA-256 (hex); `nil`: none.
     func analystID(apiKeySHA256: String) async throws -> String?
     /// Appends one read to the audit trail.
-    func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws
+    func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws
+}
+
+/// The registered client platforms of the query API (residents' apps, checkpoint readers).
+public protocol ClientPlatformDirectory: Sendable {
+    /// Every platform, removed ones included (with ``ClientPlatformRecord/revokedAt``).
+    func clientPlatforms() async throws -> [ClientPlatformRecord]
 }

@@ -43,7 +43,24 @@ public struct QueryAPIServer: Sendable {
             onServerRunning: onServerRunning,
             logger: logger
         )
-        return QueryAPIServer(application: application, codeCache: cache)
+        let refresher = TrustedKeyRefresher(
+            locations: api.trustedLocations,
+            keySets: api.verifier.keySets,
+            interval: configuration.trustedKeysRefreshInterval,
+            retryDelay: configuration.trustedKeysRetryDelay,
+            fetchTimeout: configuration.trustedKeysFetchTimeout,
+            logger: logger
+        )
+        return QueryAPIServer(
+            application: BackgroundRefreshes(
+                server: application,
+                platforms: api.platforms,
+                trustedKeys: refresher,
+                firstReadTimeout: configuration.readTimeout,
+                logger: logger
+            ),
+            codeCache: cache
+        )
     }
 
     /// What ``build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``
@@ -63,11 +80,29 @@ public struct QueryAPIServer: Sendable {
                 directory: URL(fileURLWithPath: configuration.signingKeysDirectory),
                 createIfMissing: createSigningKey
             ),
-            lifetime: configuration.signedCodeLifetime
+            lifetime: configuration.signedCodeLifetime,
+            bindingIterations: configuration.holderBindingIterations
         )
-        var trusted: [String: String] = [:]
-        if let file = configuration.trustedIssuersFile { trusted = try await JWKSLocation.loadTrusted(file: file) }
-        trusted[issuer.issuer] = issuer.jwks
+        var locations: [String: JWKSLocation] = [:]
+        if let file = configuration.trustedIssuersFile { locations = try JWKSLocation.trustFile(file) }
+        locations[issuer.issuer] = nil
+        let keySets = TrustedKeySets(issuers: Array(locations.keys) + [issuer.issuer])
+        try await keySets.install(jwks: issuer.jwks, for: issuer.issuer)
+        // Files are read now; regions behind a URL are fetched when the server runs, so none of them
+        // holds up start-up (their codes answer keys-unavailable until then).
+        await TrustedKeyRefresher(
+            locations: locations.filter { if case .file = $0.value { true } else { false } },
+            keySets: keySets,
+            interval: configuration.trustedKeysRefreshInterval,
+            retryDelay: configuration.trustedKeysRetryDelay,
+            fetchTimeout: configuration.trustedKeysFetchTimeout,
+            logger: logger
+        ).refreshAll()
+        let platforms = ClientPlatformRegistry(
+            directory: stores.platforms,
+            refreshInterval: configuration.platformRefreshInterval,
+            logger: logger
+        )
         let cache = CodeCache(
             entries: configuration.codeCacheEntries,
             maximumAge: configuration.codeCacheMaximumAge,
@@ -88,8 +123,18 @@ public struct QueryAPIServer: Sendable {
             analysts: AnalystAccess(directory: stores.analysts),
             pseudonymizer: pseudonymizer,
             issuer: issuer,
-            verifier: try await SignedCodeVerifier(trusted: trusted),
-            readTimeout: configuration.readTimeout
+            verifier: SignedCodeVerifier(keySets: keySets, limits: configuration.holderBinding),
+            trustedLocations: locations,
+            platforms: platforms,
+            throttle: RequestThrottle(
+                platformDefault: configuration.platformRateLimit,
+                perPerson: configuration.personRateLimit
+            ),
+            unknownPeople: configuration.unknownPeople,
+            verificationRequiresHolder: configuration.verificationRequiresHolder,
+            maximumConcurrentHolderChecks: configuration.maximumConcurrentHolderChecks,
+            readTimeout: configuration.readTimeout,
+            bodyReadTimeout: configuration.timeouts.bodyReadTimeout
         )
         return (api, cache)
     }
@@ -102,6 +147,8 @@ public struct QueryAPIStores: Sendable {
     public var states: any PersonStates
     public var records: any PersonRecords
     public var analysts: any AnalystDirectory
+    /// The registered client platforms.
+    public var platforms: any ClientPlatformDirectory
     /// The archive of area events the designations are read from.
     public var areaEvents: any AreaEventArchive
 
@@ -110,12 +157,44 @@ public struct QueryAPIStores: Sendable {
         states: any PersonStates,
         records: any PersonRecords,
         analysts: any AnalystDirectory,
+        platforms: any ClientPlatformDirectory,
         areaEvents: any AreaEventArchive
     ) {
         self.codes = codes
         self.states = states
         self.records = records
         self.analysts = analysts
+        self.platforms = platforms
         self.areaEvents = areaEvents
+    }
+}
+
+/// The HTTP server with what keeps its credentials current (client platforms, trusted issuers' keys)
+/// running beside it; they end with it. The platforms are read once before the server starts (for at
+/// most `firstReadTimeout`: a database that does not answer does not hold the server back; until they
+/// are read, platform keys are refused).
+struct BackgroundRefreshes: Service {
+    let server: any Service
+    let platforms: ClientPlatformRegistry
+    let trustedKeys: TrustedKeyRefresher
+    let firstReadTimeout: Duration
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await TransactionDeadline.run(work: "client platforms", timeout: firstReadTimeout) {
+                try await platforms.refresh()
+            }
+        } catch {
+            logger.warning("client platforms not read at start; read again in the background")
+        }
+        // The refreshes end on their own at a graceful shutdown; the server is awaited, never cancelled
+        // by their ending (it drains its connections), and they are cancelled once it returns.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await platforms.run() }
+            group.addTask { try await trustedKeys.run() }
+            defer { group.cancelAll() }
+            try await server.run()
+        }
     }
 }

@@ -1,4 +1,4 @@
-import AsyncHTTPClient
+import Crypto
 import Foundation
 import HealthCodeCore
 import JWTKit
@@ -7,21 +7,33 @@ import NIOCore
 /// The claims of a signed code: a compact JWS (ES256) that a checkpoint in any region can verify
 /// offline with the issuer's published keys (`/.well-known/jwks.json`).
 ///
-/// `iss` is the issuing region, `sub` the pseudonym (never the raw identifier), `status` the colour,
-/// `iat` the issue instant and `exp` a short expiry (at most the code's own `validUntil`).
+/// `iss` is the issuing region, `status` the colour, `iat` the issue instant, `exp` a short expiry (at
+/// most the code's own `validUntil`), `jti` a random id and `hb` the holder binding
+/// (``HolderBindingClaim``). No claim names the person or stays the same across their tokens.
 public struct SignedCodeClaims: JWTPayload, Equatable {
     public var iss: IssuerClaim
-    public var sub: SubjectClaim
     public var status: String
     public var iat: IssuedAtClaim
     public var exp: ExpirationClaim
+    public var jti: IDClaim
+    public var hb: HolderBindingClaim
 
+    /// Only the claims' form; expiry and the binding are checked by ``SignedCodeVerifier`` with
+    /// checked conversions.
     public func verify(using algorithm: some JWTAlgorithm) async throws {
-        try exp.verifyNotExpired()
         guard CodeStatus(rawValue: status) != nil else {
             throw JWTError.claimVerificationFailure(failedClaim: nil, reason: "status is not a code colour")
         }
     }
+}
+
+/// A signed code that verified: its claims, its instants and whether its holder was checked.
+public struct VerifiedCode: Sendable, Equatable {
+    public var claims: SignedCodeClaims
+    public var issuedAt: Instant
+    public var expiresAt: Instant
+    /// Whether the holder's document identifier was compared with the binding (and matched).
+    public var holderChecked: Bool
 }
 
 /// A signed code as the API returns it.
@@ -34,8 +46,10 @@ public struct SignedCode: Sendable, Codable, Hashable {
 
 /// Why a signed code did not verify. Never holds the token.
 public struct SignedCodeRejection: Error, Sendable, Hashable, CustomStringConvertible {
-    /// `malformed`, `untrusted-issuer`, `unknown-key` (revoked or never published), `bad-signature`
-    /// or `expired`.
+    /// `malformed` (also: a claim out of range), `untrusted-issuer`, `keys-unavailable` (a trusted
+    /// issuer whose keys were never fetched), `unknown-key` (revoked or never published),
+    /// `bad-signature`, `expired`, `weak-holder-binding` (fewer iterations than the verifier accepts) or
+    /// `wrong-holder` (issued to someone else).
     public var code: String
     public var description: String { code }
 }
@@ -80,19 +94,27 @@ public struct CodeIssuer: Sendable {
     private let signing: CodeSigningKey
     private let keys: JWTKeyCollection
     private let lifetime: Duration
+    private let bindingIterations: Int
     /// `{"keys": [...]}` with every public key.
     public let jwks: String
 
     /// - Parameters:
     ///   - keys: the issuer's keys, the last one signs (see ``CodeSigningKey/load(directory:createIfMissing:)``).
     ///   - lifetime: how long a signed code is valid at most.
-    public init(issuer: String, keys signingKeys: [CodeSigningKey], lifetime: Duration) async throws {
+    ///   - bindingIterations: PBKDF2 iterations of each token's holder binding.
+    public init(
+        issuer: String,
+        keys signingKeys: [CodeSigningKey],
+        lifetime: Duration,
+        bindingIterations: Int = HolderBindingLimits().iterations
+    ) async throws {
         guard let signing = signingKeys.last else {
             throw SignedCodeRejection(code: "no-signing-key")
         }
         self.issuer = issuer
         self.signing = signing
         self.lifetime = lifetime
+        self.bindingIterations = bindingIterations
         self.keys = JWTKeyCollection()
         await keys.add(ecdsa: signing.key, kid: JWKIdentifier(string: signing.kid))
         self.jwks = try Self.jwks(of: signingKeys)
@@ -123,10 +145,11 @@ public struct CodeIssuer: Sendable {
         return String(decoding: try encoder.encode(document), as: UTF8.self)
     }
 
-    /// Signs `status` of `subject` (a pseudonym) issued at `issuedAt`; it expires after the
-    /// configured lifetime or at `validUntil`, whichever comes first.
+    /// Signs `status` for the holder of the document `holder` (its identifier as on the document; it
+    /// is committed to, never carried) issued at `issuedAt`; it expires after the configured lifetime
+    /// or at `validUntil`, whichever comes first. The stretching runs off the event loops.
     public func sign(
-        subject: String,
+        holder: String,
         status: CodeStatus,
         issuedAt: Instant,
         validUntil: Instant?
@@ -135,12 +158,17 @@ public struct CodeIssuer: Sendable {
     {
         var expiresAt = issuedAt + lifetime
         if let validUntil, validUntil < expiresAt { expiresAt = validUntil }
+        let iterations = bindingIterations
+        let binding = try await HolderBindingClaim.offLoop {
+            try HolderBindingClaim.commit(to: holder, iterations: iterations)
+        }
         let claims = SignedCodeClaims(
             iss: IssuerClaim(value: issuer),
-            sub: SubjectClaim(value: subject),
             status: status.rawValue,
             iat: IssuedAtClaim(value: issuedAt.date),
-            exp: ExpirationClaim(value: expiresAt.date)
+            exp: ExpirationClaim(value: expiresAt.date),
+            jti: IDClaim(value: Base64URL.encode(SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) })),
+            hb: binding
         )
         let token = try await keys.sign(claims, kid: JWKIdentifier(string: signing.kid))
         return SignedCode(token: token, issuer: issuer, expiresAt: expiresAt)
@@ -148,99 +176,128 @@ public struct CodeIssuer: Sendable {
 }
 
 /// Verifies signed codes of trusted issuers offline: this region's own and those of the regions it
-/// recognises, each with its published JWKS.
+/// recognises, each with its published JWKS (``TrustedKeySets``), and, given the identifier on the
+/// holder's document, that the code was issued to that holder.
+///
+/// Every number in a token is untrusted: instants and iteration counts are converted with checks, so a
+/// validly signed token with absurd values is refused (`malformed`), never a trap.
 public struct SignedCodeVerifier: Sendable {
-    struct TrustedIssuer: Sendable {
-        var keys: JWTKeyCollection
-        /// The published key ids: a token naming another key (revoked, or never published) is refused.
-        var kids: Set<String>
+    /// Longest token considered.
+    public static let maximumTokenBytes = 4096
+
+    /// The trusted issuers' keys.
+    public let keySets: TrustedKeySets
+    private let limits: HolderBindingLimits
+
+    /// - Parameters:
+    ///   - trusted: JWKS documents by issuer id.
+    ///   - limits: the holder-binding iterations accepted.
+    public init(trusted: [String: String], limits: HolderBindingLimits = HolderBindingLimits()) async throws {
+        let keySets = TrustedKeySets(issuers: trusted.keys)
+        for (issuer, jwks) in trusted { try await keySets.install(jwks: jwks, for: issuer) }
+        self.init(keySets: keySets, limits: limits)
     }
 
-    private let issuers: [String: TrustedIssuer]
+    /// A verifier over key sets kept current elsewhere (``TrustedKeyRefresher``).
+    public init(keySets: TrustedKeySets, limits: HolderBindingLimits = HolderBindingLimits()) {
+        self.keySets = keySets
+        self.limits = limits
+    }
 
-    /// - Parameter trusted: JWKS documents by issuer id.
-    public init(trusted: [String: String]) async throws {
-        var issuers: [String: TrustedIssuer] = [:]
-        for (issuer, jwks) in trusted {
-            let document = try JSONDecoder().decode(JWKS.self, from: Data(jwks.utf8))
-            issuers[issuer] = TrustedIssuer(
-                keys: try await JWTKeyCollection().add(jwks: document),
-                kids: Set(document.keys.compactMap { $0.keyIdentifier?.string })
-            )
+    /// The verified code, or why it is not acceptable. With `holder` (the identifier on the document
+    /// of the person showing the code), the code must have been issued to that person (`wrong-holder`
+    /// otherwise); without, the holder is not checked (``VerifiedCode/holderChecked`` is false).
+    public func verify(
+        _ token: String,
+        holder: String? = nil,
+        now: Instant = .now()
+    ) async -> Result<VerifiedCode, SignedCodeRejection> {
+        guard token.utf8.count <= Self.maximumTokenBytes else {
+            return .failure(SignedCodeRejection(code: "malformed"))
         }
-        self.issuers = issuers
-    }
-
-    /// The verified claims of `token`, or why it is not acceptable.
-    public func verify(_ token: String) async -> Result<SignedCodeClaims, SignedCodeRejection> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let header = Self.json(parts[0]), let payload = Self.json(parts[1]),
             let issuer = payload["iss"] as? String
         else {
             return .failure(SignedCodeRejection(code: "malformed"))
         }
-        guard let trusted = issuers[issuer] else { return .failure(SignedCodeRejection(code: "untrusted-issuer")) }
-        guard let kid = header["kid"] as? String, trusted.kids.contains(kid) else {
+        let keySet: TrustedKeySets.KeySet
+        switch keySets.lookup(issuer) {
+        case .untrusted: return .failure(SignedCodeRejection(code: "untrusted-issuer"))
+        case .unavailable: return .failure(SignedCodeRejection(code: "keys-unavailable"))
+        case .available(let set): keySet = set
+        }
+        guard let kid = header["kid"] as? String, keySet.kids.contains(kid) else {
             return .failure(SignedCodeRejection(code: "unknown-key"))
         }
+        let claims: SignedCodeClaims
         do {
-            return .success(try await trusted.keys.verify(token, as: SignedCodeClaims.self))
-        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
-            return .failure(SignedCodeRejection(code: "expired"))
-        } catch {
+            claims = try await keySet.keys.verify(token, as: SignedCodeClaims.self)
+        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
             return .failure(SignedCodeRejection(code: "bad-signature"))
+        } catch {
+            return .failure(SignedCodeRejection(code: "malformed"))
         }
+        guard let issuedAt = Instant(checkedDate: claims.iat.value),
+            let expiresAt = Instant(checkedDate: claims.exp.value),
+            claims.hb.isWellFormed, claims.hb.i <= limits.maximumIterations, claims.hb.i > 0
+        else {
+            return .failure(SignedCodeRejection(code: "malformed"))
+        }
+        guard now < expiresAt else { return .failure(SignedCodeRejection(code: "expired")) }
+        guard claims.hb.i >= limits.minimumIterations else {
+            return .failure(SignedCodeRejection(code: "weak-holder-binding"))
+        }
+        guard let holder else {
+            return .success(
+                VerifiedCode(claims: claims, issuedAt: issuedAt, expiresAt: expiresAt, holderChecked: false)
+            )
+        }
+        let binding = claims.hb
+        guard (try? await HolderBindingClaim.offLoop({ try binding.matches(holder) })) == true else {
+            return .failure(SignedCodeRejection(code: "wrong-holder"))
+        }
+        return .success(VerifiedCode(claims: claims, issuedAt: issuedAt, expiresAt: expiresAt, holderChecked: true))
     }
 
     static func json(_ part: Substring) -> [String: Any]? {
-        var base64 = part.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64) else { return nil }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
+        guard let bytes = Base64URL.decode(part) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any]
     }
 }
 
 extension Instant {
     var date: Date { Date(timeIntervalSince1970: Double(microsecondsSinceEpoch) / 1_000_000) }
 
-    init(date: Date) {
-        self.init(microsecondsSinceEpoch: Int64((date.timeIntervalSince1970 * 1_000_000).rounded()))
+    /// Latest instant a token may name: 9999-12-31T23:59:59Z.
+    static let latestTokenSeconds = 253_402_300_799.0
+
+    /// `date` as an instant if it lies between 1970 and the year 9999 (a token's claim is untrusted:
+    /// an unchecked conversion of 1e13 s to microseconds would overflow); `nil` otherwise.
+    init?(checkedDate date: Date) {
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite, seconds >= 0, seconds <= Self.latestTokenSeconds else { return nil }
+        self.init(microsecondsSinceEpoch: Int64((seconds * 1_000_000).rounded()))
     }
 }
 
 extension SignedCodeVerifier {
     /// Verifies `token` against one JWKS document, trusting it for the issuer the token names
     /// (`healthcode verify`: the keys given are the trust anchor).
-    public static func verify(_ token: String, jwks: String) async -> Result<SignedCodeClaims, SignedCodeRejection> {
+    public static func verify(
+        _ token: String,
+        jwks: String,
+        holder: String? = nil,
+        limits: HolderBindingLimits = HolderBindingLimits()
+    ) async -> Result<VerifiedCode, SignedCodeRejection> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3, let issuer = json(parts[1])?["iss"] as? String else {
+        guard token.utf8.count <= maximumTokenBytes, parts.count == 3, let issuer = json(parts[1])?["iss"] as? String
+        else {
             return .failure(SignedCodeRejection(code: "malformed"))
         }
-        guard let verifier = try? await SignedCodeVerifier(trusted: [issuer: jwks]) else {
+        guard let verifier = try? await SignedCodeVerifier(trusted: [issuer: jwks], limits: limits) else {
             return .failure(SignedCodeRejection(code: "unusable-keys"))
         }
-        return await verifier.verify(token)
-    }
-}
-
-/// Where a JWKS document is read from: an `http(s)://` URL or a file path.
-public enum JWKSLocation {
-    /// Reads the document (at most 1 MiB).
-    public static func load(_ location: String) async throws -> String {
-        if location.hasPrefix("http://") || location.hasPrefix("https://") {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: location), timeout: .seconds(10))
-            guard response.status == .ok else { throw SignedCodeRejection(code: "keys-unavailable") }
-            return String(buffer: try await response.body.collect(upTo: 1 << 20))
-        }
-        return try String(contentsOfFile: location, encoding: .utf8)
-    }
-
-    /// Reads a trust file, `{"<issuer>": "<JWKS URL or file>", …}`, and every JWKS it names.
-    public static func loadTrusted(file: String) async throws -> [String: String] {
-        let data = try Data(contentsOf: URL(fileURLWithPath: file))
-        let locations = try JSONDecoder().decode([String: String].self, from: data)
-        var documents: [String: String] = [:]
-        for (issuer, location) in locations { documents[issuer] = try await load(location) }
-        return documents
+        return await verifier.verify(token, holder: holder)
     }
 }

@@ -84,7 +84,8 @@ public enum Backbone {
                 codes: reads,
                 states: CodeStore(client: postgres, logger: logger),
                 records: PersonRecordStore(client: postgres, logger: logger),
-                analysts: AnalystStore(client: postgres, logger: logger),
+                analysts: AuditedAnalysts(store: AnalystStore(client: postgres, logger: logger)),
+                platforms: ClientPlatformStore(client: postgres, logger: logger),
                 areaEvents: ProjectionStore(client: postgres, logger: logger)
             ),
             ruleSet: ruleSet,
@@ -221,9 +222,20 @@ extension AnalystStore: AnalystDirectory {
         try await redactingErrors { try await analyst(apiKeySHA256: apiKeySHA256) }
     }
 
-    public func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
+    public func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
         try await redactingErrors {
-            try await record(analyst: analyst, purpose: purpose, subject: subject, endpoint: endpoint)
+            switch reader {
+            case .analyst(let analyst):
+                try await record(analyst: analyst, purpose: purpose, subject: subject, endpoint: endpoint)
+            case .platform(let platform):
+                try await record(
+                    analyst: nil,
+                    platform: platform,
+                    purpose: purpose,
+                    subject: subject,
+                    endpoint: endpoint
+                )
+            }
         }
     }
 }
@@ -255,5 +267,61 @@ extension GatewayStores {
             reviewOffices: ReviewOfficeStore(client: client, logger: logger),
             assertionUses: AssertionUseStore(client: client, logger: logger)
         )
+    }
+}
+
+/// The analysts and the audit trail on PostgreSQL, with concurrent reads' audit rows written together
+/// (``AuditBatches``): the API's port in production.
+struct AuditedAnalysts: AnalystDirectory {
+    let store: AnalystStore
+    let batches: AuditBatches
+
+    init(store: AnalystStore) {
+        self.store = store
+        self.batches = AuditBatches { records in try await store.record(records) }
+    }
+
+    func analystID(apiKeySHA256: String) async throws -> String? {
+        try await redactingErrors { try await store.analyst(apiKeySHA256: apiKeySHA256) }
+    }
+
+    func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
+        var record = AuditRecord(analyst: nil, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
+        switch reader {
+        case .analyst(let analyst): record.analyst = analyst
+        case .platform(let platform): record.platform = platform
+        }
+        try await redactingErrors { try await batches.record(record) }
+    }
+}
+
+extension ClientPlatformStore: ClientPlatformDirectory {
+    public func clientPlatforms() async throws -> [ClientPlatformRecord] {
+        try await redactingErrors { try await all() }
+    }
+}
+
+extension Backbone {
+    /// Registers a client platform with a new API key and returns the key (only its SHA-256 is stored).
+    /// With `replacing`, a platform of that id is registered again (its earlier key stops working: the
+    /// demo and benchmarks); without, an id already taken is refused (`healthcode platforms add`).
+    public static func registerPlatform(
+        id: String,
+        kind: ClientPlatformRecord.Kind,
+        rateLimit: RequestRateLimit?,
+        replacing: Bool = false,
+        postgres: PostgresClient,
+        logger: Logger
+    ) async throws -> String {
+        let key = ClientPlatformRegistry.generateKey()
+        let record = ClientPlatformRecord(
+            id: id,
+            kind: kind,
+            apiKeySHA256: ClientPlatformRegistry.hash(key),
+            rateLimit: rateLimit
+        )
+        let store = ClientPlatformStore(client: postgres, logger: logger)
+        if replacing { try await store.upsert(record) } else { try await store.add(record) }
+        return key
     }
 }

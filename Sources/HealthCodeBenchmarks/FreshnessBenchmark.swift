@@ -102,6 +102,18 @@ public struct FreshnessBenchmark: Sendable {
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
         apiConfiguration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
+        // The probes read as a checkpoint platform, polling each person every 20 ms: not to be throttled.
+        apiConfiguration.personRateLimit = RequestRateLimit(requestsPerSecond: 1_000_000, burst: 1_000_000)
+        let readerKey = try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
+            try await Backbone.registerPlatform(
+                id: "urn:hc:platform:bench-freshness",
+                kind: .checkpoint,
+                rateLimit: RequestRateLimit(requestsPerSecond: 1_000_000, burst: 1_000_000),
+                replacing: true,
+                postgres: client,
+                logger: logger
+            )
+        }
         let ports = Mutex((gateway: 0, api: 0))
         let started = StartupSignal(components: 2)
         let gateway = try Gateway.build(
@@ -144,6 +156,7 @@ public struct FreshnessBenchmark: Sendable {
                 endpoint: "http://127.0.0.1:\(gatewayPort)/v1/events",
                 credential: key,
                 apiBase: "http://127.0.0.1:\(apiPort)",
+                readerKey: readerKey,
                 pseudonymizer: pseudonymizer
             )
             try await load.run(rate: rate, options: options) { latency in
@@ -229,6 +242,8 @@ private struct SteadyLoad: Sendable {
     let endpoint: String
     let credential: String
     let apiBase: String
+    /// The checkpoint platform's key the probes read with.
+    let readerKey: String
     let pseudonymizer: Pseudonymizer
 
     /// Feeds `rate` events/s for `options.duration`; `record` gets each probe's milliseconds from 202 to
@@ -301,7 +316,9 @@ private struct SteadyLoad: Sendable {
         let accepted = ContinuousClock.now
         let url = apiBase + "/v1/people/\(pseudonymizer.pseudonym(of: person))/code"
         while ContinuousClock.now - accepted < .seconds(30) {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+            var request = HTTPClientRequest(url: url)
+            request.headers.add(name: "Authorization", value: "Bearer \(readerKey)")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             let body = try await response.body.collect(upTo: 1 << 20)
             if String(buffer: body).contains(#""status":"red""#) {
                 let elapsed = ContinuousClock.now - accepted

@@ -447,6 +447,19 @@ public struct LookupBenchmark: Sendable {
         configuration.signingKeysDirectory = backbone.servers.directory.appendingPathComponent("keys").path
         configuration.codeReadsInFlight = options.codeReadsInFlight
         configuration.codeCacheEntries = codeCacheEntries
+        // Every lookup is a checkpoint's audited read; nothing here may be throttled.
+        configuration.platformRateLimit = RequestRateLimit(requestsPerSecond: 10_000_000, burst: 10_000_000)
+        configuration.personRateLimit = RequestRateLimit(requestsPerSecond: 10_000_000, burst: 10_000_000)
+        let readerKey = try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
+            try await Backbone.registerPlatform(
+                id: "urn:hc:platform:bench-lookup",
+                kind: .checkpoint,
+                rateLimit: nil,
+                replacing: true,
+                postgres: client,
+                logger: logger
+            )
+        }
         let port = Mutex(0)
         let ready = AsyncStream<Void>.makeStream()
         let api = try await Backbone.queryAPI(
@@ -466,7 +479,7 @@ public struct LookupBenchmark: Sendable {
         let connections = options.connections
         let duration = options.duration
         let script = backbone.servers.directory.appendingPathComponent("lookup.lua")
-        try wrkScript().write(to: script, atomically: true, encoding: .utf8)
+        try wrkScript(readerKey: readerKey).write(to: script, atomically: true, encoding: .utf8)
         let warmUp = options.warmUp
         let cache = api.codeCache
         let (output, before, after) = try await backbone.withServices([client] + api.services) {
@@ -488,13 +501,15 @@ public struct LookupBenchmark: Sendable {
         return (rate, p50, p99, after.hits - before.hits, after.misses - before.misses)
     }
 
-    /// A wrk script that asks for the code of a random stored person (from a sample of pseudonyms).
-    private func wrkScript() -> String {
+    /// A wrk script that asks for the code of a random stored person (from a sample of pseudonyms), as
+    /// the checkpoint platform of `readerKey`.
+    private func wrkScript(readerKey: String) -> String {
         let sample = (0..<min(options.people, 20_000)).map {
             "\"" + Self.pseudonym(1 + ($0 &* 7919) % options.people) + "\""
         }
         return """
             local people = {\(sample.joined(separator: ","))}
+            wrk.headers["Authorization"] = "Bearer \(readerKey)"
             request = function()
               return wrk.format("GET", "/v1/people/" .. people[math.random(#people)] .. "/code")
             end

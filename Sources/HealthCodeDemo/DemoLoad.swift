@@ -37,6 +37,12 @@ public struct DemoLoad: Service {
         public var maximumWait: Duration = .seconds(600)
         /// Return after the summary instead of serving until shutdown (scripts, tests). Default `false`.
         public var exitAfterSummary = false
+        /// The API key of a checkpoint platform, to read the summary's red person (every code read needs
+        /// a reader credential). Never logged. Default: none (the summary shows the refusal).
+        public var readerKey: String?
+        /// Where a local user finds the reader key and the residents' key, for the summary's `curl` lines.
+        public var readerKeyFile: String?
+        public var residentKeyFile: String?
 
         public init(gatewayURL: String, apiURL: String) {
             self.gatewayURL = gatewayURL
@@ -159,7 +165,9 @@ public struct DemoLoad: Service {
         let counts = try await statusCounts()
         let subject = pseudonymizer.pseudonym(of: DemoPopulation.rawIdentifier(0))
         let url = "\(configuration.apiURL)/v1/people/\(subject)/code"
-        let response = try await client.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+        var request = HTTPClientRequest(url: url)
+        if let key = configuration.readerKey { request.headers.add(name: "Authorization", value: "Bearer \(key)") }
+        let response = try await client.execute(request, timeout: .seconds(10))
         let body = try await response.body.collect(upTo: 1 << 20)
         let code = describe(codeJSON: Data(body.readableBytesView))
         ConsoleOutput.line(
@@ -178,8 +186,12 @@ public struct DemoLoad: Service {
             a red person: \(DemoPopulation.rawIdentifier(0)) → pseudonym \(subject)
             \(code)
 
-            query it:
-              curl \(url)
+            query it (as a checkpoint platform; every read is audited, see healthcode audit):
+              curl -H "Authorization: Bearer $(cat \(configuration.readerKeyFile ?? "KEY-FILE"))" \(url)
+            look a resident up (as the residents' platform) and verify the signed code with the holder:
+              curl -H "Authorization: Bearer $(cat \(configuration.residentKeyFile ?? "KEY-FILE"))" \\
+                -d '{"subject":"\(DemoPopulation.rawIdentifier(0))"}' \(configuration.apiURL)/v1/code-lookups
+              curl -d '{"token":"…","holder":"\(DemoPopulation.rawIdentifier(0))"}' \(configuration.apiURL)/v1/code-verifications
             ────────────────────────────────────────────────────────────────
             """
         )

@@ -3,18 +3,30 @@ import HealthCodeCore
 import Logging
 import PostgresNIO
 
-/// One analyst read as recorded in the insert-only table `analyst_audit`.
+/// One read as recorded in the insert-only table `analyst_audit`: by an analyst or by a checkpoint
+/// platform (exactly one of the two).
 public struct AuditEntry: Sendable, Hashable, Codable {
-    public var analyst: String
+    /// The analyst who read; `nil` for a platform's read.
+    public var analyst: String?
+    /// The checkpoint platform that read; `nil` for an analyst's read.
+    public var platform: String?
     public var purpose: String
     /// The pseudonym read about.
     public var subject: String
-    /// The endpoint, e.g. `explain` or `export`.
+    /// The endpoint, e.g. `code`, `explain` or `export`.
     public var endpoint: String
     public var readAt: Instant
 
-    public init(analyst: String, purpose: String, subject: String, endpoint: String, readAt: Instant) {
+    public init(
+        analyst: String?,
+        platform: String? = nil,
+        purpose: String,
+        subject: String,
+        endpoint: String,
+        readAt: Instant
+    ) {
         self.analyst = analyst
+        self.platform = platform
         self.purpose = purpose
         self.subject = subject
         self.endpoint = endpoint
@@ -80,35 +92,64 @@ public struct AnalystStore: Sendable {
         return nil
     }
 
-    /// Appends one read to the audit table.
-    public func record(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
+    /// Appends one read to the audit table: by `analyst` or by `platform` (exactly one).
+    public func record(
+        analyst: String?,
+        platform: String? = nil,
+        purpose: String,
+        subject: String,
+        endpoint: String
+    ) async throws {
         try await client.query(
             """
-            INSERT INTO analyst_audit (subject, analyst_id, purpose, endpoint)
-            VALUES (\(subject), \(analyst), \(purpose), \(endpoint))
+            INSERT INTO analyst_audit (subject, analyst_id, platform_id, purpose, endpoint)
+            VALUES (\(subject), \(analyst), \(platform), \(purpose), \(endpoint))
             """,
             logger: logger
         )
     }
 
-    /// The most recent reads, newest first, optionally of one subject or one analyst.
-    public func entries(subject: String?, analyst: String?, limit: Int) async throws -> [AuditEntry] {
+    /// Appends reads to the audit table in one statement (``AuditBatches``).
+    public func record(_ records: [AuditRecord]) async throws {
+        // Arrays of text cannot hold NULL here: an absent reader travels as '' (ids are never empty).
+        try await client.query(
+            """
+            INSERT INTO analyst_audit (subject, analyst_id, platform_id, purpose, endpoint)
+            SELECT subject, NULLIF(analyst_id, ''), NULLIF(platform_id, ''), purpose, endpoint
+            FROM unnest(\(records.map(\.subject))::text[], \(records.map { $0.analyst ?? "" })::text[],
+                        \(records.map { $0.platform ?? "" })::text[], \(records.map(\.purpose))::text[],
+                        \(records.map(\.endpoint))::text[])
+                AS r(subject, analyst_id, platform_id, purpose, endpoint)
+            """,
+            logger: logger
+        )
+    }
+
+    /// The most recent reads, newest first, optionally of one subject, one analyst or one platform.
+    public func entries(
+        subject: String?,
+        analyst: String?,
+        platform: String? = nil,
+        limit: Int
+    ) async throws -> [AuditEntry] {
         let rows = try await client.query(
             """
-            SELECT analyst_id, purpose, subject, endpoint, hc_micros(read_at) FROM analyst_audit
+            SELECT analyst_id, platform_id, purpose, subject, endpoint, hc_micros(read_at) FROM analyst_audit
             WHERE (\(subject)::text IS NULL OR subject = \(subject))
               AND (\(analyst)::text IS NULL OR analyst_id = \(analyst))
+              AND (\(platform)::text IS NULL OR platform_id = \(platform))
             ORDER BY read_at DESC, audit_id DESC LIMIT \(limit)
             """,
             logger: logger
         )
         var entries: [AuditEntry] = []
-        for try await (analyst, purpose, subject, endpoint, readAt) in rows.decode(
-            (String, String, String, String, Int64).self
+        for try await (analyst, platform, purpose, subject, endpoint, readAt) in rows.decode(
+            (String?, String?, String, String, String, Int64).self
         ) {
             entries.append(
                 AuditEntry(
                     analyst: analyst,
+                    platform: platform,
                     purpose: purpose,
                     subject: subject,
                     endpoint: endpoint,

@@ -70,11 +70,15 @@ struct Analysts: AsyncParsableCommand {
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Print the analyst audit trail, newest first: when, analyst, purpose, endpoint, subject."
+        abstract: """
+            Print the audit trail of reads (analysts, checkpoint platforms), newest first: when, reader, purpose, \
+            endpoint, subject.
+            """
     )
 
     @Option(help: "Only reads about this pseudonym.") var subject: String?
     @Option(help: "Only reads by this analyst.") var analyst: String?
+    @Option(help: "Only reads by this checkpoint platform.") var platform: String?
     @Option(help: "Most entries to print.") var limit: Int = 100
     @OptionGroup var postgres: PostgresOptions
 
@@ -85,11 +89,13 @@ struct Audit: AsyncParsableCommand {
             try await AnalystStore(client: client, logger: logger).entries(
                 subject: subject,
                 analyst: analyst,
+                platform: platform,
                 limit: limit
             )
         }
         for entry in entries {
-            print("\(entry.readAt.rfc3339)\t\(entry.analyst)\t\(entry.purpose)\t\(entry.endpoint)\t\(entry.subject)")
+            let reader = entry.analyst.map { "analyst:\($0)" } ?? entry.platform.map { "platform:\($0)" } ?? "-"
+            print("\(entry.readAt.rfc3339)\t\(reader)\t\(entry.purpose)\t\(entry.endpoint)\t\(entry.subject)")
         }
     }
 }

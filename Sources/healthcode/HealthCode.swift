@@ -18,6 +18,7 @@ struct HealthCode: AsyncParsableCommand {
             Publishers.self,
             Reviews.self,
             Analysts.self,
+            Platforms.self,
             Audit.self,
             Verify.self,
             DeadLetters.self,

@@ -32,7 +32,13 @@ enum Env {
     static func int(_ name: String, _ fallback: Int) -> Int {
         ProcessInfo.processInfo.environment[name].flatMap(Int.init) ?? fallback
     }
+
+    static func double(_ name: String, _ fallback: Double) -> Double {
+        ProcessInfo.processInfo.environment[name].flatMap(Double.init) ?? fallback
+    }
 }
+
+extension UnknownPeople: ExpressibleByArgument {}
 
 struct ShutdownOptions: ParsableArguments {
     @Option(
@@ -420,6 +426,66 @@ struct APIOptions: ParsableArguments {
         QueryAPIConfiguration().readTimeout.wholeMilliseconds
     )
 
+    @Option(
+        name: .customLong("trusted-keys-refresh-seconds"),
+        help: "How often the trusted issuers' keys are fetched again (HC_TRUSTED_KEYS_REFRESH_SECONDS)."
+    )
+    var trustedKeysRefreshSeconds: Int = Env.int(
+        "HC_TRUSTED_KEYS_REFRESH_SECONDS",
+        QueryAPIConfiguration().trustedKeysRefreshInterval.wholeSeconds
+    )
+    @Option(
+        name: .customLong("holder-binding-iterations"),
+        help: "PBKDF2 iterations of each signed code's holder binding (HC_HOLDER_BINDING_ITERATIONS)."
+    )
+    var holderBindingIterations: Int = Env.int(
+        "HC_HOLDER_BINDING_ITERATIONS",
+        QueryAPIConfiguration().holderBindingIterations
+    )
+    @Option(
+        name: .customLong("minimum-holder-binding-iterations"),
+        help: "Fewest holder-binding iterations a verified code may carry (HC_MINIMUM_HOLDER_BINDING_ITERATIONS)."
+    )
+    var minimumHolderBindingIterations: Int = Env.int(
+        "HC_MINIMUM_HOLDER_BINDING_ITERATIONS",
+        QueryAPIConfiguration().minimumHolderBindingIterations
+    )
+    @Option(
+        name: .customLong("platform-rate"),
+        help: "Requests/s of a client platform without its own limit (HC_PLATFORM_REQUESTS_PER_SECOND)."
+    )
+    var platformRate: Double = Env.double(
+        "HC_PLATFORM_REQUESTS_PER_SECOND",
+        QueryAPIConfiguration().platformRateLimit.requestsPerSecond
+    )
+    @Option(
+        name: .customLong("platform-burst"),
+        help: "Burst of a client platform without its own limit (HC_PLATFORM_BURST_REQUESTS)."
+    )
+    var platformBurst: Int = Env.int("HC_PLATFORM_BURST_REQUESTS", QueryAPIConfiguration().platformRateLimit.burst)
+    @Option(
+        name: .customLong("person-rate"),
+        help: "Requests/s about one person, whoever asks (HC_PERSON_REQUESTS_PER_SECOND)."
+    )
+    var personRate: Double = Env.double(
+        "HC_PERSON_REQUESTS_PER_SECOND",
+        QueryAPIConfiguration().personRateLimit.requestsPerSecond
+    )
+    @Option(
+        name: .customLong("person-burst"),
+        help: "Burst of requests about one person (HC_PERSON_BURST_REQUESTS)."
+    )
+    var personBurst: Int = Env.int("HC_PERSON_BURST_REQUESTS", QueryAPIConfiguration().personRateLimit.burst)
+    @Option(
+        name: .customLong("unknown-people"),
+        help: """
+            refuse: no code for a person nothing is recorded about (404); green: the empty history's code \
+            (HC_UNKNOWN_PEOPLE).
+            """
+    )
+    var unknownPeople: UnknownPeople =
+        UnknownPeople(rawValue: Env.string("HC_UNKNOWN_PEOPLE", "")) ?? QueryAPIConfiguration().unknownPeople
+
     func validate() throws {
         try configuration.validateAsFlags()
     }
@@ -437,6 +503,23 @@ struct APIOptions: ParsableArguments {
         configuration.codeCacheEntries = codeCacheEntries
         configuration.codeCacheMaximumAge = .seconds(codeCacheMaximumAgeSeconds)
         configuration.readTimeout = .milliseconds(readTimeoutMilliseconds)
+        configuration.trustedKeysRefreshInterval = .seconds(trustedKeysRefreshSeconds)
+        configuration.holderBindingIterations = holderBindingIterations
+        configuration.minimumHolderBindingIterations = minimumHolderBindingIterations
+        configuration.maximumHolderBindingIterations = max(
+            configuration.maximumHolderBindingIterations,
+            holderBindingIterations
+        )
+        configuration.platformRateLimit = RequestRateLimit(requestsPerSecond: platformRate, burst: platformBurst)
+        configuration.personRateLimit = RequestRateLimit(requestsPerSecond: personRate, burst: personBurst)
+        configuration.unknownPeople = unknownPeople
+        return configuration
+    }
+
+    /// ``configuration`` with the HTTP timeouts of the command's ``HTTPOptions``.
+    func configuration(timeouts: HTTPTimeouts) -> QueryAPIConfiguration {
+        var configuration = configuration
+        configuration.timeouts = timeouts
         return configuration
     }
 }
@@ -457,6 +540,16 @@ extension QueryAPIConfiguration {
                 case .codeCacheEntries: "--code-cache-entries"
                 case .codeCacheMaximumAge: "--code-cache-max-age-seconds"
                 case .readTimeout: "--api-read-timeout-ms"
+                case .trustedKeysRefreshInterval: "--trusted-keys-refresh-seconds"
+                case .holderBindingIterations: "--holder-binding-iterations"
+                case .minimumHolderBindingIterations: "--minimum-holder-binding-iterations"
+                case .platformRateLimit: "--platform-rate/--platform-burst"
+                case .personRateLimit: "--person-rate/--person-burst"
+                case .idleTimeout: "--http-idle-timeout-seconds"
+                case .bodyReadTimeout: "--http-body-timeout-seconds"
+                case .trustedKeysRetryDelay, .trustedKeysFetchTimeout, .maximumHolderBindingIterations,
+                    .maximumConcurrentHolderChecks, .platformRefreshInterval:
+                    nil
                 }
             throw ValidationError(flag.map { "\($0) \(error.requirement)" } ?? error.description)
         }

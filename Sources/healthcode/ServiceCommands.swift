@@ -134,6 +134,7 @@ struct APICommand: AsyncParsableCommand {
     )
 
     @OptionGroup var api: APIOptions
+    @OptionGroup var http: HTTPOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var rules: RulesOptions
@@ -146,7 +147,7 @@ struct APICommand: AsyncParsableCommand {
         let clientConfiguration = postgres.configuration(for: .api).clientConfiguration()
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let queryAPI = try await Backbone.queryAPI(
-            configuration: api.configuration,
+            configuration: api.configuration(timeouts: http.timeouts),
             postgres: client,
             codeReadPostgres: clientConfiguration,
             ruleSet: try rules.ruleSet(),

@@ -1,5 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Foundation
+import HealthCodeAPI
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeDemo
@@ -70,14 +72,33 @@ struct UpCommand: AsyncParsableCommand {
         let pgConfiguration = postgres.configuration.clientConfiguration()
 
         ConsoleOutput.line("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
-        let demoCredentials = try await Backbone.withPostgres(pgConfiguration, logger: logger) { client in
+        let (demoCredentials, platformKeys) = try await Backbone.withPostgres(pgConfiguration, logger: logger) {
+            client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
-            return try await Backbone.enrollPublishers(
+            let publishers = try await Backbone.enrollPublishers(
                 DemoPopulation.Publisher.all.map { ($0.id, [$0.eventType]) },
                 rateLimit: PublisherRateLimit(eventsPerSecond: demoPublisherRate, burstEvents: demoPublisherBurst),
                 postgres: client,
                 logger: logger
             )
+            // A local residents' app and a local checkpoint, registered again at every start (new keys,
+            // written for the local user only).
+            var platforms: [ClientPlatformRecord.Kind: String] = [:]
+            for kind in ClientPlatformRecord.Kind.allCases {
+                platforms[kind] = try await Backbone.registerPlatform(
+                    id: "urn:hc:platform:local-demo-\(kind.rawValue)",
+                    kind: kind,
+                    rateLimit: RequestRateLimit(requestsPerSecond: 1000, burst: 1000),
+                    replacing: true,
+                    postgres: client,
+                    logger: logger
+                )
+            }
+            return (publishers, platforms)
+        }
+        var keyFiles: [ClientPlatformRecord.Kind: String] = [:]
+        for (kind, key) in platformKeys {
+            keyFiles[kind] = try Self.writeSecret(key, to: ".local/demo-\(kind.rawValue)-platform.key")
         }
 
         // Each service logs in as its own role, with only the grants it needs (migration 0013).
@@ -115,7 +136,7 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let apiServices = try await Backbone.queryAPI(
-            configuration: api.configuration,
+            configuration: api.configuration(timeouts: http.timeouts),
             postgres: apiClient,
             codeReadPostgres: apiPostgres,
             ruleSet: ruleSet,
@@ -132,6 +153,9 @@ struct UpCommand: AsyncParsableCommand {
         demoConfiguration.people = demoPeople
         demoConfiguration.credentials = demoCredentials
         demoConfiguration.exitAfterSummary = exitAfterSummary
+        demoConfiguration.readerKey = platformKeys[.checkpoint]
+        demoConfiguration.readerKeyFile = keyFiles[.checkpoint]
+        demoConfiguration.residentKeyFile = keyFiles[.resident]
         demoConfiguration.batchSize = min(demoConfiguration.batchSize, gateway.maximumBatchEvents)
         let consumer = projection.consumer
         let demo = DemoLoad(
@@ -176,5 +200,14 @@ struct UpCommand: AsyncParsableCommand {
             shutdown: shutdown,
             logger: logger
         )
+    }
+
+    /// Writes a local secret readable by its owner only; returns the path.
+    static func writeSecret(_ secret: String, to path: String) throws -> String {
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data((secret + "\n").utf8).write(to: url, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+        return path
     }
 }

@@ -1,4 +1,5 @@
 import HealthCodeAPI
+import HealthCodeCore
 import Testing
 
 @Suite struct QueryAPIConfigurationTests {
@@ -23,6 +24,20 @@ import Testing
         case .codeCacheEntries: configuration.codeCacheEntries = -1
         case .codeCacheMaximumAge: configuration.codeCacheMaximumAge = .seconds(-1)
         case .readTimeout: configuration.readTimeout = .zero
+        case .trustedKeysRefreshInterval: configuration.trustedKeysRefreshInterval = .milliseconds(10)
+        case .trustedKeysRetryDelay: configuration.trustedKeysRetryDelay = .zero
+        case .trustedKeysFetchTimeout: configuration.trustedKeysFetchTimeout = .zero
+        case .holderBindingIterations: configuration.holderBindingIterations = 0
+        case .minimumHolderBindingIterations:
+            configuration.minimumHolderBindingIterations = configuration.holderBindingIterations + 1
+        case .maximumHolderBindingIterations:
+            configuration.maximumHolderBindingIterations = configuration.holderBindingIterations - 1
+        case .maximumConcurrentHolderChecks: configuration.maximumConcurrentHolderChecks = 0
+        case .platformRefreshInterval: configuration.platformRefreshInterval = .zero
+        case .platformRateLimit: configuration.platformRateLimit = RequestRateLimit(requestsPerSecond: 0, burst: 1)
+        case .personRateLimit: configuration.personRateLimit = RequestRateLimit(requestsPerSecond: 1, burst: 0)
+        case .idleTimeout: configuration.timeouts.idleTimeout = .zero
+        case .bodyReadTimeout: configuration.timeouts.bodyReadTimeout = .seconds(-1)
         }
         let error = #expect(throws: QueryAPIConfigurationError.self) { try configuration.validate() }
         #expect(error?.setting == setting)

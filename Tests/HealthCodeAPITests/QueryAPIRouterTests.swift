@@ -15,6 +15,7 @@ import Testing
     /// The API's clock: now, in whole seconds (signed codes are verified against the wall clock).
     static let now = Instant(microsecondsSinceEpoch: Instant.now().microsecondsSinceEpoch / 1_000_000 * 1_000_000)
     static let analystKey = "hcak_" + String(repeating: "ab", count: 32)
+    static let purpose = HTTPField.Name("X-HC-Purpose")!
 
     struct Fixture {
         let client: any TestClientProtocol
@@ -24,10 +25,19 @@ import Testing
         let codeCache: CodeCache
         /// A person with a positive PCR taken a day before ``QueryAPIRouterTests/now``.
         let positive: String
+        /// `Authorization` of the registered checkpoint platform (a reader).
+        let reader: HTTPFields
+        /// `Authorization` of the registered residents' platform.
+        let resident: HTTPFields
     }
 
-    /// Runs `body` against a query API on fresh in-memory stores, with a 300 ms read timeout.
-    func withAPI(_ body: @Sendable (Fixture) async throws -> Void) async throws {
+    /// Runs `body` against a query API on fresh in-memory stores, with a 300 ms read timeout, a
+    /// checkpoint and a residents' platform, and holder bindings of 1000 iterations, on `base`'s other
+    /// settings.
+    func withAPI(
+        _ base: QueryAPIConfiguration = QueryAPIConfiguration(),
+        _ body: @Sendable (Fixture) async throws -> Void
+    ) async throws {
         var logger = Logger(label: "api-router-tests")
         logger.logLevel = .error
         let stores = InMemoryQueryStores()
@@ -35,9 +45,13 @@ import Testing
         let keys = FileManager.default.temporaryDirectory
             .appendingPathComponent(LocalInfrastructure.uniqueName("hc_router_keys"))
         defer { try? FileManager.default.removeItem(at: keys) }
-        var configuration = QueryAPIConfiguration()
+        var configuration = base
         configuration.signingKeysDirectory = keys.path
         configuration.readTimeout = .milliseconds(300)
+        configuration.holderBindingIterations = 1000
+        configuration.minimumHolderBindingIterations = 1000
+        let readerKey = stores.addPlatform("urn:hc:platform:checkpoint-1", kind: .checkpoint)
+        let residentKey = stores.addPlatform("urn:hc:platform:app-1", kind: .resident)
         let ruleSet = try RuleSet.decode(
             Array(
                 Data(
@@ -53,6 +67,7 @@ import Testing
                 states: stores,
                 records: stores,
                 analysts: stores,
+                platforms: stores,
                 areaEvents: stores
             ),
             ruleSet: ruleSet,
@@ -60,6 +75,7 @@ import Testing
             createSigningKey: true,
             logger: logger
         )
+        try await api.platforms.refresh()
         let positive = pseudonymizer.pseudonym(of: "PERSON-POSITIVE")
         let line =
             #"{"specversion":"1.0","id":"t1","source":"urn:hc:publisher:lab","type":"hc.test-result.v1","subject":"\#(positive)","time":"\#((Self.now - .seconds(86_400)).rfc3339Seconds)","data":{"test":"pcr","result":"positive","lab":"LAB-1"}}"#
@@ -73,7 +89,9 @@ import Testing
                 pseudonymizer: pseudonymizer,
                 ruleSet: ruleSet,
                 codeCache: codeCache,
-                positive: positive
+                positive: positive,
+                reader: [.authorization: "Bearer \(readerKey)"],
+                resident: [.authorization: "Bearer \(residentKey)"]
             )
             try await body(fixture)
         }
@@ -91,21 +109,37 @@ import Testing
     @Test("GET code: evaluated from the stored state now and at an earlier instant; bad input is 400")
     func code() async throws {
         try await withAPI { fixture in
-            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code", method: .get) { response in
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/code",
+                method: .get,
+                headers: fixture.reader
+            ) { response in
                 #expect(response.status == .ok)
                 #expect(Self.json(response)?["status"] as? String == "red")
                 #expect(Self.json(response)?["subject"] as? String == fixture.positive)
             }
             let before = (Self.now - .seconds(3 * 86_400)).rfc3339Seconds
-            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code?at=\(before)", method: .get) {
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/code?at=\(before)",
+                method: .get,
+                headers: fixture.reader
+            ) {
                 #expect($0.status == .ok)
                 #expect(Self.json($0)?["status"] as? String != "red", "before the test, the test cannot count")
             }
-            try await fixture.client.execute(uri: "/v1/people/NOT-A-PSEUDONYM/code", method: .get) {
+            try await fixture.client.execute(
+                uri: "/v1/people/NOT-A-PSEUDONYM/code",
+                method: .get,
+                headers: fixture.reader
+            ) {
                 #expect($0.status == .badRequest)
                 #expect(Self.problemCode($0) == "invalid-pseudonym")
             }
-            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code?at=yesterday", method: .get) {
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/code?at=yesterday",
+                method: .get,
+                headers: fixture.reader
+            ) {
                 #expect($0.status == .badRequest)
                 #expect(Self.problemCode($0) == "invalid-instant")
             }
@@ -125,24 +159,32 @@ import Testing
                 ruleSetHash: fixture.ruleSet.contentHash
             )
             fixture.stores.store(MaterialisedCode(decision: decision, evaluatedAt: Self.now), of: subject)
-            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) { response in
+            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get, headers: fixture.reader) {
+                response in
                 #expect(response.status == .ok)
                 #expect(Self.json(response)?["status"] as? String == "yellow")
             }
-            // Kept in memory once changes are heard: answered without the store, even while it fails.
+            // Kept in memory once changes are heard: the next read is answered without reading the code.
             fixture.codeCache.listening()
-            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) {
-                #expect($0.status == .ok)
-            }
-            fixture.stores.fail(with: RedactedError("postgres server: sqlstate 57P01"))
-            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get) { response in
-                #expect(response.status == .ok)
-                #expect(Self.json(response)?["status"] as? String == "yellow")
+            for _ in 0..<2 {
+                try await fixture.client.execute(
+                    uri: "/v1/people/\(subject)/code",
+                    method: .get,
+                    headers: fixture.reader
+                ) {
+                    #expect($0.status == .ok)
+                    #expect(Self.json($0)?["status"] as? String == "yellow")
+                }
             }
             #expect(fixture.codeCache.statistics.hits == 1)
-            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code", method: .get) { response in
-                #expect(response.status == .serviceUnavailable, "what is not kept needs the store")
+            // Every read is audited first: one that cannot be recorded is not served, kept or not.
+            fixture.stores.fail(with: RedactedError("postgres server: sqlstate 57P01"))
+            try await fixture.client.execute(uri: "/v1/people/\(subject)/code", method: .get, headers: fixture.reader) {
+                response in
+                #expect(response.status == .serviceUnavailable)
             }
+            #expect(fixture.codeCache.statistics.hits == 1)
+            #expect(fixture.stores.audit.count == 3, "the refused read is not in the trail")
         }
     }
 
@@ -153,7 +195,7 @@ import Testing
             for uri in [
                 "/v1/people/\(fixture.positive)/code", "/v1/people/\(fixture.positive)/code?at=2020-04-01T00:00:00Z",
             ] {
-                try await fixture.client.execute(uri: uri, method: .get) { response in
+                try await fixture.client.execute(uri: uri, method: .get, headers: fixture.reader) { response in
                     #expect(response.status == .serviceUnavailable)
                     #expect(Self.problemCode(response) == "database-unavailable")
                     #expect(response.headers[.retryAfter] == "1")
@@ -162,7 +204,11 @@ import Testing
             fixture.stores.fail(with: nil)
             fixture.stores.delay(by: .seconds(5))
             let started = ContinuousClock.now
-            try await fixture.client.execute(uri: "/v1/people/\(fixture.positive)/code", method: .get) { response in
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/code",
+                method: .get,
+                headers: fixture.reader
+            ) { response in
                 #expect(response.status == .serviceUnavailable)
                 #expect(Self.problemCode(response) == "database-unavailable")
             }
@@ -170,47 +216,66 @@ import Testing
         }
     }
 
-    @Test("POST code-lookups: hashes the identifier, answers the code and a signed code that verifies; refusals")
+    /// Looks `identifier` up as the residents' platform; the answer's status and JSON.
+    static func lookup(_ identifier: String, _ fixture: Fixture) async throws -> (HTTPResponse.Status, [String: Any]?) {
+        try await fixture.client.execute(
+            uri: "/v1/code-lookups",
+            method: .post,
+            headers: fixture.resident,
+            body: ByteBuffer(string: #"{"subject":"\#(identifier)"}"#)
+        ) { ($0.status, Self.json($0)) }
+    }
+
+    /// Verifies `token` with `holder` (none: the field is left out); the answer's JSON.
+    static func verify(_ token: String, holder: String?, _ fixture: Fixture) async throws -> [String: Any]? {
+        let body = holder.map { #"{"token":"\#(token)","holder":"\#($0)"}"# } ?? #"{"token":"\#(token)"}"#
+        return try await fixture.client.execute(
+            uri: "/v1/code-verifications",
+            method: .post,
+            body: ByteBuffer(string: body)
+        ) {
+            #expect($0.status == .ok)
+            return Self.json($0)
+        }
+    }
+
+    @Test("POST code-lookups: a residents' platform gets the code and a signed code bound to the holder; refusals")
     func lookupsAndVerifications() async throws {
         try await withAPI { fixture in
-            let token = try await fixture.client.execute(
-                uri: "/v1/code-lookups",
-                method: .post,
-                body: ByteBuffer(string: #"{"subject":"PERSON-POSITIVE"}"#)
-            ) { response -> String? in
-                #expect(response.status == .ok)
-                let json = Self.json(response)
-                #expect((json?["code"] as? [String: Any])?["subject"] as? String == fixture.positive)
-                #expect((json?["code"] as? [String: Any])?["status"] as? String == "red")
-                return (json?["signedCode"] as? [String: Any])?["token"] as? String
-            }
-            let signed = try #require(token)
-            try await fixture.client.execute(
-                uri: "/v1/code-verifications",
-                method: .post,
-                body: ByteBuffer(string: #"{"token":"\#(signed)"}"#)
-            ) { response in
-                #expect(response.status == .ok)
-                #expect(Self.json(response)?["valid"] as? Bool == true)
-                #expect(Self.json(response)?["status"] as? String == "red")
-            }
-            try await fixture.client.execute(
-                uri: "/v1/code-verifications",
-                method: .post,
-                body: ByteBuffer(string: #"{"token":"not.a.token"}"#)
-            ) { response in
-                #expect(response.status == .ok)
-                #expect(Self.json(response)?["valid"] as? Bool == false)
-            }
+            let (status, json) = try await Self.lookup("PERSON-POSITIVE", fixture)
+            #expect(status == .ok)
+            #expect((json?["code"] as? [String: Any])?["subject"] as? String == fixture.positive)
+            #expect((json?["code"] as? [String: Any])?["status"] as? String == "red")
+            let signed = try #require((json?["signedCode"] as? [String: Any])?["token"] as? String)
+            #expect(!signed.contains(fixture.positive) && !signed.contains("PERSON-POSITIVE"))
+
+            let right = try await Self.verify(signed, holder: "PERSON-POSITIVE", fixture)
+            #expect(right?["valid"] as? Bool == true)
+            #expect(right?["status"] as? String == "red")
+            #expect(right?["holderChecked"] as? Bool == true)
+            #expect(right?["subject"] == nil, "no pseudonym in the answer")
+            let wrong = try await Self.verify(signed, holder: "PERSON-OTHER", fixture)
+            #expect(wrong?["valid"] as? Bool == false)
+            #expect(wrong?["reason"] as? String == "wrong-holder")
+            let unnamed = try await Self.verify(signed, holder: nil, fixture)
+            #expect(unnamed?["reason"] as? String == "holder-required", "a copied token alone does not pass")
+            #expect(try await Self.verify("not.a.token", holder: "X", fixture)?["reason"] as? String == "malformed")
+
             let refusals: [(String, String, HTTPResponse.Status, String)] = [
                 ("/v1/code-lookups", #"{"subject":""}"#, .badRequest, "invalid-lookup"),
                 ("/v1/code-lookups", "not json", .badRequest, "invalid-lookup"),
                 ("/v1/code-lookups", String(repeating: "x", count: 2048), .contentTooLarge, "body-too-large"),
                 ("/v1/code-verifications", #"{"tok":1}"#, .badRequest, "invalid-verification"),
+                ("/v1/code-verifications", #"{"token":"a","holder":""}"#, .badRequest, "invalid-verification"),
                 ("/v1/code-verifications", String(repeating: "x", count: 9000), .contentTooLarge, "body-too-large"),
             ]
             for (uri, body, status, code) in refusals {
-                try await fixture.client.execute(uri: uri, method: .post, body: ByteBuffer(string: body)) {
+                try await fixture.client.execute(
+                    uri: uri,
+                    method: .post,
+                    headers: fixture.resident,
+                    body: ByteBuffer(string: body)
+                ) {
                     #expect($0.status == status, "\(uri) \(body.prefix(20))")
                     #expect(Self.problemCode($0) == code)
                 }
@@ -218,6 +283,129 @@ import Testing
         }
     }
 
+    @Test("verification without a holder is allowed only when configured, and says the holder was not checked")
+    func verificationWithoutHolder() async throws {
+        var optional = QueryAPIConfiguration()
+        optional.verificationRequiresHolder = false
+        try await withAPI(optional) { fixture in
+            let (_, json) = try await Self.lookup("PERSON-POSITIVE", fixture)
+            let signed = try #require((json?["signedCode"] as? [String: Any])?["token"] as? String)
+            let answer = try await Self.verify(signed, holder: nil, fixture)
+            #expect(answer?["valid"] as? Bool == true)
+            #expect(answer?["holderChecked"] as? Bool == false)
+        }
+    }
+
+    @Test("the residents' channel and code reads need the right platform: 401 without, 403 for the wrong kind")
+    func platformCredentials() async throws {
+        try await withAPI { fixture in
+            let lookup = ByteBuffer(string: #"{"subject":"PERSON-POSITIVE"}"#)
+            let code = "/v1/people/\(fixture.positive)/code"
+            let cases: [(String, HTTPRequest.Method, HTTPFields, HTTPResponse.Status, String)] = [
+                ("/v1/code-lookups", .post, [:], .unauthorized, "missing-credentials"),
+                (
+                    "/v1/code-lookups", .post, [.authorization: "Bearer hcpl_unknown"], .unauthorized,
+                    "invalid-credentials"
+                ),
+                (
+                    "/v1/code-lookups", .post, [.authorization: "Bearer \(Self.analystKey)"], .unauthorized,
+                    "invalid-credentials"
+                ),
+                ("/v1/code-lookups", .post, fixture.reader, .forbidden, "forbidden-platform"),
+                (code, .get, [:], .unauthorized, "missing-credentials"),
+                (code, .get, [.authorization: "Bearer hcpl_unknown"], .unauthorized, "invalid-credentials"),
+                (code, .get, fixture.resident, .forbidden, "forbidden-platform"),
+            ]
+            for (uri, method, headers, status, problem) in cases {
+                try await fixture.client.execute(uri: uri, method: method, headers: headers, body: lookup) {
+                    #expect($0.status == status, "\(method) \(uri)")
+                    #expect(Self.problemCode($0) == problem, "\(method) \(uri)")
+                    if status == .unauthorized { #expect($0.headers[.wwwAuthenticate] != nil) }
+                }
+            }
+            #expect(fixture.stores.audit.isEmpty, "a refused read is not audited")
+            // A checkpoint's read and an analyst's read of the code are both audited, with who read.
+            try await fixture.client.execute(uri: code, method: .get, headers: fixture.reader) {
+                #expect($0.status == .ok)
+            }
+            let analyst: HTTPFields = [.authorization: "Bearer \(Self.analystKey)", Self.purpose: "case 9"]
+            try await fixture.client.execute(uri: code, method: .get, headers: analyst) { #expect($0.status == .ok) }
+            #expect(
+                fixture.stores.audit == [
+                    .init(
+                        analyst: nil,
+                        platform: "urn:hc:platform:checkpoint-1",
+                        purpose: "checkpoint",
+                        subject: fixture.positive,
+                        endpoint: "code"
+                    ),
+                    .init(
+                        analyst: "analyst-1",
+                        platform: nil,
+                        purpose: "case 9",
+                        subject: fixture.positive,
+                        endpoint: "code"
+                    ),
+                ]
+            )
+            // A checkpoint platform cannot explain or export.
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/explain",
+                method: .get,
+                headers: fixture.reader
+            ) {
+                #expect($0.status == .unauthorized)
+            }
+        }
+    }
+
+    @Test("an unknown person gets no code (404 unknown-person) unless unknown people are configured green")
+    func unknownPeople() async throws {
+        try await withAPI { fixture in
+            let (status, json) = try await Self.lookup("NOBODY-AT-ALL", fixture)
+            #expect(status == .notFound)
+            #expect((json?["type"] as? String) == "urn:hc:problem:unknown-person")
+            #expect(json?["signedCode"] == nil)
+            let nobody = fixture.pseudonymizer.pseudonym(of: "NOBODY-AT-ALL")
+            try await fixture.client.execute(uri: "/v1/people/\(nobody)/code", method: .get, headers: fixture.reader) {
+                #expect($0.status == .notFound)
+                #expect(Self.problemCode($0) == "unknown-person")
+            }
+        }
+        var green = QueryAPIConfiguration()
+        green.unknownPeople = .green
+        try await withAPI(green) { fixture in
+            let (status, json) = try await Self.lookup("NOBODY-AT-ALL", fixture)
+            #expect(status == .ok)
+            #expect((json?["code"] as? [String: Any])?["status"] as? String == "green")
+        }
+    }
+
+    @Test("rate limits: per platform and per person, 429 with Retry-After; other people and platforms go on")
+    func rateLimits() async throws {
+        var limited = QueryAPIConfiguration()
+        limited.platformRateLimit = RequestRateLimit(requestsPerSecond: 0.01, burst: 3)
+        limited.personRateLimit = RequestRateLimit(requestsPerSecond: 0.01, burst: 2)
+        try await withAPI(limited) { fixture in
+            // Per person: two reads of the positive person, then 429; another person is still answered.
+            let code = "/v1/people/\(fixture.positive)/code"
+            for expected in [HTTPResponse.Status.ok, .ok, .tooManyRequests] {
+                try await fixture.client.execute(uri: code, method: .get, headers: fixture.reader) {
+                    #expect($0.status == expected)
+                    if expected == .tooManyRequests {
+                        #expect(Self.problemCode($0) == "rate-limited")
+                        #expect($0.headers[.retryAfter].flatMap(Int.init).map { $0 >= 1 } == true)
+                    }
+                }
+            }
+            // Per platform: the residents' app has 3 requests; the third person's lookup is its last.
+            for (index, expected) in [HTTPResponse.Status.notFound, .notFound, .notFound, .tooManyRequests].enumerated()
+            {
+                let (status, _) = try await Self.lookup("SOMEONE-\(index)", fixture)
+                #expect(status == expected, "lookup \(index)")
+            }
+        }
+    }
     @Test("JWKS, OpenAPI, health and metrics are public")
     func publicDocuments() async throws {
         try await withAPI { fixture in

@@ -56,6 +56,20 @@ struct TestBackbone: Sendable {
                     .apiKey(id: source, apiKey: apiKey(of: source), eventTypes: EventType.allCases.map(\.rawValue))
                 )
             }
+            let platforms = ClientPlatformStore(client: client, logger: logger)
+            for (id, kind, key) in [
+                (checkpointPlatform, ClientPlatformRecord.Kind.checkpoint, checkpointKey),
+                (residentPlatform, .resident, residentKey),
+            ] {
+                try await platforms.add(
+                    ClientPlatformRecord(
+                        id: id,
+                        kind: kind,
+                        apiKeySHA256: ClientPlatformRegistry.hash(key),
+                        rateLimit: RequestRateLimit(requestsPerSecond: 100_000, burst: 100_000)
+                    )
+                )
+            }
         }
         let rules = try Data(
             contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json")
@@ -75,6 +89,23 @@ struct TestBackbone: Sendable {
         "urn:hc:publisher:test-bureau", "urn:hc:publisher:test-cdc", "urn:hc:publisher:test-transport",
         "urn:hc:publisher:test-residents", "urn:hc:publisher:test-state-council",
     ]
+
+    /// The checkpoint platform every test backbone registers, and its key (test databases only).
+    static let checkpointPlatform = "urn:hc:platform:test-checkpoint"
+    static let checkpointKey = ClientPlatformRegistry.keyPrefix + PublisherAPIKey.hash("test-checkpoint")
+    /// The residents' platform every test backbone registers, and its key (test databases only).
+    static let residentPlatform = "urn:hc:platform:test-resident"
+    static let residentKey = ClientPlatformRegistry.keyPrefix + PublisherAPIKey.hash("test-resident")
+
+    /// The `Authorization` header a test sends to `url` of the API: the residents' platform for lookups,
+    /// the checkpoint platform for code reads, none otherwise.
+    static func platformAuthorization(for url: String) -> (String, String)? {
+        if url.contains("/v1/code-lookups") { return ("Authorization", "Bearer \(residentKey)") }
+        if url.contains("/v1/people/"), url.hasSuffix("/code") || url.contains("/code?") {
+            return ("Authorization", "Bearer \(checkpointKey)")
+        }
+        return nil
+    }
 
     /// The API key of a test publisher (derived from its id; test databases only).
     static func apiKey(of source: String) -> String {
@@ -158,6 +189,10 @@ struct TestBackbone: Sendable {
         configureGateway(&gatewayConfiguration)
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.port = 0
+        // Tests poll one person's code many times a second; the per-person limit has its own tests.
+        apiConfiguration.personRateLimit = RequestRateLimit(requestsPerSecond: 100_000, burst: 100_000)
+        apiConfiguration.holderBindingIterations = 1000
+        apiConfiguration.minimumHolderBindingIterations = 1000
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,

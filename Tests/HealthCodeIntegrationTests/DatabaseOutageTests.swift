@@ -87,6 +87,9 @@ struct DatabaseOutageTests {
     ) async throws -> (status: Int, retryAfter: String?, contentType: String?, body: String) {
         var request = HTTPClientRequest(url: url)
         request.method = method
+        if let (name, value) = TestBackbone.platformAuthorization(for: url) {
+            request.headers.add(name: name, value: value)
+        }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))

@@ -81,8 +81,13 @@ enum HTTP {
         return merged
     }
 
+    /// GET `url`, as the test backbone's checkpoint platform for a code read.
     static func get(_ url: String) async throws -> Answer {
-        try await send(HTTPClientRequest(url: url))
+        var request = HTTPClientRequest(url: url)
+        if let (name, value) = TestBackbone.platformAuthorization(for: url) {
+            request.headers.add(name: name, value: value)
+        }
+        return try await send(request)
     }
 
     private static func send(_ request: HTTPClientRequest) async throws -> Answer {

@@ -264,10 +264,9 @@ struct ProjectorRecoveryTests {
             #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
             try await probe.waitUntilCaughtUp(timeout: .seconds(120))
             let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-AFTER-RESTART")
-            let response = try await HTTPClient.shared.execute(
-                HTTPClientRequest(url: api + "/v1/people/\(pseudonym)/code"),
-                timeout: .seconds(10)
-            )
+            var request = HTTPClientRequest(url: api + "/v1/people/\(pseudonym)/code")
+            request.headers.add(name: "Authorization", value: "Bearer \(TestBackbone.checkpointKey)")
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
             let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
             #expect(
                 body.contains(#""status":"red""#),

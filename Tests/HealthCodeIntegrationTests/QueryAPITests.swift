@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import HealthCodeAPI
+import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodePostgres
 import HealthCodeTestSupport
@@ -20,6 +21,9 @@ private func exchange(
     var request = HTTPClientRequest(url: url)
     request.method = method
     for (name, value) in headers { request.headers.add(name: name, value: value) }
+    if headers.isEmpty, let (name, value) = TestBackbone.platformAuthorization(for: url) {
+        request.headers.add(name: name, value: value)
+    }
     if let body {
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
@@ -55,25 +59,51 @@ struct QueryAPITests {
             #expect(!lookup.text.contains("RAW-LOOKUP"))
             let token = try #require((lookup.json["signedCode"] as? [String: Any])?["token"] as? String)
 
+            #expect(!token.contains(pseudonym))
+
             let jwks = try await exchange(api + "/.well-known/jwks.json")
             #expect(jwks.status == 200)
-            guard case .success(let claims) = await SignedCodeVerifier.verify(token, jwks: jwks.text) else {
-                Issue.record("the signed code does not verify against the published keys")
+            let limits = HolderBindingLimits(iterations: 1000, minimumIterations: 1000)
+            guard
+                case .success(let verified) = await SignedCodeVerifier.verify(
+                    token,
+                    jwks: jwks.text,
+                    holder: "RAW-LOOKUP",
+                    limits: limits
+                )
+            else {
+                Issue.record("the signed code does not verify against the published keys for its holder")
                 return
             }
-            #expect(claims.sub.value == pseudonym)
-            #expect(claims.status == "red")
-            #expect(claims.iss.value == "urn:hc:issuer:local")
-            #expect(claims.exp.value.timeIntervalSince(claims.iat.value) <= 300)
+            #expect(verified.holderChecked)
+            #expect(verified.claims.status == "red")
+            #expect(verified.claims.iss.value == "urn:hc:issuer:local")
+            #expect(verified.expiresAt - verified.issuedAt <= .seconds(300))
+            let elsewhere = await SignedCodeVerifier.verify(token, jwks: jwks.text, holder: "RAW-OTHER", limits: limits)
+            #expect((try? elsewhere.get()) == nil, "on another person's phone it fails")
 
-            let verified = try await exchange(
+            let verifiedByAPI = try await exchange(
                 api + "/v1/code-verifications",
                 method: .POST,
-                body: #"{"token":"\#(token)"}"#
+                body: #"{"token":"\#(token)","holder":"RAW-LOOKUP"}"#
             )
-            #expect(verified.json["valid"] as? Bool == true)
-            #expect(verified.json["status"] as? String == "red")
+            #expect(verifiedByAPI.json["valid"] as? Bool == true)
+            #expect(verifiedByAPI.json["status"] as? String == "red")
+            #expect(verifiedByAPI.json["holderChecked"] as? Bool == true)
 
+            let unknown = try await exchange(
+                api + "/v1/code-lookups",
+                method: .POST,
+                body: #"{"subject":"NOBODY-AT-ALL"}"#
+            )
+            #expect(unknown.status == 404, "no code for an identifier nobody published about")
+            let anonymous = try await exchange(
+                api + "/v1/code-lookups",
+                method: .POST,
+                headers: [("X-Nothing", "1")],
+                body: #"{"subject":"RAW-LOOKUP"}"#
+            )
+            #expect(anonymous.status == 401, "the residents' channel needs a platform key")
             let bad = try await exchange(api + "/v1/code-lookups", method: .POST, body: #"{"subject":""}"#)
             #expect(bad.status == 400)
         }
@@ -276,11 +306,14 @@ struct QueryAPITests {
                 var answered = 0
                 for try await answer in group {
                     answered += 1
-                    #expect(answer.status == 200)
                     let index = answer.index
-                    let subject = index == 30 ? unknown : backbone.pseudonymizer.pseudonym(of: "RAW-MANY-\(index)")
-                    #expect(answer.subject == subject)
-                    #expect(answer.colour == (index < 30 && index % 3 == 0 ? "red" : "green"))
+                    guard index < 30 else {
+                        #expect(answer.status == 404, "nobody published about this pseudonym: no code")
+                        continue
+                    }
+                    #expect(answer.status == 200)
+                    #expect(answer.subject == backbone.pseudonymizer.pseudonym(of: "RAW-MANY-\(index)"))
+                    #expect(answer.colour == (index % 3 == 0 ? "red" : "green"))
                 }
                 #expect(answered == 300)
             }
@@ -349,62 +382,74 @@ struct QueryAPITests {
             }
         }
     }
-}
 
-/// Mutual recognition: signed codes of one region verified by another, with rotation and revocation.
-@Suite struct SignedCodeTests {
-    @Test("a region accepts the codes of a region it trusts, not those of a revoked key or an untrusted issuer")
-    func twoIssuers() async throws {
-        let old = CodeSigningKey(kid: "gd-2020-01", key: ES256PrivateKey())
-        let current = CodeSigningKey(kid: "gd-2020-02", key: ES256PrivateKey())
-        let now = Instant.now()
-        // Guangdong before the rotation signs with its old key, after it with the current one.
-        let before = try await CodeIssuer(issuer: "urn:hc:issuer:gd", keys: [old], lifetime: .seconds(300))
-        let gd = try await CodeIssuer(issuer: "urn:hc:issuer:gd", keys: [old, current], lifetime: .seconds(300))
-        let sh = try await CodeIssuer(
-            issuer: "urn:hc:issuer:sh",
-            keys: [CodeSigningKey(kid: "sh-1", key: ES256PrivateKey())],
-            lifetime: .seconds(300)
-        )
-        let oldCode = try await before.sign(subject: "p1", status: .green, issuedAt: now, validUntil: nil)
-        let newCode = try await gd.sign(subject: "p1", status: .yellow, issuedAt: now, validUntil: nil)
-        let shCode = try await sh.sign(subject: "p2", status: .red, issuedAt: now, validUntil: nil)
-
-        // Shanghai trusts Guangdong's published keys, both while the old key is still published...
-        let shanghai = try await SignedCodeVerifier(trusted: [sh.issuer: sh.jwks, gd.issuer: gd.jwks])
-        #expect(try (await shanghai.verify(oldCode.token)).get().status == "green")
-        #expect(try (await shanghai.verify(newCode.token)).get().status == "yellow")
-        #expect(try (await shanghai.verify(shCode.token)).get().iss.value == "urn:hc:issuer:sh")
-
-        // ...and after Guangdong revoked the old key (no longer in its JWKS).
-        let revoked = try CodeIssuer.jwks(of: [current])
-        let afterRevocation = try await SignedCodeVerifier(trusted: [gd.issuer: revoked])
-        #expect(await afterRevocation.verify(oldCode.token).failureCode == "unknown-key")
-        #expect(try (await afterRevocation.verify(newCode.token)).get().sub.value == "p1")
-        // A region that does not recognise Shanghai refuses its codes.
-        #expect(await afterRevocation.verify(shCode.token).failureCode == "untrusted-issuer")
-
-        // A tampered payload (status changed) fails the signature; an expired code is refused.
-        var parts = newCode.token.split(separator: ".").map(String.init)
-        let forged = try JSONSerialization.data(withJSONObject: [
-            "iss": "urn:hc:issuer:gd", "sub": "p1", "status": "green",
-            "iat": now.microsecondsSinceEpoch / 1_000_000, "exp": now.microsecondsSinceEpoch / 1_000_000 + 300,
-        ])
-        parts[1] = forged.base64EncodedString().replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        #expect(await shanghai.verify(parts.joined(separator: ".")).failureCode == "bad-signature")
-        let stale = try await gd.sign(subject: "p1", status: .green, issuedAt: now - .seconds(3600), validUntil: nil)
-        #expect(await shanghai.verify(stale.token).failureCode == "expired")
-        #expect(await shanghai.verify("not-a-token").failureCode == "malformed")
-
-        // A code never outlives the status it states.
-        let short = try await gd.sign(subject: "p1", status: .red, issuedAt: now, validUntil: now + .seconds(60))
-        #expect(short.expiresAt == now + .seconds(60))
-    }
-}
-
-extension Result where Failure == SignedCodeRejection {
-    fileprivate var failureCode: String? {
-        if case .failure(let rejection) = self { rejection.code } else { nil }
+    @Test("client platforms in PostgreSQL: added, listed, removed; a checkpoint's reads are in the audit trail")
+    func platformsAndAudit() async throws {
+        let backbone = try await TestBackbone.make()
+        let removedKey = try await backbone.withDatabase { client in
+            let store = ClientPlatformStore(client: client, logger: testLogger())
+            let key = try await Backbone.registerPlatform(
+                id: "urn:hc:platform:gone",
+                kind: .checkpoint,
+                rateLimit: RequestRateLimit(requestsPerSecond: 0.5, burst: 3),
+                postgres: client,
+                logger: testLogger()
+            )
+            await #expect(throws: RegistryError.self) {
+                _ = try await Backbone.registerPlatform(
+                    id: "urn:hc:platform:gone",
+                    kind: .resident,
+                    rateLimit: nil,
+                    postgres: client,
+                    logger: testLogger()
+                )
+            }
+            let listed = try await store.all().first { $0.id == "urn:hc:platform:gone" }
+            #expect(listed?.kind == .checkpoint)
+            #expect(listed?.rateLimit == RequestRateLimit(requestsPerSecond: 0.5, burst: 3))
+            #expect(listed?.apiKeySHA256 == ClientPlatformRegistry.hash(key))
+            try await store.remove("urn:hc:platform:gone")
+            #expect(try await store.all().first { $0.id == "urn:hc:platform:gone" }?.revokedAt != nil)
+            await #expect(throws: RegistryError.self) { try await store.remove("urn:hc:platform:gone") }
+            return key
+        }
+        let pseudonym = backbone.pseudonymizer.pseudonym(of: "RAW-AUDITED")
+        try await backbone.withRunningBackbone { gateway, api, probe in
+            let positive = Events.testResult(
+                id: "lab-aud",
+                subject: "RAW-AUDITED",
+                time: Events.hoursAgo(2),
+                result: "positive"
+            )
+            #expect(try await HTTP.post(gateway + "/v1/events", ndjson: [positive]).status == 202)
+            try await probe.waitUntilCaughtUp()
+            let url = api + "/v1/people/\(pseudonym)/code"
+            #expect(try await exchange(url).json["status"] as? String == "red")
+            #expect(try await exchange(url, headers: [("X-HC-Purpose", "border check 7")]).status == 401)
+            let checkpoint = [
+                ("Authorization", "Bearer \(TestBackbone.checkpointKey)"), ("X-HC-Purpose", "border check 7"),
+            ]
+            #expect(try await exchange(url, headers: checkpoint).status == 200)
+            #expect(try await exchange(url, headers: [("Authorization", "Bearer \(removedKey)")]).status == 401)
+            #expect(
+                try await exchange(url, headers: [("Authorization", "Bearer \(TestBackbone.residentKey)")]).status
+                    == 403
+            )
+        }
+        try await backbone.withDatabase { client in
+            let entries = try await AnalystStore(client: client, logger: testLogger())
+                .entries(subject: pseudonym, analyst: nil, platform: TestBackbone.checkpointPlatform, limit: 10)
+            #expect(entries.map(\.purpose) == ["border check 7", "checkpoint"])
+            #expect(entries.allSatisfy { $0.analyst == nil && $0.endpoint == "code" })
+            await #expect(throws: (any Error).self) {
+                try await client.query("UPDATE analyst_audit SET platform_id = 'x'", logger: testLogger())
+            }
+            await #expect(throws: (any Error).self, "a row names exactly one reader") {
+                try await client.query(
+                    "INSERT INTO analyst_audit (subject, purpose, endpoint) VALUES ('s', 'p', 'code')",
+                    logger: testLogger()
+                )
+            }
+        }
     }
 }

@@ -6,14 +6,25 @@ import Synchronization
 /// exports, analysts and their audit trail, area events. For in-process router tests: a test sets what
 /// is stored, and can make every read fail (a database outage) or wait (a slow database).
 public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, PersonRecords, AnalystDirectory,
-    AreaEventArchive, Sendable
+    ClientPlatformDirectory, AreaEventArchive, Sendable
 {
-    /// One read of an analyst, as the audit trail keeps it.
+    /// One read of an analyst or a checkpoint platform, as the audit trail keeps it.
     public struct AuditedRead: Sendable, Hashable {
-        public var analyst: String
+        /// The analyst who read; `nil` for a platform's read.
+        public var analyst: String?
+        /// The platform that read; `nil` for an analyst's read.
+        public var platform: String?
         public var purpose: String
         public var subject: String
         public var endpoint: String
+
+        public init(analyst: String?, platform: String?, purpose: String, subject: String, endpoint: String) {
+            self.analyst = analyst
+            self.platform = platform
+            self.purpose = purpose
+            self.subject = subject
+            self.endpoint = endpoint
+        }
     }
 
     struct Contents {
@@ -21,6 +32,7 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         var states: [String: PersonState] = [:]
         var events: [String: [ArchivedPersonEvent]] = [:]
         var analystsByKeyHash: [String: String] = [:]
+        var platforms: [ClientPlatformRecord] = []
         var audit: [AuditedRead] = []
         var areaEvents: [(sequence: Int64, body: String)] = []
         var failure: (any Error & Sendable)?
@@ -57,6 +69,24 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
     /// Registers an analyst by the SHA-256 of its key.
     public func addAnalyst(_ id: String, apiKeySHA256: String) {
         contents.withLock { $0.analystsByKeyHash[apiKeySHA256] = id }
+    }
+
+    /// Registers a client platform with a new key of `kind`; returns the key.
+    @discardableResult
+    public func addPlatform(
+        _ id: String,
+        kind: ClientPlatformRecord.Kind,
+        rateLimit: RequestRateLimit? = nil
+    ) -> String {
+        let key = ClientPlatformRegistry.generateKey()
+        let record = ClientPlatformRecord(
+            id: id,
+            kind: kind,
+            apiKeySHA256: ClientPlatformRegistry.hash(key),
+            rateLimit: rateLimit
+        )
+        contents.withLock { $0.platforms.append(record) }
+        return key
     }
 
     /// Every read fails with `failure` from now on (`nil`: reads succeed again).
@@ -98,10 +128,17 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         try await read { $0.analystsByKeyHash[apiKeySHA256] }
     }
 
-    public func recordRead(analyst: String, purpose: String, subject: String, endpoint: String) async throws {
-        try await read {
-            $0.audit.append(AuditedRead(analyst: analyst, purpose: purpose, subject: subject, endpoint: endpoint))
+    public func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
+        var entry = AuditedRead(analyst: nil, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
+        switch reader {
+        case .analyst(let analyst): entry.analyst = analyst
+        case .platform(let platform): entry.platform = platform
         }
+        try await read { [entry] in $0.audit.append(entry) }
+    }
+
+    public func clientPlatforms() async throws -> [ClientPlatformRecord] {
+        try await read { $0.platforms }
     }
 
     public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {

@@ -5,8 +5,8 @@
 --                 officers; counts overrides, holds those over quota, remembers client assertions' jti;
 --   hc_projector  reads and writes the projection (archives, states, codes, decision log, positions,
 --                 dead letters, presence, area re-evaluations); it cannot read credentials or the audit;
---   hc_api        reads codes, states, decisions, archives and analyst credentials, and appends to the
---                 audit; it cannot change a code or a decision.
+--   hc_api        reads codes, states, decisions, archives, analyst credentials and client platforms, and
+--                 appends to the audit; it cannot change a code or a decision.
 --
 -- The audits (analyst_audit, review_audit) belong to hc_audit_owner, a role that cannot log in and that no
 -- service is a member of: only its owner (or a superuser) can disable the triggers that make them
@@ -43,7 +43,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON event_archive, area_event_archive, perso
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO hc_projector;
 
 GRANT SELECT ON person_code, person_state, decision_log, event_archive, area_event_archive, person_presence,
-    analyst_credential, analyst_audit, held_review TO hc_api;
+    analyst_credential, client_platform, analyst_audit, held_review TO hc_api;
 GRANT INSERT ON analyst_audit TO hc_api;
 
 -- Hand the audits (analysts' reads, review decisions) to their owner: the migrating role joins it just long
