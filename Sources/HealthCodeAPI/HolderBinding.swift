@@ -1,6 +1,7 @@
 import Crypto
 import CryptoExtras
 import Foundation
+import HealthCodeCore
 import NIOPosix
 import Synchronization
 
@@ -8,20 +9,27 @@ import Synchronization
 /// commitment to the identifier on the person's identity document, never the identifier or a stable
 /// pseudonym. A checkpoint that reads the document recomputes the commitment offline and compares.
 ///
-/// The commitment is PBKDF2-HMAC-SHA256 over the normalised identifier (``normalise(_:)``) with a
-/// random 16-byte salt drawn for each token, stretched `iterations` times: two tokens of the same
-/// person share no value, and whoever holds a token must pay the stretching once per guess to test an
-/// identifier against it (identifiers have few bits, so stretching and a short expiry are what bound a
-/// brute force; see the README's security section).
+/// Two steps, so that issuing stays cheap while guessing stays expensive: the normalised identifier
+/// (``normalise(_:)``) is first stretched with PBKDF2-HMAC-SHA256, `i` iterations, salted with the
+/// issuer and the UTC day `d` (``stretch(_:issuer:day:iterations:)``); the token then carries
+/// `h` = HMAC-SHA256(stretched key, `s`) over a random 16-byte salt `s` drawn for each token. The
+/// issuer stretches a person's identifier once a day and keeps the key in memory
+/// (``HolderKeyCache``), so a signed code costs a microsecond HMAC, not 40 ms of stretching; two
+/// tokens of the same person share no value but the day; and whoever holds a token must still pay
+/// the stretching once per guessed identifier, though one table of guesses serves every token of that
+/// issuer and day (see the README's security section for what that means).
 public struct HolderBindingClaim: Codable, Sendable, Hashable {
+    /// The UTC day of the stretching, `yyyy-mm-dd`.
+    public var d: String
     /// The per-token salt, base64url without padding.
     public var s: String
-    /// The PBKDF2 iteration count.
+    /// The PBKDF2 iteration count of the stretching.
     public var i: Int
-    /// The PBKDF2-HMAC-SHA256 output (32 bytes), base64url without padding.
+    /// HMAC-SHA256(stretched key, salt) (32 bytes), base64url without padding.
     public var h: String
 
-    public init(s: String, i: Int, h: String) {
+    public init(d: String, s: String, i: Int, h: String) {
+        self.d = d
         self.s = s
         self.i = i
         self.h = h
@@ -31,25 +39,50 @@ public struct HolderBindingClaim: Codable, Sendable, Hashable {
     static let saltBytes = 16
     static let digestBytes = 32
 
-    /// A commitment to `identifier` with a fresh random salt.
-    public static func commit(to identifier: String, iterations: Int) throws -> HolderBindingClaim {
-        let salt = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
-        let digest = try derive(identifier, salt: salt, iterations: iterations)
-        return HolderBindingClaim(s: Base64URL.encode(salt), i: iterations, h: Base64URL.encode(digest))
+    /// The UTC day of `instant`, as `d` names it.
+    public static func day(of instant: Instant) -> String { String(instant.rfc3339Seconds.prefix(10)) }
+
+    /// The stretched key of `identifier` for `issuer` on `day`: the expensive step, once per person and
+    /// day at the issuer, once per verification at a checkpoint.
+    public static func stretch(_ identifier: String, issuer: String, day: String, iterations: Int) throws -> [UInt8] {
+        let key = try KDF.Insecure.PBKDF2.deriveKey(
+            from: Array(normalise(identifier).utf8),
+            salt: Array("hc-holder-binding|\(issuer)|\(day)".utf8),
+            using: .sha256,
+            outputByteCount: digestBytes,
+            unsafeUncheckedRounds: iterations
+        )
+        return key.withUnsafeBytes { Array($0) }
     }
 
-    /// Whether `identifier` is the one committed to (constant-time comparison). The caller bounds
-    /// ``i`` first (``HolderBindingLimits``).
-    public func matches(_ identifier: String) throws -> Bool {
+    /// A commitment by `stretched` (``stretch(_:issuer:day:iterations:)``) with a fresh random salt.
+    public static func commit(stretched: [UInt8], day: String, iterations: Int) -> HolderBindingClaim {
+        let salt = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        return HolderBindingClaim(
+            d: day,
+            s: Base64URL.encode(salt),
+            i: iterations,
+            h: Base64URL.encode(mac(stretched, salt))
+        )
+    }
+
+    private static func mac(_ stretched: [UInt8], _ salt: [UInt8]) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: salt, using: SymmetricKey(data: stretched)))
+    }
+
+    /// Whether `identifier` is the one committed to by `issuer` (constant-time comparison). The caller
+    /// bounds ``i`` and checks the form first (``HolderBindingLimits``, ``isWellFormed``).
+    public func matches(_ identifier: String, issuer: String) throws -> Bool {
         guard let salt = Base64URL.decode(s), let expected = Base64URL.decode(h) else { return false }
-        let digest = try Self.derive(identifier, salt: salt, iterations: i)
+        let digest = Self.mac(try Self.stretch(identifier, issuer: issuer, day: d, iterations: i), salt)
         guard digest.count == expected.count else { return false }
         return zip(digest, expected).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
     }
 
-    /// Whether the salt and commitment have their fixed sizes.
+    /// Whether the day, salt and commitment have their fixed forms.
     var isWellFormed: Bool {
-        Base64URL.decode(s)?.count == Self.saltBytes && Base64URL.decode(h)?.count == Self.digestBytes
+        d.utf8.count == 10 && Instant(rfc3339: d + "T00:00:00Z") != nil
+            && Base64URL.decode(s)?.count == Self.saltBytes && Base64URL.decode(h)?.count == Self.digestBytes
     }
 
     /// The identifier as compared: letters upper-cased, spaces and hyphens dropped (`4401 0619-9001
@@ -58,21 +91,54 @@ public struct HolderBindingClaim: Codable, Sendable, Hashable {
         String(identifier.uppercased().unicodeScalars.filter { !$0.properties.isWhitespace && $0 != "-" })
     }
 
-    static func derive(_ identifier: String, salt: [UInt8], iterations: Int) throws -> [UInt8] {
-        let key = try KDF.Insecure.PBKDF2.deriveKey(
-            from: Array(normalise(identifier).utf8),
-            salt: salt,
-            using: .sha256,
-            outputByteCount: digestBytes,
-            unsafeUncheckedRounds: iterations
-        )
-        return key.withUnsafeBytes { Array($0) }
-    }
-
     /// Runs the stretching off the event loops (it takes tens of milliseconds by design).
     static func offLoop<Result: Sendable>(_ work: @escaping @Sendable () throws -> Result) async throws -> Result {
         try await NIOThreadPool.singleton.runIfActive(work)
     }
+}
+
+/// The stretched holder keys an issuer made today, by a key that is not the identifier (the pseudonym),
+/// so that a person's later codes that day cost an HMAC. At most `capacity` are kept; the oldest made is
+/// dropped first; a key of another day is made again.
+public final class HolderKeyCache: Sendable {
+    struct State {
+        var keys: [String: (day: String, key: [UInt8])] = [:]
+        /// Cache keys in the order they were made, as a ring of `capacity` slots.
+        var order: [String] = []
+        var next = 0
+
+        mutating func insert(_ cacheKey: String, day: String, key: [UInt8], capacity: Int) {
+            if keys.updateValue((day, key), forKey: cacheKey) != nil { return }
+            if order.count < capacity {
+                order.append(cacheKey)
+            } else {
+                keys[order[next]] = nil
+                order[next] = cacheKey
+                next = (next + 1) % capacity
+            }
+        }
+    }
+
+    private let capacity: Int
+    private let state = Mutex(State())
+
+    /// - Parameter capacity: most keys kept; 0 keeps none.
+    public init(capacity: Int) {
+        self.capacity = capacity
+    }
+
+    /// The key kept for `cacheKey` on `day`, if any.
+    func key(for cacheKey: String, day: String) -> [UInt8]? {
+        state.withLock { state in state.keys[cacheKey].flatMap { $0.day == day ? $0.key : nil } }
+    }
+
+    func keep(_ key: [UInt8], for cacheKey: String, day: String) {
+        guard capacity > 0 else { return }
+        state.withLock { $0.insert(cacheKey, day: day, key: key, capacity: capacity) }
+    }
+
+    /// Keys kept now.
+    public var count: Int { state.withLock { $0.keys.count } }
 }
 
 /// How holder bindings are made and what a verifier accepts.

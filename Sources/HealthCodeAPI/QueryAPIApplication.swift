@@ -186,6 +186,7 @@ public enum QueryAPIApplication {
             }
             let signed = try await api.issuer.sign(
                 holder: lookup.subject,
+                holderKey: subject,
                 status: code.status,
                 issuedAt: current,
                 validUntil: code.validUntil

@@ -60,10 +60,13 @@ public struct QueryAPIConfiguration: Sendable {
     /// Longest one fetch of a trusted issuer's keys may take. Default 5 s.
     public var trustedKeysFetchTimeout: Duration = .seconds(5)
 
-    /// PBKDF2 iterations of the holder binding in each signed code (``HolderBindingClaim``): what a
-    /// thief of a token pays per guessed identifier, and what issuing and checking a code costs (about
-    /// 40 ms of one core here). Default 100 000.
+    /// PBKDF2 iterations of the holder binding's stretching (``HolderBindingClaim``): what a thief of a
+    /// token pays per guessed identifier, what a checkpoint pays per check, and what the first code of a
+    /// person each day costs the issuer (about 40 ms of one core here). Default 100 000.
     public var holderBindingIterations: Int = 100_000
+    /// Stretched holder keys kept for the day (``HolderKeyCache``), so that a person's later codes that
+    /// day cost an HMAC instead of the stretching; roughly 150 bytes each. Default 100 000; 0 keeps none.
+    public var holderKeyCacheEntries: Int = 100_000
     /// Fewest holder-binding iterations a verified code may carry (`weak-holder-binding` below).
     /// Default 50 000.
     public var minimumHolderBindingIterations: Int = 50_000
@@ -137,6 +140,7 @@ public struct QueryAPIConfiguration: Sendable {
                 personRateLimit.requestsPerSecond > 0 && personRateLimit.burst >= 1, .personRateLimit,
                 "must have a rate above 0 and a burst of at least 1"
             ),
+            (holderKeyCacheEntries >= 0, .holderKeyCacheEntries, "must not be negative"),
             (timeouts.idleTimeout > .zero, .idleTimeout, "must be more than 0"),
             (timeouts.bodyReadTimeout > .zero, .bodyReadTimeout, "must be more than 0"),
         ]
@@ -167,6 +171,7 @@ public struct QueryAPIConfigurationError: Error, Sendable, Hashable, CustomStrin
         case platformRefreshInterval
         case platformRateLimit
         case personRateLimit
+        case holderKeyCacheEntries
         case idleTimeout
         case bodyReadTimeout
     }

@@ -81,7 +81,8 @@ public struct QueryAPIServer: Sendable {
                 createIfMissing: createSigningKey
             ),
             lifetime: configuration.signedCodeLifetime,
-            bindingIterations: configuration.holderBindingIterations
+            bindingIterations: configuration.holderBindingIterations,
+            holderKeyCacheEntries: configuration.holderKeyCacheEntries
         )
         var locations: [String: JWKSLocation] = [:]
         if let file = configuration.trustedIssuersFile { locations = try JWKSLocation.trustFile(file) }

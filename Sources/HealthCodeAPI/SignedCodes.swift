@@ -95,18 +95,21 @@ public struct CodeIssuer: Sendable {
     private let keys: JWTKeyCollection
     private let lifetime: Duration
     private let bindingIterations: Int
+    private let holderKeys: HolderKeyCache
     /// `{"keys": [...]}` with every public key.
     public let jwks: String
 
     /// - Parameters:
     ///   - keys: the issuer's keys, the last one signs (see ``CodeSigningKey/load(directory:createIfMissing:)``).
     ///   - lifetime: how long a signed code is valid at most.
-    ///   - bindingIterations: PBKDF2 iterations of each token's holder binding.
+    ///   - bindingIterations: PBKDF2 iterations of the holder bindings' stretching.
+    ///   - holderKeyCacheEntries: stretched holder keys kept for the day (``HolderKeyCache``).
     public init(
         issuer: String,
         keys signingKeys: [CodeSigningKey],
         lifetime: Duration,
-        bindingIterations: Int = HolderBindingLimits().iterations
+        bindingIterations: Int = HolderBindingLimits().iterations,
+        holderKeyCacheEntries: Int = 100_000
     ) async throws {
         guard let signing = signingKeys.last else {
             throw SignedCodeRejection(code: "no-signing-key")
@@ -115,6 +118,7 @@ public struct CodeIssuer: Sendable {
         self.signing = signing
         self.lifetime = lifetime
         self.bindingIterations = bindingIterations
+        self.holderKeys = HolderKeyCache(capacity: holderKeyCacheEntries)
         self.keys = JWTKeyCollection()
         await keys.add(ecdsa: signing.key, kid: JWKIdentifier(string: signing.kid))
         self.jwks = try Self.jwks(of: signingKeys)
@@ -147,9 +151,11 @@ public struct CodeIssuer: Sendable {
 
     /// Signs `status` for the holder of the document `holder` (its identifier as on the document; it
     /// is committed to, never carried) issued at `issuedAt`; it expires after the configured lifetime
-    /// or at `validUntil`, whichever comes first. The stretching runs off the event loops.
+    /// or at `validUntil`, whichever comes first. The holder's stretched key is made off the event
+    /// loops, once a day per `holderKey` (the person's pseudonym; `nil`: not kept).
     public func sign(
         holder: String,
+        holderKey: String? = nil,
         status: CodeStatus,
         issuedAt: Instant,
         validUntil: Instant?
@@ -159,9 +165,18 @@ public struct CodeIssuer: Sendable {
         var expiresAt = issuedAt + lifetime
         if let validUntil, validUntil < expiresAt { expiresAt = validUntil }
         let iterations = bindingIterations
-        let binding = try await HolderBindingClaim.offLoop {
-            try HolderBindingClaim.commit(to: holder, iterations: iterations)
+        let day = HolderBindingClaim.day(of: issuedAt)
+        let stretched: [UInt8]
+        if let holderKey, let kept = holderKeys.key(for: holderKey, day: day) {
+            stretched = kept
+        } else {
+            let issuer = issuer
+            stretched = try await HolderBindingClaim.offLoop {
+                try HolderBindingClaim.stretch(holder, issuer: issuer, day: day, iterations: iterations)
+            }
+            if let holderKey { holderKeys.keep(stretched, for: holderKey, day: day) }
         }
+        let binding = HolderBindingClaim.commit(stretched: stretched, day: day, iterations: iterations)
         let claims = SignedCodeClaims(
             iss: IssuerClaim(value: issuer),
             status: status.rawValue,
@@ -254,7 +269,7 @@ public struct SignedCodeVerifier: Sendable {
             )
         }
         let binding = claims.hb
-        guard (try? await HolderBindingClaim.offLoop({ try binding.matches(holder) })) == true else {
+        guard (try? await HolderBindingClaim.offLoop({ try binding.matches(holder, issuer: issuer) })) == true else {
             return .failure(SignedCodeRejection(code: "wrong-holder"))
         }
         return .success(VerifiedCode(claims: claims, issuedAt: issuedAt, expiresAt: expiresAt, holderChecked: true))

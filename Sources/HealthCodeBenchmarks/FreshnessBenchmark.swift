@@ -94,7 +94,10 @@ public struct FreshnessBenchmark: Sendable {
         logger.info("projector capacity", metadata: ["eventsPerSecond": "\(Int(capacity))"])
         let rate = Double(options.rate ?? max(1, Int(capacity / 2)))
 
-        let client = PostgresClient(configuration: backbone.postgres(), backgroundLogger: logger)
+        // Each service with its own role, as `healthcode up` runs them.
+        let client = PostgresClient(configuration: backbone.postgres(role: .projector), backgroundLogger: logger)
+        let gatewayClient = PostgresClient(configuration: backbone.postgres(role: .gateway), backgroundLogger: logger)
+        let apiClient = PostgresClient(configuration: backbone.postgres(role: .api), backgroundLogger: logger)
         var gatewayConfiguration = GatewayConfiguration()
         gatewayConfiguration.port = 0
         gatewayConfiguration.bootstrapServers = backbone.topic.bootstrapServers
@@ -119,7 +122,7 @@ public struct FreshnessBenchmark: Sendable {
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(client, logger: logger),
+            stores: .postgres(gatewayClient, logger: logger),
             onServerRunning: { port in
                 ports.withLock { $0.gateway = port }
                 started.ready()
@@ -134,8 +137,8 @@ public struct FreshnessBenchmark: Sendable {
         )
         let api = try await Backbone.queryAPI(
             configuration: apiConfiguration,
-            postgres: client,
-            codeReadPostgres: backbone.postgres(connections: 2),
+            postgres: apiClient,
+            codeReadPostgres: backbone.postgres(connections: 2, role: .api),
             ruleSet: try ruleSet(),
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
@@ -149,7 +152,9 @@ public struct FreshnessBenchmark: Sendable {
         let latencies = Mutex<[Double]>([])
         let lost = Mutex(0)
         let options = options
-        try await backbone.withServices([client] + projector.services + gateway + api.services) {
+        try await backbone.withServices(
+            [client, gatewayClient, apiClient] + projector.services + gateway + api.services
+        ) {
             await started.wait()
             let (gatewayPort, apiPort) = ports.withLock { ($0.gateway, $0.api) }
             let load = SteadyLoad(

@@ -79,7 +79,7 @@ struct BenchBackbone: Sendable {
     /// A gateway on a free port that publishes to the benchmark's topic, as `configure` adjusts it (no rate
     /// limits, no duplicate memory by default): its services and the port it listens on once they run.
     func gateway(_ configure: (inout GatewayConfiguration) -> Void = { _ in }) throws -> BenchGateway {
-        let client = PostgresClient(configuration: postgres(), backgroundLogger: logger)
+        let client = PostgresClient(configuration: postgres(role: .gateway), backgroundLogger: logger)
         var configuration = GatewayConfiguration()
         configuration.port = 0
         configuration.bootstrapServers = topic.bootstrapServers
@@ -129,8 +129,13 @@ struct BenchBackbone: Sendable {
         return script
     }
 
-    func postgres(database: String = "bench", connections: Int = 8) -> PostgresClient.Configuration {
-        servers.postgresConfiguration(database: database, connections: connections)
+    /// The benchmark database as the administering role, or as a service's own role (as the services log in).
+    func postgres(
+        database: String = "bench",
+        connections: Int = 8,
+        role: ServiceRole? = nil
+    ) -> PostgresClient.Configuration {
+        servers.postgresConfiguration(database: database, connections: connections, role: role)
     }
 
     /// Runs `services` around `body`, then shuts them down.
@@ -439,7 +444,7 @@ public struct LookupBenchmark: Sendable {
         codeCacheEntries: Int
     ) async throws -> (rate: Double, p50: Duration, p99: Duration, hits: Int, misses: Int) {
         let client = PostgresClient(
-            configuration: backbone.postgres(connections: options.connections),
+            configuration: backbone.postgres(connections: options.connections, role: .api),
             backgroundLogger: logger
         )
         var configuration = QueryAPIConfiguration()
@@ -465,7 +470,7 @@ public struct LookupBenchmark: Sendable {
         let api = try await Backbone.queryAPI(
             configuration: configuration,
             postgres: client,
-            codeReadPostgres: backbone.postgres(),
+            codeReadPostgres: backbone.postgres(role: .api),
             ruleSet: rules,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
             createSigningKey: true,

@@ -68,11 +68,16 @@ public struct ScratchServers: Sendable {
 
     /// A client configuration for `database` on this PostgreSQL server (user `healthcode`), with the
     /// settings the services use.
-    public func postgresConfiguration(database: String, connections: Int) -> PostgresClient.Configuration {
+    public func postgresConfiguration(
+        database: String,
+        connections: Int,
+        role: ServiceRole? = nil
+    ) -> PostgresClient.Configuration {
         var configuration = PostgresConfiguration()
         configuration.port = postgresPort
         configuration.database = database
         configuration.maximumConnections = connections
+        if let role { configuration = configuration.logged(in: role, password: configuration.password) }
         return configuration.clientConfiguration()
     }
 

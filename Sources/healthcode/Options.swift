@@ -436,7 +436,7 @@ struct APIOptions: ParsableArguments {
     )
     @Option(
         name: .customLong("holder-binding-iterations"),
-        help: "PBKDF2 iterations of each signed code's holder binding (HC_HOLDER_BINDING_ITERATIONS)."
+        help: "PBKDF2 iterations of the holder binding's daily stretching (HC_HOLDER_BINDING_ITERATIONS)."
     )
     var holderBindingIterations: Int = Env.int(
         "HC_HOLDER_BINDING_ITERATIONS",
@@ -545,6 +545,7 @@ extension QueryAPIConfiguration {
                 case .minimumHolderBindingIterations: "--minimum-holder-binding-iterations"
                 case .platformRateLimit: "--platform-rate/--platform-burst"
                 case .personRateLimit: "--person-rate/--person-burst"
+                case .holderKeyCacheEntries: nil
                 case .idleTimeout: "--http-idle-timeout-seconds"
                 case .bodyReadTimeout: "--http-body-timeout-seconds"
                 case .trustedKeysRetryDelay, .trustedKeysFetchTimeout, .maximumHolderBindingIterations,

@@ -36,6 +36,7 @@ import Testing
         case .platformRefreshInterval: configuration.platformRefreshInterval = .zero
         case .platformRateLimit: configuration.platformRateLimit = RequestRateLimit(requestsPerSecond: 0, burst: 1)
         case .personRateLimit: configuration.personRateLimit = RequestRateLimit(requestsPerSecond: 1, burst: 0)
+        case .holderKeyCacheEntries: configuration.holderKeyCacheEntries = -1
         case .idleTimeout: configuration.timeouts.idleTimeout = .zero
         case .bodyReadTimeout: configuration.timeouts.bodyReadTimeout = .seconds(-1)
         }

@@ -1,10 +1,11 @@
 import Crypto
 import Foundation
-import HealthCodeAPI
 import HealthCodeCore
 import HealthCodeTestSupport
 import JWTKit
 import Testing
+
+@testable import HealthCodeAPI
 
 /// Signs any payload with a region's real key (for tokens with absurd claims that only a forged or
 /// faulty issuer would make): the compact JWS of `payload` under `key` named `kid`.
@@ -159,8 +160,22 @@ extension Result where Failure == SignedCodeRejection {
             bindingIterations: Self.iterations
         )
         let now = Instant.now()
-        let first = try await gd.sign(holder: identifier, status: .green, issuedAt: now, validUntil: nil)
-        let second = try await gd.sign(holder: identifier, status: .green, issuedAt: now, validUntil: nil)
+        // The second is made from the stretched key kept for the person's pseudonym.
+        let pseudonym = pseudonymizer.pseudonym(of: identifier)
+        let first = try await gd.sign(
+            holder: identifier,
+            holderKey: pseudonym,
+            status: .green,
+            issuedAt: now,
+            validUntil: nil
+        )
+        let second = try await gd.sign(
+            holder: identifier,
+            holderKey: pseudonym,
+            status: .green,
+            issuedAt: now,
+            validUntil: nil
+        )
         let claims = [try #require(payload(of: first.token)), try #require(payload(of: second.token))]
         for (token, claim) in zip([first.token, second.token], claims) {
             #expect(Set(claim.keys) == ["iss", "status", "iat", "exp", "jti", "hb"], "no sub, nothing else")
@@ -177,6 +192,32 @@ extension Result where Failure == SignedCodeRejection {
         #expect(bindings[0]["s"] as? String != bindings[1]["s"] as? String, "salts differ")
         #expect(bindings[0]["h"] as? String != bindings[1]["h"] as? String, "commitments differ")
         #expect(bindings[0]["i"] as? Int == Self.iterations, "the iterations are recorded in the token")
+        #expect(bindings[0]["d"] as? String == String(now.rfc3339Seconds.prefix(10)), "the day of the stretching")
+        #expect(bindings[0]["d"] as? String == bindings[1]["d"] as? String, "the day is all two bindings share")
+        let verifier = try await SignedCodeVerifier(trusted: [gd.issuer: gd.jwks], limits: Self.limits)
+        for token in [first.token, second.token] {
+            #expect(try await verifier.verify(token, holder: identifier).get().holderChecked)
+        }
+    }
+
+    @Test("stretched holder keys are kept per key and day, the oldest made dropped first")
+    func holderKeyCache() {
+        let cache = HolderKeyCache(capacity: 2)
+        cache.keep([1], for: "a", day: "2020-04-03")
+        cache.keep([2], for: "b", day: "2020-04-03")
+        #expect(cache.key(for: "a", day: "2020-04-03") == [1])
+        #expect(cache.key(for: "a", day: "2020-04-04") == nil, "another day's key is made again")
+        cache.keep([3], for: "c", day: "2020-04-03")
+        #expect(cache.count == 2)
+        #expect(cache.key(for: "a", day: "2020-04-03") == nil, "the oldest was dropped")
+        #expect(cache.key(for: "b", day: "2020-04-03") == [2])
+        #expect(cache.key(for: "c", day: "2020-04-03") == [3])
+        cache.keep([4], for: "b", day: "2020-04-04")
+        #expect(cache.key(for: "b", day: "2020-04-04") == [4], "a new day's key replaces the old in place")
+        #expect(cache.count == 2)
+        let none = HolderKeyCache(capacity: 0)
+        none.keep([1], for: "a", day: "2020-04-03")
+        #expect(none.count == 0)
     }
 
     @Test("absurd numbers in a correctly signed token are refused, never a trap")
