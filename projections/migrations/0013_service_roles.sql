@@ -12,6 +12,9 @@
 -- service is a member of: only its owner (or a superuser) can disable the triggers that make them
 -- insert-only, so no service can erase or rewrite them.
 --
+-- A later migration that alters an audit table must do what the block at the end does: join
+-- hc_audit_owner, alter, leave.
+--
 -- Roles are cluster-wide: they are created once and granted in every database migrated. The role that runs
 -- the migrations needs CREATEROLE (scripts/infra.sh gives it to `healthcode`); the login roles are created
 -- without a password: set one (`ALTER ROLE hc_api PASSWORD '…'`) where PostgreSQL requires it, and give it
