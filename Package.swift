@@ -250,6 +250,7 @@ let package = Package(
             dependencies: [
                 "HealthCodeAPI",
                 "HealthCodeCore",
+                "HealthCodeHTTP",
                 "HealthCodePostgres",
                 "HealthCodeTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -23,7 +23,8 @@ public struct QueryAPI: Sendable {
     let throttle: RequestThrottle
     let unknownPeople: UnknownPeople
     let verificationRequiresHolder: Bool
-    let holderChecks: HolderCheckAdmission
+    /// Holder checks in progress (each costs tens of milliseconds of a core; verification is public).
+    let holderChecks: Admission
     let readTimeout: Duration
     let bodyReadTimeout: Duration
 
@@ -59,7 +60,7 @@ public struct QueryAPI: Sendable {
         bodyReadTimeout: Duration = HTTPTimeouts().bodyReadTimeout
     ) {
         self.bodyReadTimeout = bodyReadTimeout
-        self.holderChecks = HolderCheckAdmission(limit: maximumConcurrentHolderChecks)
+        self.holderChecks = Admission(limit: maximumConcurrentHolderChecks)
         self.trustedLocations = trustedLocations
         self.platforms = platforms
         self.throttle = throttle

@@ -28,7 +28,7 @@ public enum GatewayApplication {
             let writing = ingestion.logIsWriting
             return HealthReport(isHealthy: writing, details: ["status": writing ? "ok" : "event-log-unavailable"])
         }
-        let admission = IngestAdmission(limit: configuration.maximumConcurrentRequests)
+        let admission = Admission(limit: configuration.maximumConcurrentRequests)
         router.get("openapi.json") { _, _ -> Response in
             JSONResponse.written(ByteBuffer(string: GatewayOpenAPI.document))
         }
@@ -50,10 +50,18 @@ public enum GatewayApplication {
         _ request: Request,
         ingestion: EventIngestion,
         publishers: PublisherRegistry,
-        admission: IngestAdmission,
+        admission: Admission,
         configuration: GatewayConfiguration
     ) async throws -> Response {
-        guard admission.enter() == .admit else {
+        let admitted = try await admission.run {
+            try await ingestAdmitted(
+                request,
+                ingestion: ingestion,
+                publishers: publishers,
+                configuration: configuration
+            )
+        }
+        guard let admitted else {
             return JSONResponse.problem(
                 status: .serviceUnavailable,
                 code: "overloaded",
@@ -61,7 +69,16 @@ public enum GatewayApplication {
                 headers: [.retryAfter: "\(configuration.retryAfterSeconds)"]
             )
         }
-        defer { admission.leave() }
+        return admitted
+    }
+
+    /// An ingest request that holds one of the ``GatewayConfiguration/maximumConcurrentRequests`` places.
+    private static func ingestAdmitted(
+        _ request: Request,
+        ingestion: EventIngestion,
+        publishers: PublisherRegistry,
+        configuration: GatewayConfiguration
+    ) async throws -> Response {
         let publisher: Publisher
         switch await publishers.authenticate(authorization: request.headers[.authorization]) {
         case .success(let authenticated):

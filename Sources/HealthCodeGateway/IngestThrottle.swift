@@ -62,39 +62,6 @@ final class PublisherRateLimits: Sendable {
     }
 }
 
-/// Bounds the ingest requests in progress (and so the request bodies held in memory): beyond
-/// ``GatewayConfiguration/maximumConcurrentRequests`` a request is shed at once with 503.
-final class IngestAdmission: Sendable {
-    struct State: Sendable {
-        enum Action: Equatable, Sendable {
-            case admit
-            case shed
-        }
-
-        let limit: Int
-        var inFlight = 0
-
-        mutating func enter() -> Action {
-            guard inFlight < limit else { return .shed }
-            inFlight += 1
-            return .admit
-        }
-
-        mutating func leave() {
-            inFlight -= 1
-        }
-    }
-
-    private let state: Mutex<State>
-
-    init(limit: Int) {
-        state = Mutex(State(limit: max(limit, 1)))
-    }
-
-    func enter() -> State.Action { state.withLock { $0.enter() } }
-    func leave() { state.withLock { $0.leave() } }
-}
-
 /// The (source, id) keys of events recently acknowledged by the log, bounded, oldest forgotten
 /// first: a re-sent event is answered `duplicate` without producing it again. (Duplicates older
 /// than the window, or sent to another gateway instance, reach Kafka and are absorbed by the

@@ -1,4 +1,5 @@
 import HealthCodeCore
+import HealthCodeHTTP
 import Testing
 
 @testable import HealthCodeAPI
@@ -7,13 +8,13 @@ import Testing
 @Suite struct HolderCheckAdmissionTests {
     @Test("beyond the limit a check is shed; a finished one frees its place")
     func admission() async {
-        var state = HolderCheckAdmission.State(limit: 2)
+        var state = Admission.State(limit: 2)
         #expect(state.enter() == .admit)
         #expect(state.enter() == .admit)
         #expect(state.enter() == .shed)
         state.leave()
         #expect(state.enter() == .admit)
-        let admission = HolderCheckAdmission(limit: 1)
+        let admission = Admission(limit: 1)
         let inner = await admission.run { await admission.run { 1 } }
         #expect(inner == .some(nil), "a second check while the first runs is shed")
         #expect(await admission.run { 2 } == 2, "and the place is free again afterwards")

@@ -191,16 +191,6 @@ import Testing
         }
     }
 
-    @Test("the admission state machine sheds requests beyond its limit and admits again after one leaves")
-    func admission() {
-        var state = IngestAdmission.State(limit: 2)
-        #expect(state.enter() == .admit)
-        #expect(state.enter() == .admit)
-        #expect(state.enter() == .shed)
-        state.leave()
-        #expect(state.enter() == .admit)
-    }
-
     @Test("token buckets refill at the publisher's rate and say how long until a batch fits")
     func buckets() {
         var state = PublisherRateLimits.State(eventsPerSecond: 100, burst: 100)
