@@ -73,11 +73,6 @@ public final class ClientPlatformRegistry: Service, Sendable {
 public final class RequestThrottle: Sendable {
     /// The state machine; the mutex around it is held only for arithmetic.
     struct State: Sendable {
-        struct Bucket: Sendable {
-            var tokens: Double
-            var updated: ContinuousClock.Instant
-        }
-
         /// What to do with a request.
         enum Action: Equatable, Sendable {
             case admit
@@ -87,8 +82,8 @@ public final class RequestThrottle: Sendable {
 
         let platformDefault: RequestRateLimit
         let perPerson: RequestRateLimit
-        var platforms: [String: Bucket] = [:]
-        var people: [String: Bucket] = [:]
+        var platforms: [String: TokenBucket] = [:]
+        var people: [String: TokenBucket] = [:]
         /// How many person buckets may accumulate before the refilled ones are swept.
         let sweepAbove: Int
 
@@ -117,33 +112,22 @@ public final class RequestThrottle: Sendable {
         /// Forgets the person buckets that are full again (equivalent to no bucket).
         mutating func sweep(now: ContinuousClock.Instant) {
             let capacity = Double(max(perPerson.burst, 1))
-            let rate = perPerson.requestsPerSecond
-            people = people.filter { _, bucket in bucket.tokens + Self.seconds(now - bucket.updated) * rate < capacity }
-        }
-
-        static func seconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+            let rate = max(perPerson.requestsPerSecond, 1e-6)
+            people = people.filter { _, bucket in bucket.level(rate: rate, capacity: capacity, now: now) < capacity }
         }
 
         /// Takes a token from `key`'s bucket; `nil` if taken, else how long until one exists.
         static func take(
-            _ buckets: inout [String: Bucket],
+            _ buckets: inout [String: TokenBucket],
             _ key: String,
             limit: RequestRateLimit,
             now: ContinuousClock.Instant
         ) -> Duration? {
             let rate = max(limit.requestsPerSecond, 1e-6)
             let capacity = Double(max(limit.burst, 1))
-            var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
-            bucket.tokens = min(capacity, bucket.tokens + seconds(now - bucket.updated) * rate)
-            bucket.updated = now
+            var bucket = buckets[key] ?? TokenBucket(capacity: capacity, now: now)
             defer { buckets[key] = bucket }
-            guard bucket.tokens >= 1 else {
-                let milliseconds = min(((1 - bucket.tokens) / rate * 1000).rounded(.up), 86_400_000)
-                return .milliseconds(Int64(milliseconds))
-            }
-            bucket.tokens -= 1
-            return nil
+            return bucket.take(1, rate: rate, capacity: capacity, now: now)
         }
     }
 

@@ -7,11 +7,6 @@ import Synchronization
 final class PublisherRateLimits: Sendable {
     /// The state machine; the mutex around it is held only for arithmetic.
     struct State: Sendable {
-        struct Bucket: Sendable {
-            var tokens: Double
-            var updated: ContinuousClock.Instant
-        }
-
         /// What to do with a batch.
         enum Action: Equatable, Sendable {
             case admit
@@ -19,7 +14,7 @@ final class PublisherRateLimits: Sendable {
         }
 
         let defaultLimit: PublisherRateLimit
-        var buckets: [String: Bucket] = [:]
+        var buckets: [String: TokenBucket] = [:]
 
         init(eventsPerSecond: Int, burst: Int) {
             defaultLimit = PublisherRateLimit(eventsPerSecond: eventsPerSecond, burstEvents: burst)
@@ -36,17 +31,11 @@ final class PublisherRateLimits: Sendable {
             let limit = limit ?? defaultLimit
             let rate = Double(max(limit.eventsPerSecond, 1))
             let capacity = Double(max(limit.burstEvents, 1))
-            var bucket = buckets[publisher] ?? Bucket(tokens: capacity, updated: now)
-            let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            bucket.tokens = min(capacity, bucket.tokens + seconds * rate)
-            bucket.updated = now
-            let needed = min(Double(events), capacity)
+            var bucket = buckets[publisher] ?? TokenBucket(capacity: capacity, now: now)
             defer { buckets[publisher] = bucket }
-            guard bucket.tokens >= needed else {
-                return .reject(retryAfter: .milliseconds(Int64(((needed - bucket.tokens) / rate * 1000).rounded(.up))))
+            if let wait = bucket.take(Double(events), rate: rate, capacity: capacity, now: now) {
+                return .reject(retryAfter: wait)
             }
-            bucket.tokens -= needed
             return .admit
         }
     }
