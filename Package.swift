@@ -230,6 +230,7 @@ let package = Package(
                 "HealthCodeAPI",
                 "HealthCodeGateway",
                 "HealthCodeLocalServers",
+                "HealthCodePostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

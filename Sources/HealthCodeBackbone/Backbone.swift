@@ -286,12 +286,20 @@ struct AuditedAnalysts: AnalystDirectory {
     }
 
     func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
-        var record = AuditRecord(analyst: nil, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
-        switch reader {
-        case .analyst(let analyst): record.analyst = analyst
-        case .platform(let platform): record.platform = platform
-        }
+        let record = AuditRecord(reader: reader, purpose: purpose, subject: subject, endpoint: endpoint)
         try await redactingErrors { try await batches.record(record) }
+    }
+}
+
+extension AuditRecord {
+    /// The audit row of a read by `reader`.
+    public init(reader: Reader, purpose: String, subject: String, endpoint: String) {
+        switch reader {
+        case .analyst(let analyst):
+            self.init(analyst: analyst, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
+        case .platform(let platform):
+            self.init(analyst: nil, platform: platform, purpose: purpose, subject: subject, endpoint: endpoint)
+        }
     }
 }
 

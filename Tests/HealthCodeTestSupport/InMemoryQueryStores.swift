@@ -1,5 +1,7 @@
 import HealthCodeAPI
+import HealthCodeBackbone
 import HealthCodeCore
+import HealthCodePostgres
 import Synchronization
 
 /// Everything the query API reads, kept in memory: materialised codes, folded states, archived events,
@@ -8,32 +10,13 @@ import Synchronization
 public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, PersonRecords, AnalystDirectory,
     ClientPlatformDirectory, AreaEventArchive, Sendable
 {
-    /// One read of an analyst or a checkpoint platform, as the audit trail keeps it.
-    public struct AuditedRead: Sendable, Hashable {
-        /// The analyst who read; `nil` for a platform's read.
-        public var analyst: String?
-        /// The platform that read; `nil` for an analyst's read.
-        public var platform: String?
-        public var purpose: String
-        public var subject: String
-        public var endpoint: String
-
-        public init(analyst: String?, platform: String?, purpose: String, subject: String, endpoint: String) {
-            self.analyst = analyst
-            self.platform = platform
-            self.purpose = purpose
-            self.subject = subject
-            self.endpoint = endpoint
-        }
-    }
-
     struct Contents {
         var codes: [String: MaterialisedCode] = [:]
         var states: [String: PersonState] = [:]
         var events: [String: [ArchivedPersonEvent]] = [:]
         var analystsByKeyHash: [String: String] = [:]
         var platforms: [ClientPlatformRecord] = []
-        var audit: [AuditedRead] = []
+        var audit: [AuditRecord] = []
         var areaEvents: [(sequence: Int64, body: String)] = []
         var failure: (any Error & Sendable)?
         var delay: Duration?
@@ -96,7 +79,7 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
     public func delay(by delay: Duration?) { contents.withLock { $0.delay = delay } }
 
     /// The audited reads, in order.
-    public var audit: [AuditedRead] { contents.withLock { $0.audit } }
+    public var audit: [AuditRecord] { contents.withLock { $0.audit } }
 
     private func read<Result: Sendable>(_ body: @Sendable (inout Contents) -> Result) async throws -> Result {
         let (failure, delay) = contents.withLock { ($0.failure, $0.delay) }
@@ -129,12 +112,8 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
     }
 
     public func recordRead(by reader: Reader, purpose: String, subject: String, endpoint: String) async throws {
-        var entry = AuditedRead(analyst: nil, platform: nil, purpose: purpose, subject: subject, endpoint: endpoint)
-        switch reader {
-        case .analyst(let analyst): entry.analyst = analyst
-        case .platform(let platform): entry.platform = platform
-        }
-        try await read { [entry] in $0.audit.append(entry) }
+        let entry = AuditRecord(reader: reader, purpose: purpose, subject: subject, endpoint: endpoint)
+        try await read { $0.audit.append(entry) }
     }
 
     public func clientPlatforms() async throws -> [ClientPlatformRecord] {
