@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import HealthCodeHTTP
 
 /// An authenticated analyst and the purpose it declared for a read.
 public struct AnalystCredential: Sendable, Hashable {
@@ -49,12 +50,11 @@ public struct AnalystAccess: Sendable {
         authorization: String?,
         purpose: String?
     ) async throws -> Result<AnalystCredential, AccessDenied> {
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+        guard let key = Bearer.credential(in: authorization) else {
             return .failure(
                 AccessDenied(code: "missing-credentials", reason: "send 'Authorization: Bearer' with an analyst key")
             )
         }
-        let key = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
         guard key.hasPrefix(Self.keyPrefix), let id = try await directory.analystID(apiKeySHA256: Self.hash(key)) else {
             return .failure(AccessDenied(code: "invalid-credentials", reason: "the analyst key is unknown or revoked"))
         }

@@ -300,19 +300,13 @@ public enum QueryAPIApplication {
         )
     }
 
-    /// The bearer token of an `Authorization` header.
-    static func bearer(_ authorization: String?) -> Substring? {
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { return nil }
-        return authorization.dropFirst("bearer ".count).drop { $0 == " " }
-    }
-
     /// The client platform proven by the request's key, if it is of `kind`; else a 401 or 403 problem.
     static func authenticatePlatform(
         _ request: Request,
         api: QueryAPI,
         kind: ClientPlatformRecord.Kind
     ) -> Result<ClientPlatformRecord, ProblemResponse> {
-        guard let key = bearer(request.headers[.authorization]) else {
+        guard let key = Bearer.credential(in: request.headers[.authorization]) else {
             return .failure(
                 unauthorized(
                     "missing-credentials",
@@ -354,7 +348,7 @@ public enum QueryAPIApplication {
     static func throttled(_ action: RequestThrottle.State.Action) -> Response? {
         guard case .reject(let wait, let scope) = action else { return nil }
         refusals[429]?.increment()
-        let seconds = max(1, Int((wait / .seconds(1)).rounded(.up)))
+        let seconds = wait.retryAfterSeconds
         return JSONResponse.problem(
             status: .tooManyRequests,
             code: "rate-limited",
@@ -378,7 +372,7 @@ public enum QueryAPIApplication {
         if let problem = invalidPseudonym(subject) { return problem }
         let authorization = request.headers[.authorization]
         let purpose = request.headers[purposeHeader]
-        if platforms, let key = bearer(authorization), key.hasPrefix(ClientPlatformRegistry.keyPrefix) {
+        if platforms, let key = Bearer.credential(in: authorization), key.hasPrefix(ClientPlatformRegistry.keyPrefix) {
             let platform: ClientPlatformRecord
             switch authenticatePlatform(request, api: api, kind: .checkpoint) {
             case .failure(let problem): return problem.response
@@ -434,7 +428,7 @@ public enum QueryAPIApplication {
 
     static func databaseUnavailable(_ api: QueryAPI) -> Response {
         refusals[503]?.increment()
-        let seconds = max(1, Int((api.readTimeout / .seconds(1)).rounded(.up)))
+        let seconds = api.readTimeout.retryAfterSeconds
         return JSONResponse.problem(
             status: .serviceUnavailable,
             code: "database-unavailable",

@@ -191,7 +191,7 @@ public enum GatewayApplication {
         case .invalidBody(let error):
             return JSONResponse.problem(status: .badRequest, code: "invalid-batch", detail: error.description)
         case .rateLimited(let retryAfter):
-            let seconds = max(1, Int((retryAfter / .seconds(1)).rounded(.up)))
+            let seconds = retryAfter.retryAfterSeconds
             return JSONResponse.problem(
                 status: .tooManyRequests,
                 code: "rate-limited",

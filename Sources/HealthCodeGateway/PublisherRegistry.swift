@@ -1,5 +1,6 @@
 import Foundation
 import HealthCodeCore
+import HealthCodeHTTP
 import JWTKit
 import Logging
 import ServiceLifecycle
@@ -113,7 +114,7 @@ public final class PublisherRegistry: Service, Sendable {
                 AuthenticationFailure(code: "registry-unavailable", reason: "publishers are not loaded yet; retry")
             )
         }
-        guard let authorization, authorization.lowercased().hasPrefix("bearer ") else {
+        guard let credential = Bearer.credential(in: authorization) else {
             return .failure(
                 AuthenticationFailure(
                     code: "missing-credentials",
@@ -121,7 +122,6 @@ public final class PublisherRegistry: Service, Sendable {
                 )
             )
         }
-        let credential = authorization.dropFirst("bearer ".count).trimmingCharacters(in: .whitespaces)
         let invalid = AuthenticationFailure(
             code: "invalid-credentials",
             reason: "the credential is unknown, revoked, expired or badly signed"
