@@ -139,31 +139,8 @@ struct JSONParser {
         guard parser.index < parser.end, bytes[parser.index] == UInt8(ascii: "[") else {
             throw parser.fail("expected an array")
         }
-        parser.index += 1
-        parser.skipWhitespace()
-        if parser.index < parser.end, bytes[parser.index] == UInt8(ascii: "]") {
-            parser.index += 1
-        } else {
-            var count = 0
-            while true {
-                parser.skipWhitespace()
-                guard count < maximumElements else {
-                    throw parser.exceeded("the array has more than \(maximumElements) elements")
-                }
-                element(try parser.parseValue(depth: 0))
-                count += 1
-                parser.skipWhitespace()
-                guard parser.index < parser.end else { throw parser.fail("unexpected end of input in an array") }
-                if bytes[parser.index] == UInt8(ascii: ",") {
-                    parser.index += 1
-                } else if bytes[parser.index] == UInt8(ascii: "]") {
-                    parser.index += 1
-                    break
-                } else {
-                    throw parser.fail("expected ',' or ']'")
-                }
-            }
-        }
+        // The batch's own array does not count as nesting: each element is a document of its own.
+        try parser.parseElements(depth: 0, maximum: maximumElements, element)
         parser.skipWhitespace()
         guard parser.index == parser.end else { throw parser.fail("unexpected content after the JSON value") }
     }
@@ -278,26 +255,37 @@ struct JSONParser {
         guard depth <= limits.maximumDepth else {
             throw exceeded("nesting deeper than \(limits.maximumDepth) levels")
         }
-        index += 1
         var elements: [JSONValue] = []
+        try parseElements(depth: depth, maximum: limits.maximumElements) { elements.append($0) }
+        return .array(elements)
+    }
+
+    /// Parses the array whose `[` is at `index`, its elements at `depth`, handing each to `element` as it
+    /// is parsed; more than `maximum` elements stop the parse before the next one is read.
+    private mutating func parseElements(
+        depth: Int,
+        maximum: Int,
+        _ element: (JSONValue) -> Void
+    ) throws(JSONSyntaxError) {
+        index += 1
         skipWhitespace()
         if index < end, bytes[index] == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return
         }
+        var count = 0
         while true {
             skipWhitespace()
-            guard elements.count < limits.maximumElements else {
-                throw exceeded("the array has more than \(limits.maximumElements) elements")
-            }
-            elements.append(try parseValue(depth: depth))
+            guard count < maximum else { throw exceeded("the array has more than \(maximum) elements") }
+            element(try parseValue(depth: depth))
+            count += 1
             skipWhitespace()
             guard index < end else { throw fail("unexpected end of input in an array") }
             if bytes[index] == UInt8(ascii: ",") {
                 index += 1
             } else if bytes[index] == UInt8(ascii: "]") {
                 index += 1
-                return .array(elements)
+                return
             } else {
                 throw fail("expected ',' or ']'")
             }
