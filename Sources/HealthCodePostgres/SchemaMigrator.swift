@@ -5,6 +5,12 @@ import PostgresNIO
 /// Applies the SQL migrations kept under `projections/migrations` in file-name order, each once,
 /// each in its own transaction. Concurrent migrators (several projectors starting together)
 /// serialise on an advisory lock, so every migration runs exactly once.
+///
+/// The advisory lock is per database, but roles are cluster-wide: two databases of one cluster
+/// migrated at once (test databases, regions sharing a server) can race on creating a role or on a
+/// role membership. PostgreSQL answers the loser with a unique violation on a catalog index or
+/// "tuple concurrently updated"; the migration's transaction is then rolled back and applied again,
+/// when it sees what the winner committed.
 public struct SchemaMigrator: Sendable {
     /// One migration file.
     public struct Migration: Sendable, Hashable {
@@ -12,6 +18,11 @@ public struct SchemaMigrator: Sendable {
         public var version: String
         /// The SQL text.
         public var sql: String
+
+        public init(version: String, sql: String) {
+            self.version = version
+            self.sql = sql
+        }
     }
 
     private let client: PostgresClient
@@ -78,17 +89,54 @@ public struct SchemaMigrator: Sendable {
         var applied: [String] = []
         for migration in migrations where !done.contains(migration.version) {
             logger.info("applying migration", metadata: ["migration": "\(migration.version)"])
-            try await connection.withTransaction(logger: logger) { transaction in
-                for statement in SQLScript.statements(in: migration.sql) {
-                    try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            var attempt = 1
+            while true {
+                do {
+                    try await apply(migration, on: connection)
+                    break
+                } catch where attempt < Self.catalogRaceAttempts && Self.isCatalogRace(error) {
+                    logger.notice(
+                        "migration raced another database's on a cluster-wide object; applying it again",
+                        metadata: ["migration": "\(migration.version)", "attempt": "\(attempt)"]
+                    )
+                    attempt += 1
+                    try await Task.sleep(for: .milliseconds(50 * attempt))
                 }
-                try await transaction.query(
-                    "INSERT INTO schema_migrations (version) VALUES (\(migration.version))",
-                    logger: logger
-                )
             }
             applied.append(migration.version)
         }
         return applied
+    }
+
+    private func apply(_ migration: Migration, on connection: PostgresConnection) async throws {
+        try await connection.withTransaction(logger: logger) { transaction in
+            for statement in SQLScript.statements(in: migration.sql) {
+                try await transaction.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            try await transaction.query(
+                "INSERT INTO schema_migrations (version) VALUES (\(migration.version))",
+                logger: logger
+            )
+        }
+    }
+
+    /// How many times a migration that lost a catalog race is tried in all.
+    private static let catalogRaceAttempts = 5
+
+    /// Whether an error is another database's concurrent change to a shared catalog (roles, memberships),
+    /// which a retry resolves; any other error ends the migration.
+    static func isCatalogRace(_ error: any Error) -> Bool {
+        let server: PSQLError?
+        if let transactionError = error as? PostgresTransactionError {
+            server = transactionError.closureError as? PSQLError ?? transactionError.commitError as? PSQLError
+        } else {
+            server = error as? PSQLError
+        }
+        guard let info = server?.serverInfo else { return false }
+        switch info[.sqlState] {
+        case "23505": return info[.schemaName] == "pg_catalog"
+        case "XX000": return info[.message] == "tuple concurrently updated"
+        default: return false
+        }
     }
 }
