@@ -94,7 +94,7 @@ public struct SchemaMigrator: Sendable {
                 do {
                     try await apply(migration, on: connection)
                     break
-                } catch where attempt < Self.catalogRaceAttempts && Self.isCatalogRace(error) {
+                } catch  where attempt < Self.catalogRaceAttempts && Self.isCatalogRace(error) {
                     logger.notice(
                         "migration raced another database's on a cluster-wide object; applying it again",
                         metadata: ["migration": "\(migration.version)", "attempt": "\(attempt)"]
