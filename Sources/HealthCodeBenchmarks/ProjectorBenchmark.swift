@@ -42,17 +42,24 @@ public struct ProjectorBenchmark: Sendable {
         public var eventsPerSecond: Double
         public var copyRowsPerSecond: Double
         public var peakResidentMegabytes: Double
+        /// WAL PostgreSQL wrote while the projector applied the events, per event.
+        public var walBytesPerEvent: Double
+        /// Bytes of the projection's tables (heap, TOAST and indexes) after the run, per event.
+        public var storedBytesPerEvent: Double
 
         public var ratio: Double { copyRowsPerSecond > 0 ? eventsPerSecond / copyRowsPerSecond : 0 }
 
         /// The closing line.
         public var summary: String {
             String(
-                format: "bench projector: %.0f ev/s, pg-copy %.0f rows/s, ratio %.2f, rss %.0f MB",
+                format: "bench projector: %.0f ev/s, pg-copy %.0f rows/s, ratio %.2f, rss %.0f MB, "
+                    + "wal %.0f B/ev, stored %.0f B/ev",
                 eventsPerSecond,
                 copyRowsPerSecond,
                 ratio,
-                peakResidentMegabytes
+                peakResidentMegabytes,
+                walBytesPerEvent,
+                storedBytesPerEvent
             )
         }
     }
@@ -117,6 +124,7 @@ public struct ProjectorBenchmark: Sendable {
                 "HC_RULES": options.root.appendingPathComponent("projections/rules/reference-v1.json").path,
             ]
         )
+        let walBefore = try await Backbone.withPostgres(configuration, logger: logger) { try await walPosition($0) }
         try projector.start()
         // Sustained rate: from the first committed batch (after the group join) to the last.
         let peakMemory = PeakMemory()
@@ -141,14 +149,46 @@ public struct ProjectorBenchmark: Sendable {
         let (elapsed, applied) = measured
         let peak = peakMemory.value
         await projector.stop()
+        let (walAfter, stored) = try await Backbone.withPostgres(configuration, logger: logger) {
+            (try await walPosition($0), try await projectionBytes($0))
+        }
         let copyRate = try await copyCeiling(configuration)
         return Result(
             events: events.count,
             eventsPerSecond: Double(applied) / seconds(elapsed),
             copyRowsPerSecond: copyRate,
-            peakResidentMegabytes: Double(peak) / 1_048_576
+            peakResidentMegabytes: Double(peak) / 1_048_576,
+            walBytesPerEvent: Double(walAfter - walBefore) / Double(events.count),
+            storedBytesPerEvent: Double(stored) / Double(events.count)
         )
     }
+
+    /// The server's current WAL insert position, in bytes since the start of the WAL.
+    private func walPosition(_ client: PostgresClient) async throws -> Int64 {
+        let rows = try await client.query("SELECT (pg_current_wal_lsn() - '0/0')::int8", logger: logger)
+        for try await position in rows.decode(Int64.self) { return position }
+        return 0
+    }
+
+    /// Total size (heap, TOAST, indexes) of every table the projector writes.
+    private func projectionBytes(_ client: PostgresClient) async throws -> Int64 {
+        let rows = try await client.query(
+            """
+            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname = ANY(\(Self.projectionTables))
+            """,
+            logger: logger
+        )
+        for try await bytes in rows.decode(Int64.self) { return bytes }
+        return 0
+    }
+
+    /// The tables the projector writes (the archives and everything derived from them).
+    static let projectionTables = [
+        "event_archive", "area_event_archive", "person_state", "person_code", "decision_log", "person_presence",
+        "area_reevaluations", "consumer_offsets", "dead_letters",
+    ]
 
     private func publish(_ events: [CloudEvent], topic: EventTopicConfiguration) async throws {
         let producer = try KafkaProducer(
