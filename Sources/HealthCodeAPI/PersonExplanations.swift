@@ -64,7 +64,7 @@ public struct PersonExplanations: Sendable {
     public func explain(_ subject: String, at: Instant, knownAt: Instant?) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
         let events = try await records.archivedEvents(of: subject)
-        let evaluation = try await queries.evaluator(for: subject)
+        let evaluation = try await queries.evaluator(for: subject, from: min(events.first?.time ?? at, at))
         let decision = evaluation(at, knownAt)
         // Candidate instants where a rule can start firing: event times, and rule ends before `at`.
         var instants = Set(events.map(\.time).filter { $0 <= at })
