@@ -194,6 +194,15 @@ public struct CodeQueries: Sendable {
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
     }
 
+    /// `events` (a person's archive) to evaluate at rising instants with the current designations.
+    public func risingEvaluation(of events: [ArchivedPersonEvent]) async throws -> RisingEvaluation {
+        let areas = try await catalog.designations(maximumAge: refreshInterval)
+        var decoded: [CloudEvent] = []
+        decoded.reserveCapacity(events.count)
+        for archived in events { decoded.append(try EventDecoder.decode(archived.body.utf8)) }
+        return RisingEvaluation(events: decoded, policy: policy, areas: areas)
+    }
+
     /// A state of `subject` that evaluates at `at` and later as the whole history does: the stored one, or,
     /// when that was pruned after `at`, the archived events that can matter from `at` on folded anew.
     private func state(of subject: String, answering at: Instant) async throws -> PersonState {

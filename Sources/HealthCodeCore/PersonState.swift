@@ -385,3 +385,38 @@ public struct RiskAreaMap: Sendable, Hashable {
         return retractions.contains { $0.isVisible(at: at, knownAt: knownAt) }
     }
 }
+
+/// One history evaluated at rising instants, each evaluation on the events that happened by its instant less
+/// those that can no longer matter then (``PersonState/prune(before:for:)``), so that evaluating a long history
+/// at each of its own instants costs what each instant's recent events cost, not the whole history each time.
+/// The reasons (docs/POLICY.md §3.6) are those of the whole history: they depend only on events that happened
+/// by the instant. (`validUntil` looks at later events too, so it is not offered.)
+public struct RisingEvaluation: Sendable {
+    private let policy: Policy
+    private let areas: RiskAreaMap
+    /// The events by `time`.
+    private let events: [CloudEvent]
+    private var next = 0
+    private var state = PersonState()
+
+    public init(events: [CloudEvent], policy: Policy, areas: RiskAreaMap) {
+        self.events = events.sorted { $0.time < $1.time }
+        self.policy = policy
+        self.areas = areas
+    }
+
+    /// The reasons at `instant` as known at `knownAt`; instants must not go down from one call to the next
+    /// (an earlier one starts over from the first event).
+    public mutating func reasons(at instant: Instant, knownAt: Instant) -> [CodeReason] {
+        if let horizon = state.prunedBefore, instant < horizon {
+            state = PersonState()
+            next = 0
+        }
+        while next < events.count, events[next].time <= instant {
+            state.apply(events[next])
+            next += 1
+        }
+        state.prune(before: instant, for: policy)
+        return policy.evaluate(state, areas: areas, at: instant, knownAt: knownAt).reasons
+    }
+}

@@ -87,6 +87,34 @@ struct PrunedStatePropertyTests {
         }
     }
 
+    @Test("rising evaluations (explanations) give the whole history's reasons at every instant, for any knownAt")
+    func risingEvaluationsGiveTheWholeHistorysReasons() {
+        var generator = SplitMix64(seed: 5)
+        var checked = 0
+        var firing = 0
+        for events in PolicyPropertyTests.histories() {
+            let history = History(events)
+            // As archived: each (source, id) once.
+            var archived = Set<EventReference>()
+            let personEvents = events.filter { $0.isPersonEvent && archived.insert($0.reference).inserted }
+            var rising = RisingEvaluation(
+                events: personEvents,
+                policy: Repository.referencePolicy,
+                areas: history.areas
+            )
+            let instants = Set(events.map(\.time) + PolicyPropertyTests.probes(events, using: &generator)).sorted()
+            let knownAt = instants[Int(generator.next() % UInt64(instants.count))]
+            for at in instants {
+                let reasons = rising.reasons(at: at, knownAt: knownAt)
+                #expect(reasons == history.evaluate(at: at, knownAt: knownAt).reasons, "at \(at) known at \(knownAt)")
+                if !reasons.isEmpty { firing += 1 }
+                checked += 1
+            }
+        }
+        #expect(checked > 3000)
+        #expect(firing > 1000)
+    }
+
     @Test("a year of daily journeys keeps two weeks of them; its stored state stays small")
     func longHistoriesStaySmall() throws {
         let start = PolicyPropertyTests.t0
