@@ -125,6 +125,7 @@ public struct PersonCode: Sendable, Codable, Hashable {
 /// on the stored person state (for another instant, an earlier `knownAt`, or an expired code).
 public struct CodeQueries: Sendable {
     private let states: any PersonStates
+    private let records: any PersonRecords
     private let materialised: CodeCache
     private let catalog: RiskAreaCatalog
     private let policy: Policy
@@ -132,8 +133,10 @@ public struct CodeQueries: Sendable {
     private let refreshInterval: Duration
 
     /// - Parameter materialised: the materialised codes, kept in memory or read (``CodeCache``).
+    /// - Parameter records: the archive, replayed for instants a pruned state no longer answers.
     public init(
         states: any PersonStates,
+        records: any PersonRecords,
         materialised: CodeCache,
         catalog: RiskAreaCatalog,
         policy: Policy,
@@ -141,6 +144,7 @@ public struct CodeQueries: Sendable {
         refreshInterval: Duration
     ) {
         self.states = states
+        self.records = records
         self.materialised = materialised
         self.catalog = catalog
         self.policy = policy
@@ -188,7 +192,7 @@ public struct CodeQueries: Sendable {
         {
             return code
         }
-        guard let state = try await states.personState(of: subject) else { return nil }
+        guard let state = try await state(of: subject, answering: at) else { return nil }
         return try await evaluate(state, of: subject, at: at, knownAt: knownAt)
     }
 
@@ -205,12 +209,37 @@ public struct CodeQueries: Sendable {
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
     }
 
-    /// The policy over `subject`'s stored state and the current designations, to evaluate at many
-    /// instants (`at`, `knownAt`) without reading them again.
-    public func evaluator(for subject: String) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await states.personState(of: subject) ?? PersonState()
+    /// The policy over `subject`'s history and the current designations, to evaluate at many instants
+    /// (`at`, `knownAt`) from `earliest` on without reading them again.
+    public func evaluator(
+        for subject: String,
+        from earliest: Instant
+    ) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
+        let state = try await state(of: subject, answering: earliest) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         let policy = policy
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
+    }
+
+    /// `events` (a person's archive) to evaluate at rising instants with the current designations.
+    public func risingEvaluation(of events: [ArchivedPersonEvent]) async throws -> RisingEvaluation {
+        let areas = try await catalog.designations(maximumAge: refreshInterval)
+        var decoded: [CloudEvent] = []
+        decoded.reserveCapacity(events.count)
+        for archived in events { decoded.append(try EventDecoder.decode(archived.body.utf8)) }
+        return RisingEvaluation(events: decoded, policy: policy, areas: areas)
+    }
+
+    /// A state of `subject` that evaluates at `at` and later as the whole history does: the stored one, or,
+    /// when that was pruned after `at`, the archived events that can matter from `at` on folded anew;
+    /// `nil` for a person nothing is recorded about.
+    private func state(of subject: String, answering at: Instant) async throws -> PersonState? {
+        guard let stored = try await states.personState(of: subject) else { return nil }
+        guard !stored.answers(at: at) else { return stored }
+        var state = PersonState()
+        for archived in try await records.archivedEvents(of: subject, relevantFrom: policy.relevanceCutoff(at: at)) {
+            state.apply(try EventDecoder.decode(archived.body.utf8))
+        }
+        return state
     }
 }

@@ -64,21 +64,30 @@ public struct PersonExplanations: Sendable {
     public func explain(_ subject: String, at: Instant, knownAt: Instant?) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
         let events = try await records.archivedEvents(of: subject)
-        let evaluation = try await queries.evaluator(for: subject)
+        let evaluation = try await queries.evaluator(for: subject, from: min(events.first?.time ?? at, at))
         let decision = evaluation(at, knownAt)
-        // Candidate instants where a rule can start firing: event times, and rule ends before `at`.
-        var instants = Set(events.map(\.time).filter { $0 <= at })
-        for instant in instants.sorted() {
-            for reason in evaluation(instant, knownAt).reasons {
-                if let until = reason.until, until <= at { instants.insert(until) }
+        // Candidate instants where a rule can start firing: event times, and rule ends before `at`. The rules
+        // firing at each come from rising evaluations, each on the events that can still matter then.
+        var rising = try await queries.risingEvaluation(of: events)
+        var firingAt: [Instant: Set<String>] = [:]
+        var ends = Set<Instant>()
+        for instant in Set(events.map(\.time).filter { $0 <= at }).sorted() {
+            let reasons = rising.reasons(at: instant, knownAt: knownAt)
+            firingAt[instant] = Set(reasons.map(\.rule))
+            for reason in reasons {
+                if let until = reason.until, until <= at { ends.insert(until) }
             }
         }
-        let descending = instants.sorted(by: >)
+        rising = try await queries.risingEvaluation(of: events)
+        for instant in ends.subtracting(firingAt.keys).sorted() {
+            firingAt[instant] = Set(rising.reasons(at: instant, knownAt: knownAt).map(\.rule))
+        }
+        let descending = firingAt.keys.sorted(by: >)
         var firing: [PersonExplanation.FiringRule] = []
         for reason in decision.reasons {
             var since = at
             for instant in descending where instant < since {
-                guard evaluation(instant, knownAt).reasons.contains(where: { $0.rule == reason.rule }) else { break }
+                guard firingAt[instant]?.contains(reason.rule) == true else { break }
                 since = instant
             }
             firing.append(

@@ -17,6 +17,10 @@ public protocol PersonStates: Sendable {
 public protocol PersonRecords: Sendable {
     /// The person's archived events, in archive order.
     func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent]
+    /// What a replay of the person's history for evaluations at `cutoff` or later needs: the archived events
+    /// except exposures, declarations and journeys that happened (a journey: arrived) before `cutoff` (every
+    /// event is a correct, slower answer).
+    func archivedEvents(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent]
     /// Every stored row about the person, by table, each table's rows as one JSON array.
     func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)]
 }

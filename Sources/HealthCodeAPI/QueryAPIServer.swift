@@ -111,6 +111,7 @@ public struct QueryAPIServer: Sendable {
         )
         let queries = CodeQueries(
             states: stores.states,
+            records: stores.records,
             materialised: cache,
             catalog: RiskAreaCatalog(archive: stores.areaEvents, logger: logger),
             policy: Policy(ruleSet: ruleSet),

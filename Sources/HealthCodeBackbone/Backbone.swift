@@ -212,6 +212,10 @@ extension PersonRecordStore: PersonRecords {
         try await redactingErrors { try await events(of: subject) }
     }
 
+    public func archivedEvents(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
+        try await redactingErrors { try await events(of: subject, relevantFrom: cutoff) }
+    }
+
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         try await redactingErrors { try await export(of: subject) }
     }

@@ -170,18 +170,23 @@ public struct ProjectorBenchmark: Sendable {
         return 0
     }
 
-    /// Total size (heap, TOAST, indexes) of every table the projector writes.
+    /// Total size (heap, TOAST, indexes) of every table the projector writes; logs each table's.
     private func projectionBytes(_ client: PostgresClient) async throws -> Int64 {
         let rows = try await client.query(
             """
-            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8
+            SELECT c.relname::text, pg_total_relation_size(c.oid)::int8
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname = ANY(\(Self.projectionTables))
+            ORDER BY 2 DESC
             """,
             logger: logger
         )
-        for try await bytes in rows.decode(Int64.self) { return bytes }
-        return 0
+        var total: Int64 = 0
+        for try await (table, bytes) in rows.decode((String, Int64).self) {
+            logger.info("stored", metadata: ["table": "\(table)", "bytes": "\(bytes)"])
+            total += bytes
+        }
+        return total
     }
 
     /// The tables the projector writes (the archives and everything derived from them).

@@ -409,9 +409,16 @@ public struct LookupBenchmark: Sendable {
             )
             try await client.query(
                 """
-                INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
+                INSERT INTO rule_set (id, version, hash) VALUES (\(rules.id), \(rules.version), \(rules.contentHash))
+                ON CONFLICT (hash) DO NOTHING
+                """,
+                logger: logger
+            )
+            try await client.query(
+                """
+                INSERT INTO person_code (subject, status, valid_until, decision, rule_set, evaluated_at)
                 SELECT md5(i::text), \(decision.status.rawValue), hc_instant(\(validUntil)), \(code)::json,
-                    \(rules.contentHash), now()
+                    (SELECT ref FROM rule_set WHERE hash = \(rules.contentHash)), now()
                 FROM generate_series(1, \(options.people)) i
                 """,
                 logger: logger
@@ -548,7 +555,8 @@ public struct LookupBenchmark: Sendable {
         let script = backbone.servers.directory.appendingPathComponent("lookup.sql")
         try """
         \\set id random(1, \(options.people))
-        SELECT decision::text, hc_micros(evaluated_at) FROM person_code WHERE subject = md5(:id::text);
+        SELECT c.decision::text, hc_micros(c.evaluated_at), r.id, r.version, r.hash
+        FROM person_code c JOIN rule_set r ON r.ref = c.rule_set WHERE c.subject = md5(:id::text);
         """.write(to: script, atomically: true, encoding: .utf8)
         let output = try await runTool(
             "pgbench",

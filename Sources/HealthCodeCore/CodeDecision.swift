@@ -34,6 +34,21 @@ public struct CodeReason: Sendable, Hashable, Codable {
     }
 }
 
+/// Which rule set decided: what a decision cites of it (docs/POLICY.md §4). Stored once per rule set
+/// (PostgreSQL's `rule_set`), and referenced from every stored code and decision by a small number.
+public struct RuleSetIdentity: Sendable, Hashable {
+    public var id: String
+    public var version: String
+    /// `sha256:<hex>` of the rule set file's bytes.
+    public var hash: String
+
+    public init(id: String, version: String, hash: String) {
+        self.id = id
+        self.version = version
+        self.hash = hash
+    }
+}
+
 /// The outcome of evaluating one person: explainable (reasons cite events) and reproducible (cites the rule
 /// set by id, version and content hash).
 public struct CodeDecision: Sendable, Hashable {
@@ -62,6 +77,11 @@ public struct CodeDecision: Sendable, Hashable {
         self.ruleSetID = ruleSetID
         self.ruleSetVersion = ruleSetVersion
         self.ruleSetHash = ruleSetHash
+    }
+
+    /// The rule set that decided.
+    public var ruleSet: RuleSetIdentity {
+        RuleSetIdentity(id: ruleSetID, version: ruleSetVersion, hash: ruleSetHash)
     }
 }
 

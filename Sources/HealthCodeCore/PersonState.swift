@@ -114,8 +114,13 @@ public struct PersonState: Sendable, Hashable {
     var exposures: [ExposureRecord] = []
     var reviews: [ReviewRecord] = []
     var retractions: [RetractionRecord] = []
-    /// Idempotency keys of the applied events; derived, so not encoded.
+    /// Idempotency keys of the events the state holds; derived, so not encoded.
     private var applied: Set<EventReference> = []
+    /// The horizon of the last ``prune(before:for:)``: the state answers evaluations at this instant or
+    /// later exactly as the whole history would; `nil`: nothing was ever left out.
+    public internal(set) var prunedBefore: Instant?
+    /// Events folded in and later left out by ``prune(before:for:)``.
+    var prunedCount = 0
 
     public init() {}
 
@@ -157,8 +162,61 @@ public struct PersonState: Sendable, Hashable {
         return true
     }
 
-    /// Number of distinct events folded in.
-    public var eventCount: Int { applied.count }
+    /// Number of distinct events folded in, including those left out since.
+    public var eventCount: Int { applied.count + prunedCount }
+
+    /// Number of events the state holds.
+    public var heldEventCount: Int { applied.count }
+
+    /// Whether the state answers an evaluation at `at` exactly as the whole history would: it does from its
+    /// ``prunedBefore`` on (for any `knownAt`); before that, the archive has to be replayed.
+    public func answers(at: Instant) -> Bool {
+        prunedBefore.map { at >= $0 } ?? true
+    }
+
+    /// Leaves out the facts that can no longer make any rule of `policy` fire at `horizon` or later, whatever
+    /// else is learnt, whenever (docs/POLICY.md §3.7): an exposure or declaration whose rules' durations have
+    /// run out by then, a journey whose presences are older than the longest presence rule. What stays:
+    /// tests, reviews and retractions, whose weight depends on other facts and on what is known when (the
+    /// latest visible positive or review decides, a retraction may arrive before or after what it retracts),
+    /// and every fact that can still fire. Whether a fact is left out depends only on the fact and the
+    /// horizon, so pruning as events arrive or once at the end gives the same state. The archive keeps
+    /// everything; an evaluation before the horizon replays it (``answers(at:)``).
+    public mutating func prune(before horizon: Instant, for policy: Policy) {
+        let limit = horizon.microsecondsSinceEpoch
+        // A horizon behind the last one (another clock) would leave the state answering earlier instants it
+        // can no longer answer; what arrived meanwhile is left out at the next horizon instead.
+        guard limit >= (prunedBefore?.microsecondsSinceEpoch ?? Int64.min) else { return }
+        let lifetimes = policy.factLifetimes
+        var left: Set<EventReference> = []
+        func over(_ time: Int64, after lifetime: Int64?) -> Bool {
+            guard let lifetime else { return true }
+            let (end, overflow) = time.addingReportingOverflow(lifetime)
+            return !overflow && end <= limit
+        }
+        exposures.removeAll { record in
+            let leave = over(record.stamp.time.microsecondsSinceEpoch, after: lifetimes.exposure[record.kind])
+            if leave { left.insert(record.stamp.reference) }
+            return leave
+        }
+        declarations.removeAll { record in
+            let time = record.stamp.time.microsecondsSinceEpoch
+            let leave =
+                over(time, after: lifetimes.symptoms)
+                && (record.location == nil || over(time, after: lifetimes.presence))
+            if leave { left.insert(record.stamp.reference) }
+            return leave
+        }
+        travels.removeAll { record in
+            let last = max(record.stamp.time.microsecondsSinceEpoch, record.arrivedAt.microsecondsSinceEpoch)
+            let leave = over(last, after: lifetimes.presence)
+            if leave { left.insert(record.stamp.reference) }
+            return leave
+        }
+        applied.subtract(left)
+        prunedCount += left.count
+        prunedBefore = horizon
+    }
 
     /// Every area code the person's travels and declarations mention: a new designation for code C can only
     /// change the codes of persons with a visited area that C covers.
@@ -325,5 +383,40 @@ public struct RiskAreaMap: Sendable, Hashable {
             return false
         }
         return retractions.contains { $0.isVisible(at: at, knownAt: knownAt) }
+    }
+}
+
+/// One history evaluated at rising instants, each evaluation on the events that happened by its instant less
+/// those that can no longer matter then (``PersonState/prune(before:for:)``), so that evaluating a long history
+/// at each of its own instants costs what each instant's recent events cost, not the whole history each time.
+/// The reasons (docs/POLICY.md §3.6) are those of the whole history: they depend only on events that happened
+/// by the instant. (`validUntil` looks at later events too, so it is not offered.)
+public struct RisingEvaluation: Sendable {
+    private let policy: Policy
+    private let areas: RiskAreaMap
+    /// The events by `time`.
+    private let events: [CloudEvent]
+    private var next = 0
+    private var state = PersonState()
+
+    public init(events: [CloudEvent], policy: Policy, areas: RiskAreaMap) {
+        self.events = events.sorted { $0.time < $1.time }
+        self.policy = policy
+        self.areas = areas
+    }
+
+    /// The reasons at `instant` as known at `knownAt`; instants must not go down from one call to the next
+    /// (an earlier one starts over from the first event).
+    public mutating func reasons(at instant: Instant, knownAt: Instant) -> [CodeReason] {
+        if let horizon = state.prunedBefore, instant < horizon {
+            state = PersonState()
+            next = 0
+        }
+        while next < events.count, events[next].time <= instant {
+            state.apply(events[next])
+            next += 1
+        }
+        state.prune(before: instant, for: policy)
+        return policy.evaluate(state, areas: areas, at: instant, knownAt: knownAt).reasons
     }
 }

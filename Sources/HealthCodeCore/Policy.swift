@@ -15,6 +15,8 @@ public struct Policy: Sendable {
     private let presenceHorizon: Int64?
     /// The level of an area without an effective designation.
     private let lowestLevel: RiskAreaDesignation.Level
+    /// How long after it happened each kind of fact can still make a rule fire (``PersonState/prune(before:for:)``).
+    let factLifetimes: FactLifetimes
 
     public init(ruleSet: RuleSet) {
         self.ruleSet = ruleSet
@@ -35,6 +37,38 @@ public struct Policy: Sendable {
             if case .presence(_, let duration) = rule.kind { return duration }
             return nil
         }.max()
+        var lifetimes = FactLifetimes(exposure: [:], symptoms: nil, presence: presenceHorizon)
+        for rule in rules {
+            switch rule.kind {
+            case .exposure(let kind, let duration):
+                lifetimes.exposure[kind] = max(lifetimes.exposure[kind] ?? duration, duration)
+            case .symptoms(_, let duration, _):
+                lifetimes.symptoms = max(lifetimes.symptoms ?? duration, duration)
+            default:
+                break
+            }
+        }
+        self.factLifetimes = lifetimes
+    }
+
+    /// The earliest instant from which an exposure, declaration or journey (by its arrival) can still make a rule
+    /// fire at `at` or later: a replay for such evaluations can leave out those before it (docs/POLICY.md §3.7).
+    public func relevanceCutoff(at: Instant) -> Instant {
+        let longest =
+            ([factLifetimes.symptoms, factLifetimes.presence] + factLifetimes.exposure.values.map { $0 })
+            .compactMap { $0 }.max() ?? 0
+        let (cutoff, overflow) = at.microsecondsSinceEpoch.subtractingReportingOverflow(longest)
+        return Instant(microsecondsSinceEpoch: overflow ? Int64.min : cutoff)
+    }
+
+    /// The longest a fact of each kind can make a rule fire after it happened; `nil`: no rule uses it.
+    struct FactLifetimes: Sendable {
+        /// Exposure rules' longest duration by kind of exposure.
+        var exposure: [Exposure.Kind: Int64]
+        /// Symptoms rules' longest duration.
+        var symptoms: Int64?
+        /// Presence rules' longest duration.
+        var presence: Int64?
     }
 
     /// Evaluates `person` at `at` as known at `knownAt` (default `at`).

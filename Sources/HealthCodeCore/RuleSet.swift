@@ -21,6 +21,9 @@ public struct RuleSet: Sendable, Hashable {
     /// The rules; reasons are listed in this order, the override first.
     public let rules: [PolicyRule]
 
+    /// What decisions cite of this rule set.
+    public var identity: RuleSetIdentity { RuleSetIdentity(id: id, version: version, hash: contentHash) }
+
     /// Parses and validates a rule set file; errors name the offending field (`rules[3].duration`).
     public static func decode(_ bytes: some Collection<UInt8>) throws(RuleSetError) -> RuleSet {
         let array = Array(bytes)

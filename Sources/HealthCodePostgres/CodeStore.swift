@@ -26,26 +26,30 @@ public struct CodeStore: Sendable {
 
     /// A person's materialised code as stored; the decision is read from its JSON by whoever needs it.
     public struct StoredCode: Sendable {
-        /// The stored JSON of the decision (``CodeDecision/init(storedJSON:)``).
+        /// The stored JSON of the decision (``CodeDecision/init(storedJSON:ruleSet:)``).
         public var storedDecision: ByteBuffer
+        /// The rule set that decided, which the stored row references.
+        public var ruleSet: RuleSetIdentity
         public var evaluatedAt: Instant
 
-        public init(storedDecision: ByteBuffer, evaluatedAt: Instant) {
+        public init(storedDecision: ByteBuffer, ruleSet: RuleSetIdentity, evaluatedAt: Instant) {
             self.storedDecision = storedDecision
+            self.ruleSet = ruleSet
             self.evaluatedAt = evaluatedAt
         }
 
         public func decision() throws(StoredJSONError) -> CodeDecision {
-            try CodeDecision(storedJSON: storedDecision.readableBytesView)
+            try CodeDecision(storedJSON: storedDecision.readableBytesView, ruleSet: ruleSet)
         }
     }
 
     /// The materialised codes of several people by pseudonym, as a named prepared statement.
     struct CodesQuery: PostgresPreparedStatement {
         static let sql = """
-            SELECT subject, decision::text, hc_micros(evaluated_at) FROM person_code WHERE subject = ANY($1)
+            SELECT c.subject, c.decision::text, hc_micros(c.evaluated_at), r.id, r.version, r.hash
+            FROM person_code c JOIN rule_set r ON r.ref = c.rule_set WHERE c.subject = ANY($1)
             """
-        typealias Row = (String, ByteBuffer, Int64)
+        typealias Row = (String, ByteBuffer, Int64, String, String, String)
 
         var subjects: [String]
 
@@ -80,12 +84,13 @@ public struct CodeStore: Sendable {
     public func codes(of subjects: [String]) async throws -> [String: StoredCode] {
         var codes: [String: StoredCode] = [:]
         codes.reserveCapacity(subjects.count)
-        for try await (subject, decision, evaluatedAt) in try await client.execute(
+        for try await (subject, decision, evaluatedAt, id, version, hash) in try await client.execute(
             CodesQuery(subjects: subjects),
             logger: logger
         ) {
             codes[subject] = StoredCode(
                 storedDecision: decision,
+                ruleSet: RuleSetIdentity(id: id, version: version, hash: hash),
                 evaluatedAt: Instant(microsecondsSinceEpoch: evaluatedAt)
             )
         }

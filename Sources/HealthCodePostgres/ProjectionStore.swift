@@ -2,12 +2,14 @@ import Foundation
 import HealthCodeCore
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// PostgreSQL access for the projector: everything one batch writes happens in one transaction
 /// together with the consumer position, which is what makes the projection exactly-once.
 public struct ProjectionStore: AreaEventArchive, Sendable {
     let client: PostgresClient
     let logger: Logger
+    let ruleSets = RuleSetReferences()
 
     public init(client: PostgresClient, logger: Logger) {
         self.client = client
@@ -45,7 +47,7 @@ public struct ProjectionStore: AreaEventArchive, Sendable {
         _ body: (PostgresProjectionTransaction) async throws -> Result
     ) async throws -> Result {
         try await client.withTransaction(logger: logger) { connection in
-            try await body(PostgresProjectionTransaction(connection: connection, logger: logger))
+            try await body(PostgresProjectionTransaction(connection: connection, ruleSets: ruleSets, logger: logger))
         }
     }
 
@@ -70,6 +72,7 @@ public struct ProjectionStore: AreaEventArchive, Sendable {
 /// The operations of one projector transaction.
 public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
     let connection: PostgresConnection
+    let ruleSets: RuleSetReferences
     let logger: Logger
 
     /// Moves the partition's position from `expected` to `next` by compare-and-set. Returns `false`
@@ -193,11 +196,20 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         }
         guard !people.isEmpty else { return people }
         let codes = try await connection.query(
-            "SELECT subject, decision::text FROM person_code WHERE subject = ANY(\(Array(people.keys))::text[])",
+            """
+            SELECT c.subject, c.decision::text, r.id, r.version, r.hash
+            FROM person_code c JOIN rule_set r ON r.ref = c.rule_set
+            WHERE c.subject = ANY(\(Array(people.keys))::text[])
+            """,
             logger: logger
         )
-        for try await (subject, decision) in codes.decode((String, ByteBuffer).self) {
-            people[subject]?.code = try CodeDecision(storedJSON: decision.readableBytesView)
+        for try await (subject, decision, id, version, hash) in codes.decode(
+            (String, ByteBuffer, String, String, String).self
+        ) {
+            people[subject]?.code = try CodeDecision(
+                storedJSON: decision.readableBytesView,
+                ruleSet: RuleSetIdentity(id: id, version: version, hash: hash)
+            )
         }
         return people
     }
@@ -233,20 +245,20 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         let statuses = codes.map(\.decision.status.rawValue)
         let validUntil = codes.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
         let decisions = codes.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
-        let hashes = codes.map(\.decision.ruleSetHash)
+        let ruleSets = try await references(codes.map(\.decision.ruleSet))
         let evaluated = evaluatedAt.microsecondsSinceEpoch
         let announcements = CodeChanges.payloads(changed)
         // One statement: the write runs whether or not the notifications select anything.
         try await connection.query(
             """
             WITH saved AS (
-                INSERT INTO person_code (subject, status, valid_until, decision, rule_set_hash, evaluated_at)
-                SELECT s, st, hc_instant(v), d::json, h, hc_instant(\(evaluated))
+                INSERT INTO person_code (subject, status, valid_until, decision, rule_set, evaluated_at)
+                SELECT s, st, hc_instant(v), d::json, r, hc_instant(\(evaluated))
                 FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
-                            \(hashes)::text[]) AS x(s, st, v, d, h)
+                            \(ruleSets)::int2[]) AS x(s, st, v, d, r)
                 ON CONFLICT (subject) DO UPDATE
                     SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
-                        rule_set_hash = excluded.rule_set_hash, evaluated_at = excluded.evaluated_at
+                        rule_set = excluded.rule_set, evaluated_at = excluded.evaluated_at
             )
             SELECT pg_notify(\(CodeChanges.channel), n) FROM unnest(\(announcements)::text[]) AS a(n)
             """,
@@ -315,22 +327,85 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         let old = records.map { $0.oldStatus?.rawValue ?? "" }
         let new = records.map(\.decision.status.rawValue)
         let validUntil = records.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
-        let hashes = records.map(\.decision.ruleSetHash)
+        let ruleSets = try await references(records.map(\.decision.ruleSet))
         let triggerSources = records.map { $0.trigger?.source ?? "" }
         let triggerIDs = records.map { $0.trigger?.id ?? "" }
         let decisions = records.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
         try await connection.query(
             """
             INSERT INTO decision_log
-                (subject, decided_at, old_status, new_status, valid_until, rule_set_hash, trigger_source, trigger_id,
+                (subject, decided_at, old_status, new_status, valid_until, rule_set, trigger_source, trigger_id,
                  decision)
-            SELECT s, hc_instant(d), NULLIF(o, ''), n, hc_instant(v), h, NULLIF(ts, ''), NULLIF(ti, ''), j::json
+            SELECT s, hc_instant(d), NULLIF(o, ''), n, hc_instant(v), r, NULLIF(ts, ''), NULLIF(ti, ''), j::json
             FROM unnest(\(subjects)::text[], \(decidedAt)::int8[], \(old)::text[], \(new)::text[],
-                        \(validUntil)::int8[], \(hashes)::text[], \(triggerSources)::text[], \(triggerIDs)::text[],
-                        \(decisions)::text[]) AS x(s, d, o, n, v, h, ts, ti, j)
+                        \(validUntil)::int8[], \(ruleSets)::int2[], \(triggerSources)::text[], \(triggerIDs)::text[],
+                        \(decisions)::text[]) AS x(s, d, o, n, v, r, ts, ti, j)
             """,
             logger: logger
         )
     }
 
+}
+
+extension PostgresProjectionTransaction {
+    /// The small numbers by which stored codes and decisions reference `identities`' rule sets, in order.
+    func references(_ identities: [RuleSetIdentity]) async throws -> [Int16] {
+        var known: [String: Int16] = [:]
+        var references: [Int16] = []
+        references.reserveCapacity(identities.count)
+        for identity in identities {
+            if let reference = known[identity.hash] ?? ruleSets.reference(of: identity.hash) {
+                references.append(reference)
+                continue
+            }
+            let reference = try await register(identity)
+            known[identity.hash] = reference
+            references.append(reference)
+        }
+        return references
+    }
+
+    /// Registers a rule set in `rule_set` (once: the hash is unique) and returns its reference. A row this
+    /// transaction inserted is not remembered beyond it, since the transaction may still roll back; a row
+    /// found there was committed (by whoever registered it first) and is remembered for good: rule sets are
+    /// never removed. Only the identity is stored, never the rules.
+    private func register(_ identity: RuleSetIdentity) async throws -> Int16 {
+        // Inserting only when absent keeps the identity's sequence from advancing on every call.
+        let inserted = try await connection.query(
+            """
+            INSERT INTO rule_set (id, version, hash)
+            SELECT \(identity.id), \(identity.version), \(identity.hash)
+            WHERE NOT EXISTS (SELECT FROM rule_set WHERE hash = \(identity.hash))
+            ON CONFLICT (hash) DO NOTHING
+            RETURNING ref
+            """,
+            logger: logger
+        )
+        for try await reference in inserted.decode(Int16.self) { return reference }
+        // Not inserted: it exists, possibly committed by another transaction while this one waited for it.
+        let rows = try await connection.query(
+            "SELECT ref FROM rule_set WHERE hash = \(identity.hash)",
+            logger: logger
+        )
+        for try await reference in rows.decode(Int16.self) {
+            ruleSets.remember(reference, for: identity.hash)
+            return reference
+        }
+        throw RuleSetRegistrationError()
+    }
+}
+
+/// The references of rule sets already committed to `rule_set`, by hash, shared by a store's transactions.
+final class RuleSetReferences: Sendable {
+    private let references = Mutex<[String: Int16]>([:])
+
+    func reference(of hash: String) -> Int16? { references.withLock { $0[hash] } }
+
+    func remember(_ reference: Int16, for hash: String) { references.withLock { $0[hash] = reference } }
+}
+
+/// A rule set could be neither registered nor found in `rule_set` (it was removed meanwhile).
+struct RuleSetRegistrationError: Error, CustomStringConvertible {
+    let code = "rule-set-unregistered"
+    var description: String { "\(code): the rule set in force is not in rule_set and could not be added" }
 }

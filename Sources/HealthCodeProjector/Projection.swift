@@ -47,6 +47,7 @@ public struct Projection: Sendable {
     private let store: any ProjectionStorage
     private let catalog: RiskAreaCatalog
     private let evaluator: CodeEvaluator
+    private let policy: Policy
     private let group: String
     private let now: @Sendable () -> Instant
     private let logger: Logger
@@ -69,10 +70,16 @@ public struct Projection: Sendable {
         self.store = store
         self.catalog = catalog
         self.evaluator = CodeEvaluator(policy: policy)
+        self.policy = policy
         self.group = group
         self.now = now
         self.logger = logger
     }
+
+    /// How far before its evaluation instant a state keeps everything (``PersonState/prune(before:for:)``):
+    /// lookups at instants up to this much before a projector's clock (another process's clock, a query
+    /// `at` a little in the past) are answered from the state, earlier ones replay the archive.
+    static let pruneMargin = Duration.seconds(3600)
 
     /// Applies the messages of `batch` at or after `position`, the partition's next offset as this
     /// consumer knows it. Messages before `position` were applied already and are skipped.
@@ -183,6 +190,7 @@ public struct Projection: Sendable {
         for (subject, events) in newEventsBySubject {
             var person = people[subject] ?? StoredPerson(state: PersonState(), code: nil)
             for event in events { person.state.apply(event) }
+            person.state.prune(before: evaluatedAt - Self.pruneMargin, for: policy)
             folded[subject] = person
         }
         try await transaction.saveStates(folded.map { ($0.key, $0.value.state) })

@@ -35,6 +35,31 @@ struct BenchIngest: AsyncParsableCommand {
     }
 }
 
+/// `healthcode bench history`: a person with a long history against one with a short one.
+struct BenchHistory: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "Benchmark lookup, explanation and projection for a person with a long history, on private servers."
+    )
+
+    @Option(help: "Events of the long history.") var events = 20_000
+    @Option(help: "Lookups and one-event projections measured per person.") var samples = 50
+
+    func validate() throws {
+        guard (10...1_000_000).contains(events) else { throw ValidationError("--events must be 10...1000000") }
+        guard (1...10_000).contains(samples) else { throw ValidationError("--samples must be 1...10000") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.history")
+        logger.logLevel = .info
+        var options = HistoryBenchmark.Options(root: try benchmarkRoot())
+        options.longEvents = events
+        options.samples = samples
+        print(try await HistoryBenchmark(options: options, logger: logger).run().summary)
+    }
+}
+
 /// `healthcode bench lookup`: code lookups/s and latency against pgbench's point-select ceiling.
 struct BenchLookup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

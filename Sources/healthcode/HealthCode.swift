@@ -60,7 +60,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
-            BenchFreshness.self, BenchHostile.self,
+            BenchFreshness.self, BenchHostile.self, BenchHistory.self,
         ]
     )
 }

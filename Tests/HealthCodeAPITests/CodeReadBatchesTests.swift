@@ -32,6 +32,7 @@ struct CodeReadBatchesTests {
     static func storedCode(_ subject: String) -> CodeStore.StoredCode {
         CodeStore.StoredCode(
             storedDecision: ByteBuffer(string: subject),
+            ruleSet: RuleSetIdentity(id: "r", version: "1", hash: "sha256:00"),
             evaluatedAt: Instant(microsecondsSinceEpoch: 0)
         )
     }

@@ -19,6 +19,7 @@ struct EventLoopCodeReadsTests {
                                     $0,
                                     CodeStore.StoredCode(
                                         storedDecision: ByteBuffer(),
+                                        ruleSet: RuleSetIdentity(id: "r", version: "1", hash: "sha256:00"),
                                         evaluatedAt: .init(microsecondsSinceEpoch: Int64(index))
                                     )
                                 )

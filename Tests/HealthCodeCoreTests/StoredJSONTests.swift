@@ -50,8 +50,15 @@ struct StoredJSONTests {
         #expect(try PersonState(storedJSON: state.storedJSON()) == state)
     }
 
+    /// The rule set of ``earlierDecision``, as its row references it since schema 14.
+    static let earlierRuleSet = RuleSetIdentity(
+        id: "reference-v1",
+        version: "1.0.0",
+        hash: "sha256:0e0568db8a5d80dba1239475cdcf39a4929eeafc3db7e2d3b32aae0399be8baa"
+    )
+
     @Test func decisionRowsOfEarlierReleasesReadBack() throws {
-        let decision = try CodeDecision(storedJSON: Array(Self.earlierDecision.utf8))
+        let decision = try CodeDecision(storedJSON: Array(Self.earlierDecision.utf8), ruleSet: Self.earlierRuleSet)
         #expect(decision.status == .yellow)
         #expect(decision.validUntil == instant("2026-12-11T21:19:11Z"))
         #expect(decision.reasons.map(\.rule) == ["medium-risk-presence", "symptoms"])
@@ -65,7 +72,17 @@ struct StoredJSONTests {
         #expect(decision.ruleSetID == "reference-v1")
         #expect(decision.ruleSetVersion == "1.0.0")
         #expect(decision.ruleSetHash.hasPrefix("sha256:0e0568db"))
-        #expect(try CodeDecision(storedJSON: decision.storedJSON()) == decision)
+        #expect(try CodeDecision(storedJSON: decision.storedJSON(), ruleSet: decision.ruleSet) == decision)
+    }
+
+    @Test func storedDecisionsReferenceTheirRuleSetInsteadOfRepeatingIt() throws {
+        let decision = try CodeDecision(storedJSON: Array(Self.earlierDecision.utf8), ruleSet: Self.earlierRuleSet)
+        let stored = String(decoding: decision.storedJSON(), as: UTF8.self)
+        #expect(!stored.contains("ruleSet"))
+        #expect(!stored.contains("sha256"))
+        #expect(stored.utf8.count < Self.earlierDecision.utf8.count - 150)
+        let other = RuleSetIdentity(id: "other", version: "2", hash: "sha256:ff")
+        #expect(try CodeDecision(storedJSON: decision.storedJSON(), ruleSet: other).ruleSet == other)
     }
 
     @Test func statesAndDecisionsSurviveTheirStoredJSON() throws {
@@ -77,7 +94,7 @@ struct StoredJSONTests {
             #expect(try PersonState(storedJSON: history.person.storedJSON()) == history.person)
             for at in PolicyPropertyTests.probes(events, using: &generator) {
                 let decision = history.evaluate(at: at, knownAt: at)
-                #expect(try CodeDecision(storedJSON: decision.storedJSON()) == decision)
+                #expect(try CodeDecision(storedJSON: decision.storedJSON(), ruleSet: decision.ruleSet) == decision)
                 decisions += 1
                 if !decision.reasons.isEmpty { withReasons += 1 }
             }
@@ -102,7 +119,7 @@ struct StoredJSONTests {
             ruleSetVersion: "1",
             ruleSetHash: "sha256:00"
         )
-        #expect(try CodeDecision(storedJSON: decision.storedJSON()) == decision)
+        #expect(try CodeDecision(storedJSON: decision.storedJSON(), ruleSet: decision.ruleSet) == decision)
     }
 
     @Test(arguments: [
@@ -151,7 +168,9 @@ struct StoredJSONTests {
 
     @Test func unknownColoursAreRefused() {
         let json = Self.earlierDecision.replacingOccurrences(of: "\"status\": \"yellow\"", with: "\"status\": \"blue\"")
-        let error = #expect(throws: StoredJSONError.self) { try CodeDecision(storedJSON: Array(json.utf8)) }
+        let error = #expect(throws: StoredJSONError.self) {
+            try CodeDecision(storedJSON: Array(json.utf8), ruleSet: Self.earlierRuleSet)
+        }
         #expect(error?.field == "status")
         #expect(error?.document == "code-decision")
     }

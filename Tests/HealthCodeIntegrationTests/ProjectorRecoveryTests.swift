@@ -87,8 +87,8 @@ struct ProjectorRecoveryTests {
                     )
                     try await holder.query(
                         """
-                        UPDATE person_code SET (status, valid_until, decision, rule_set_hash, evaluated_at) =
-                            (SELECT status, valid_until, decision, rule_set_hash, evaluated_at FROM person_code
+                        UPDATE person_code SET (status, valid_until, decision, rule_set, evaluated_at) =
+                            (SELECT status, valid_until, decision, rule_set, evaluated_at FROM person_code
                              WHERE subject = \(red))
                         WHERE subject = \(waiter)
                         """,
@@ -96,8 +96,8 @@ struct ProjectorRecoveryTests {
                     )
                     try await holder.query(
                         """
-                        INSERT INTO decision_log (subject, decided_at, old_status, new_status, valid_until, rule_set_hash, decision)
-                        SELECT \(waiter), now(), 'green', status, valid_until, rule_set_hash, decision
+                        INSERT INTO decision_log (subject, decided_at, old_status, new_status, valid_until, rule_set, decision)
+                        SELECT \(waiter), now(), 'green', status, valid_until, rule_set, decision
                         FROM person_code WHERE subject = \(red)
                         """,
                         logger: logger

@@ -100,6 +100,10 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         try await read { $0.events[subject] ?? [] }
     }
 
+    public func archivedEvents(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
+        try await archivedEvents(of: subject)
+    }
+
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         try await read { contents in
             let events = contents.events[subject] ?? []

@@ -1,0 +1,173 @@
+import Foundation
+import HealthCodeTestSupport
+import Testing
+
+@testable import HealthCodeCore
+
+/// A pruned state (PersonState.prune) answers every evaluation from its horizon on exactly as the whole history
+/// does, for any `knownAt`, whatever arrives after the prune and however often it was pruned on the way.
+@Suite("Pruned states")
+struct PrunedStatePropertyTests {
+    static let day = Duration.seconds(86_400)
+
+    /// Horizons across and beyond the random histories (which span about four weeks from t0).
+    static func horizons(using generator: inout SplitMix64) -> [Instant] {
+        let t0 = PolicyPropertyTests.t0
+        return [t0 + day * 5, t0 + day * 16, t0 + day * 30, t0 + Duration.seconds(Int64(generator.next() % 3_000_000))]
+    }
+
+    /// Instants at and after `horizon` to evaluate at: the horizon itself, the history's instants after it,
+    /// and instants a little and far later.
+    static func instants(from horizon: Instant, _ events: [CloudEvent], using generator: inout SplitMix64) -> [Instant]
+    {
+        var instants = [horizon, horizon + day, horizon + day * 14, horizon + Duration.seconds(1)]
+        for event in events where event.time >= horizon { instants.append(event.time) }
+        instants.append(horizon + Duration.seconds(Int64(generator.next() % 2_000_000)))
+        return instants
+    }
+
+    @Test("a pruned state evaluates as the whole history at every instant from its horizon on, for any knownAt")
+    func prunedStatesEvaluateAsTheWholeHistory() {
+        var generator = SplitMix64(seed: 2022)
+        var checked = 0
+        var prunedEvents = 0
+        var firing = 0
+        for events in PolicyPropertyTests.histories() {
+            let history = History(events)
+            for horizon in Self.horizons(using: &generator) {
+                var pruned = history
+                pruned.person.prune(before: horizon, for: Repository.referencePolicy)
+                #expect(pruned.person.eventCount == history.person.eventCount)
+                prunedEvents += history.person.heldEventCount - pruned.person.heldEventCount
+                #expect(pruned.person.answers(at: horizon))
+                #expect(!pruned.person.answers(at: horizon - Duration.seconds(1)))
+                for at in Self.instants(from: horizon, events, using: &generator) {
+                    // Known at the same instant, later (events timed after `at`), and earlier than the horizon.
+                    let knownAts: [Instant?] = [
+                        nil, at + Duration.seconds(Int64(generator.next() % 1_500_000)),
+                        horizon - Duration.seconds(Int64(generator.next() % 1_500_000)),
+                    ]
+                    for knownAt in knownAts {
+                        let whole = history.evaluate(at: at, knownAt: knownAt)
+                        #expect(
+                            pruned.evaluate(at: at, knownAt: knownAt) == whole,
+                            "at \(at) known at \(knownAt.map { "\($0)" } ?? "at")"
+                        )
+                        if !whole.reasons.isEmpty { firing += 1 }
+                        checked += 1
+                    }
+                }
+            }
+        }
+        #expect(checked > 5000)
+        #expect(prunedEvents > 1000, "the histories have facts to leave out")
+        #expect(firing > 1000, "the comparisons include firing rules")
+    }
+
+    @Test("pruning after every event, at rising horizons, gives the state pruned once at the end")
+    func incrementalPruningMatchesPruningOnce() throws {
+        var generator = SplitMix64(seed: 99)
+        for events in PolicyPropertyTests.histories() {
+            var incremental = PersonState()
+            var horizon = PolicyPropertyTests.t0
+            // As the projector gets them: each (source, id) once (the archive drops retries), pruned after
+            // each batch at its clock's horizon.
+            var archived = Set<EventReference>()
+            for event in events where event.isPersonEvent && archived.insert(event.reference).inserted {
+                incremental.apply(event)
+                if generator.next() % 3 == 0 { horizon = horizon + Duration.seconds(Int64(generator.next() % 400_000)) }
+                incremental.prune(before: horizon, for: Repository.referencePolicy)
+                // What the projector stores and reads back between batches.
+                incremental = try PersonState(storedJSON: incremental.storedJSON())
+            }
+            var once = History(events).person
+            if let last = incremental.prunedBefore { once.prune(before: last, for: Repository.referencePolicy) }
+            #expect(incremental == once)
+            #expect(incremental.eventCount == once.eventCount)
+        }
+    }
+
+    @Test("rising evaluations (explanations) give the whole history's reasons at every instant, for any knownAt")
+    func risingEvaluationsGiveTheWholeHistorysReasons() {
+        var generator = SplitMix64(seed: 5)
+        var checked = 0
+        var firing = 0
+        for events in PolicyPropertyTests.histories() {
+            let history = History(events)
+            // As archived: each (source, id) once.
+            var archived = Set<EventReference>()
+            let personEvents = events.filter { $0.isPersonEvent && archived.insert($0.reference).inserted }
+            var rising = RisingEvaluation(
+                events: personEvents,
+                policy: Repository.referencePolicy,
+                areas: history.areas
+            )
+            let instants = Set(events.map(\.time) + PolicyPropertyTests.probes(events, using: &generator)).sorted()
+            let knownAt = instants[Int(generator.next() % UInt64(instants.count))]
+            for at in instants {
+                let reasons = rising.reasons(at: at, knownAt: knownAt)
+                #expect(reasons == history.evaluate(at: at, knownAt: knownAt).reasons, "at \(at) known at \(knownAt)")
+                if !reasons.isEmpty { firing += 1 }
+                checked += 1
+            }
+        }
+        #expect(checked > 3000)
+        #expect(firing > 1000)
+    }
+
+    @Test("a year of daily journeys keeps two weeks of them; its stored state stays small")
+    func longHistoriesStaySmall() throws {
+        let start = PolicyPropertyTests.t0
+        var state = PersonState()
+        var full = PersonState()
+        for day in 0..<365 {
+            let time = start + Self.day * day
+            let event = CloudEvent(
+                id: "travel-\(day)",
+                source: "urn:hc:publisher:test-transport",
+                subject: String(repeating: "a", count: 32),
+                time: time,
+                payload: .travel(
+                    Travel(
+                        mode: .train,
+                        from: AreaCode("110101")!,
+                        to: AreaCode("310104")!,
+                        arrivedAt: time + .seconds(3600)
+                    )
+                )
+            )
+            state.apply(event)
+            full.apply(event)
+            state.prune(before: time - .seconds(3600), for: Repository.referencePolicy)
+        }
+        #expect(state.eventCount == 365)
+        #expect(state.heldEventCount <= 16)
+        #expect(state.storedJSON().count < 2_000)
+        #expect(try PersonState(storedJSON: state.storedJSON()) == state)
+        let now = start + Self.day * 364
+        let areas = RiskAreaMap()
+        #expect(
+            Repository.referencePolicy.evaluate(state, areas: areas, at: now)
+                == Repository.referencePolicy.evaluate(full, areas: areas, at: now)
+        )
+    }
+
+    @Test("the compact layout takes little over half the bytes and reads back equal, instants beyond 2^53 µs too")
+    func compactLayoutRoundTrips() throws {
+        let earlier = try PersonState(storedJSON: Array(StoredJSONTests.earlierState.utf8))
+        let compact = earlier.storedJSON()
+        #expect(compact.count * 10 < StoredJSONTests.earlierState.utf8.count * 6)
+        #expect(try PersonState(storedJSON: compact) == earlier)
+        var far = PersonState()
+        far.apply(
+            CloudEvent(
+                id: "far",
+                source: "urn:hc:publisher:test-cdc",
+                subject: String(repeating: "a", count: 32),
+                time: Instant(rfc3339: "9999-12-31T23:59:59.999999Z")!,
+                payload: .exposure(Exposure(kind: .closeContact))
+            )
+        )
+        #expect(try PersonState(storedJSON: far.storedJSON()) == far)
+    }
+}
