@@ -8,9 +8,10 @@ import PostgresNIO
 ///
 /// The advisory lock is per database, but roles are cluster-wide: two databases of one cluster
 /// migrated at once (test databases, regions sharing a server) can race on creating a role or on a
-/// role membership. PostgreSQL answers the loser with a unique violation on a catalog index or
-/// "tuple concurrently updated"; the migration's transaction is then rolled back and applied again,
-/// when it sees what the winner committed.
+/// role membership. PostgreSQL answers the loser with a unique violation on a catalog index, "role
+/// already exists" (the winner committed between the loser's check and its creation) or "tuple
+/// concurrently updated"; the migration's transaction is then rolled back and applied again, when it
+/// sees what the winner committed.
 public struct SchemaMigrator: Sendable {
     /// One migration file.
     public struct Migration: Sendable, Hashable {
@@ -135,6 +136,7 @@ public struct SchemaMigrator: Sendable {
         guard let info = server?.serverInfo else { return false }
         switch info[.sqlState] {
         case "23505": return info[.schemaName] == "pg_catalog"
+        case "42710": return true  // duplicate_object: a role (or another cluster-wide object) already exists
         case "XX000": return info[.message] == "tuple concurrently updated"
         default: return false
         }

@@ -8,8 +8,14 @@ import Testing
 /// in several databases of one cluster at once.
 @Suite("Schema migrator", .timeLimit(.minutes(2)))
 struct SchemaMigratorTests {
-    @Test("two databases creating the same role at once both migrate: the loser of the catalog race tries again")
-    func catalogRace() async throws {
+    /// `stagger`: how long after the first the second database starts. At 0 both create the role together and
+    /// the second gets a unique violation on pg_authid; at 250 ms the first has committed before the second
+    /// creates, which gets "role already exists".
+    @Test(
+        "two databases creating the same role at once both migrate: the loser of the catalog race tries again",
+        arguments: [0, 250]
+    )
+    func catalogRace(stagger: Int) async throws {
         let logger = testLogger()
         let role = LocalInfrastructure.uniqueName("hc_race")
         let databases = [LocalInfrastructure.uniqueName("hc_test"), LocalInfrastructure.uniqueName("hc_test")]
@@ -40,8 +46,9 @@ struct SchemaMigratorTests {
                 """
         )
         let applied = try await withThrowingTaskGroup(of: [String].self) { group in
-            for database in databases {
+            for (index, database) in databases.enumerated() {
                 group.addTask {
+                    try await Task.sleep(for: .milliseconds(index * stagger))
                     var configuration = admin
                     configuration.database = database
                     return try await Backbone.withPostgres(configuration, logger: logger) { client in
