@@ -224,10 +224,7 @@ public struct CodeQueries: Sendable {
     /// `events` (a person's archive) to evaluate at rising instants with the current designations.
     public func risingEvaluation(of events: [ArchivedPersonEvent]) async throws -> RisingEvaluation {
         let areas = try await catalog.designations(maximumAge: refreshInterval)
-        var decoded: [CloudEvent] = []
-        decoded.reserveCapacity(events.count)
-        for archived in events { decoded.append(try EventDecoder.decode(archived.body.utf8)) }
-        return RisingEvaluation(events: decoded, policy: policy, areas: areas)
+        return RisingEvaluation(events: events.map(\.event), policy: policy, areas: areas)
     }
 
     /// A state of `subject` that evaluates at `at` and later as the whole history does: the stored one, or,
@@ -235,10 +232,10 @@ public struct CodeQueries: Sendable {
     /// `nil` for a person nothing is recorded about.
     private func state(of subject: String, answering at: Instant) async throws -> PersonState? {
         guard let stored = try await states.personState(of: subject) else { return nil }
-        guard !stored.answers(at: at) else { return stored }
+        guard !stored.answers(at: at, for: policy) else { return stored }
         var state = PersonState()
         for archived in try await records.archivedEvents(of: subject, relevantFrom: policy.relevanceCutoff(at: at)) {
-            state.apply(try EventDecoder.decode(archived.body.utf8))
+            state.apply(archived.event)
         }
         return state
     }

@@ -6,6 +6,75 @@ extension CloudEvent {
     /// these bytes to Kafka after setting `recordedTime` and pseudonymising `subject`.
     public func jsonBytes() -> [UInt8] {
         var out = JSONWriter(capacity: 320)
+        Self.writeHead(
+            into: &out,
+            id: id,
+            source: source,
+            type: type.rawValue,
+            subject: subject,
+            time: time,
+            recordedTime: recordedTime
+        )
+        writeRemainder(into: &out)
+        return out.bytes
+    }
+
+    /// What the person archive keeps of the event besides its columns (`subject`, `source`, `event_id`,
+    /// `type`, `time`, `recorded_time`): a JSON object of the other envelope attributes and `data`, in
+    /// canonical order. About 240 bytes less per archived event than the whole event;
+    /// ``archived(subject:source:id:type:time:recordedTime:remainder:)`` puts the event back together.
+    public func archivedRemainder() -> String {
+        var out = JSONWriter(capacity: 160)
+        writeRemainder(into: &out)
+        // The remainder starts with the comma that follows the head in the whole event.
+        out.bytes[0] = UInt8(ascii: "{")
+        return String(decoding: out.bytes, as: UTF8.self)
+    }
+
+    /// The event the archive's columns and ``archivedRemainder()`` came from, equal to the one archived.
+    /// Throws (naming the field) only if the row was not written from an event.
+    public static func archived(
+        subject: String,
+        source: String,
+        id: String,
+        type: String,
+        time: Instant,
+        recordedTime: Instant?,
+        remainder: String
+    ) throws(EventValidationError) -> CloudEvent {
+        var out = JSONWriter(capacity: 192 + remainder.utf8.count)
+        writeHead(
+            into: &out,
+            id: id,
+            source: source,
+            type: type,
+            subject: subject,
+            time: time,
+            recordedTime: recordedTime
+        )
+        var rest = Array(remainder.utf8)
+        guard rest.count > 2, rest.first == UInt8(ascii: "{") else {
+            throw EventValidationError(
+                code: .malformedJSON,
+                fieldPath: "",
+                reason: "an archived remainder must be a JSON object"
+            )
+        }
+        rest[0] = UInt8(ascii: ",")
+        out.bytes.append(contentsOf: rest)
+        return try EventDecoder.decode(out.bytes)
+    }
+
+    /// `{"specversion":"1.0","id":…,"source":…,"type":…,"subject":…,"time":…[,"recordedtime":…]`.
+    private static func writeHead(
+        into out: inout JSONWriter,
+        id: String,
+        source: String,
+        type: String,
+        subject: String,
+        time: Instant,
+        recordedTime: Instant?
+    ) {
         out.raw("{\"specversion\":\"1.0\",")
         out.key("id")
         out.string(id)
@@ -14,7 +83,7 @@ extension CloudEvent {
         out.string(source)
         out.raw(",")
         out.key("type")
-        out.string(type.rawValue)
+        out.string(type)
         out.raw(",")
         out.key("subject")
         out.string(subject)
@@ -26,6 +95,10 @@ extension CloudEvent {
             out.key("recordedtime")
             out.string(recordedTime.rfc3339)
         }
+    }
+
+    /// `,"datacontenttype":…` and the other optional attributes, then `,"data":{…}}`.
+    private func writeRemainder(into out: inout JSONWriter) {
         if let dataContentType {
             out.raw(",")
             out.key("datacontenttype")
@@ -131,6 +204,5 @@ extension CloudEvent {
             out.string(retraction.reason)
         }
         out.raw("}}")
-        return out.bytes
     }
 }

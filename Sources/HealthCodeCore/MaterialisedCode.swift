@@ -30,20 +30,17 @@ public protocol CodeChangeObserver: Sendable {
 
 /// One archived event of a person, as kept in `event_archive`.
 public struct ArchivedPersonEvent: Sendable {
-    public var source: String
-    public var id: String
-    public var type: String
-    public var time: Instant
-    public var recordedTime: Instant
-    /// The event's canonical JSON.
-    public var body: String
+    /// The event as it was archived.
+    public var event: CloudEvent
 
-    public init(source: String, id: String, type: String, time: Instant, recordedTime: Instant, body: String) {
-        self.source = source
-        self.id = id
-        self.type = type
-        self.time = time
-        self.recordedTime = recordedTime
-        self.body = body
+    public init(_ event: CloudEvent) {
+        self.event = event
     }
+
+    public var source: String { event.source }
+    public var id: String { event.id }
+    public var type: String { event.type.rawValue }
+    public var time: Instant { event.time }
+    /// When the event was recorded (its `recordedtime`, or its `time` when it has none).
+    public var recordedTime: Instant { event.effectiveRecordedTime }
 }

@@ -119,6 +119,9 @@ public struct PersonState: Sendable, Hashable {
     /// The horizon of the last ``prune(before:for:)``: the state answers evaluations at this instant or
     /// later exactly as the whole history would; `nil`: nothing was ever left out.
     public internal(set) var prunedBefore: Instant?
+    /// The ``Policy/pruningSignature`` of the policy the state was pruned for: under a policy with another
+    /// signature (a rule that keeps facts longer) the state may lack what that policy needs.
+    public internal(set) var prunedFor: String?
     /// Events folded in and later left out by ``prune(before:for:)``.
     var prunedCount = 0
 
@@ -168,10 +171,22 @@ public struct PersonState: Sendable, Hashable {
     /// Number of events the state holds.
     public var heldEventCount: Int { applied.count }
 
-    /// Whether the state answers an evaluation at `at` exactly as the whole history would: it does from its
-    /// ``prunedBefore`` on (for any `knownAt`); before that, the archive has to be replayed.
-    public func answers(at: Instant) -> Bool {
-        prunedBefore.map { at >= $0 } ?? true
+    /// Whether the state answers an evaluation by `policy` at `at` exactly as the whole history would: it does
+    /// from its ``prunedBefore`` on (for any `knownAt`) if it was pruned for that policy's fact lifetimes;
+    /// otherwise the archive has to be replayed.
+    public func answers(at: Instant, for policy: Policy) -> Bool {
+        guard let prunedBefore else { return true }
+        return at >= prunedBefore && prunedFor == policy.pruningSignature
+    }
+
+    /// The state of a history pruned at `horizon` for `policy`, from the archived events that can matter then
+    /// (those at or after ``Policy/relevanceCutoff(at:)``, in any order) and the number of the others, which the
+    /// archive keeps and the state counts as left out. What a state pruned for another policy is replaced by.
+    public init(relevant events: [CloudEvent], leftOut: Int, prunedBefore horizon: Instant, for policy: Policy) {
+        self.init()
+        for event in events { apply(event) }
+        prunedCount = leftOut
+        prune(before: horizon, for: policy)
     }
 
     /// Leaves out the facts that can no longer make any rule of `policy` fire at `horizon` or later, whatever
@@ -181,12 +196,15 @@ public struct PersonState: Sendable, Hashable {
     /// latest visible positive or review decides, a retraction may arrive before or after what it retracts),
     /// and every fact that can still fire. Whether a fact is left out depends only on the fact and the
     /// horizon, so pruning as events arrive or once at the end gives the same state. The archive keeps
-    /// everything; an evaluation before the horizon replays it (``answers(at:)``).
+    /// everything; an evaluation before the horizon replays it (``answers(at:for:)``). A state pruned for
+    /// another policy is left as it is: it has to be folded anew from the archive
+    /// (``init(relevant:leftOut:prunedBefore:for:)``).
     public mutating func prune(before horizon: Instant, for policy: Policy) {
         let limit = horizon.microsecondsSinceEpoch
         // A horizon behind the last one (another clock) would leave the state answering earlier instants it
         // can no longer answer; what arrived meanwhile is left out at the next horizon instead.
         guard limit >= (prunedBefore?.microsecondsSinceEpoch ?? Int64.min) else { return }
+        guard prunedFor == nil || prunedFor == policy.pruningSignature else { return }
         let lifetimes = policy.factLifetimes
         var left: Set<EventReference> = []
         func over(_ time: Int64, after lifetime: Int64?) -> Bool {
@@ -216,6 +234,7 @@ public struct PersonState: Sendable, Hashable {
         applied.subtract(left)
         prunedCount += left.count
         prunedBefore = horizon
+        prunedFor = policy.pruningSignature
     }
 
     /// Every area code the person's travels and declarations mention: a new designation for code C can only

@@ -1,3 +1,5 @@
+import Crypto
+
 /// Evaluates persons against a rule set (docs/POLICY.md §3): which rules fire at `at` on the events known at
 /// `knownAt`, the resulting status, and until when that status holds.
 ///
@@ -17,6 +19,10 @@ public struct Policy: Sendable {
     private let lowestLevel: RiskAreaDesignation.Level
     /// How long after it happened each kind of fact can still make a rule fire (``PersonState/prune(before:for:)``).
     let factLifetimes: FactLifetimes
+    /// Names the fact lifetimes that pruning follows (16 hex digits of a SHA-256): policies with the same
+    /// signature leave out the same facts, so a state pruned for one answers for the other
+    /// (``PersonState/answers(at:for:)``); any other rule set's states are folded anew from the archive.
+    public let pruningSignature: String
 
     public init(ruleSet: RuleSet) {
         self.ruleSet = ruleSet
@@ -49,6 +55,7 @@ public struct Policy: Sendable {
             }
         }
         self.factLifetimes = lifetimes
+        self.pruningSignature = lifetimes.signature
     }
 
     /// The earliest instant from which an exposure, declaration or journey (by its arrival) can still make a rule
@@ -69,6 +76,17 @@ public struct Policy: Sendable {
         var symptoms: Int64?
         /// Presence rules' longest duration.
         var presence: Int64?
+
+        /// `e:<kind>=<µs>,…;s=<µs>;p=<µs>` (`-` where no rule uses a fact), hashed.
+        var signature: String {
+            let exposures = exposure.sorted { $0.key.rawValue < $1.key.rawValue }
+                .map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ",")
+            let text = "e:\(exposures);s=\(symptoms.map(String.init) ?? "-");p=\(presence.map(String.init) ?? "-")"
+            return SHA256.hash(data: Array(text.utf8)).prefix(8).map { byte in
+                let hex = String(byte, radix: 16)
+                return byte < 16 ? "0" + hex : hex
+            }.joined()
+        }
     }
 
     /// Evaluates `person` at `at` as known at `knownAt` (default `at`).

@@ -85,6 +85,11 @@ extension PersonState {
             out.key("prunedBefore")
             out.compactInstant(prunedBefore)
         }
+        if let prunedFor {
+            out.raw(",")
+            out.key("prunedFor")
+            out.string(prunedFor)
+        }
         out.bytes.append(contentsOf: records.bytes)
         return out.bytes
     }
@@ -323,6 +328,7 @@ private struct StoredDocument {
 }
 
 /// The compact layout of a stored state (`"v":2`): `{"v":2,"publishers":[…],"pruned"?:n,"prunedBefore"?:t,
+/// "prunedFor"?:signature,
 /// "tests":[…],"travels":[…],"declarations":[…],"exposures":[…],"reviews":[…],"retractions":[…]}`, each record
 /// an array `[publisher, id, time, recorded, …fields]`: the publisher as its position in `publishers`, instants
 /// as integer microseconds since the epoch (as an RFC 3339 string beyond ±2^53, where a JSON number stops being
@@ -394,6 +400,7 @@ extension PersonState {
         let publishers = try document.array("publishers").map { name throws(StoredJSONError) in try name.string() }
         prunedCount = try document.member("pruned")?.integer() ?? 0
         prunedBefore = try document.member("prunedBefore")?.compactInstant()
+        prunedFor = try document.member("prunedFor")?.string()
         func stamp(_ fields: [StoredDocument]) throws(StoredJSONError) -> EventStamp {
             let publisher = try fields[0].integer()
             guard publishers.indices.contains(publisher) else { throw fields[0].fail("names no publisher") }

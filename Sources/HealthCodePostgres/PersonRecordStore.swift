@@ -15,56 +15,19 @@ public struct PersonRecordStore: Sendable {
 
     /// The person's archived events, by `time`, then `id`.
     public func events(of subject: String) async throws -> [ArchivedPersonEvent] {
-        try await events(
-            client.query(
-                """
-                SELECT source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
-                FROM event_archive WHERE subject = \(subject) ORDER BY time, event_id
-                """,
-                logger: logger
-            )
-        )
+        try await events(of: subject, cutoff: nil)
     }
 
     /// The person's archived events that can still matter to evaluations at `cutoff` or later, by `time`,
     /// then `id`: all but the exposures, declarations and journeys (by their arrival) before `cutoff`. Their
     /// bodies are neither sent nor parsed.
     public func events(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
-        let from = cutoff.microsecondsSinceEpoch
-        return try await events(
-            client.query(
-                """
-                SELECT source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
-                FROM event_archive
-                WHERE subject = \(subject)
-                  AND (time >= hc_instant(\(from))
-                       OR type NOT IN ('hc.exposure.v1', 'hc.declaration.v1', 'hc.travel.v1')
-                       OR (type = 'hc.travel.v1'
-                           AND (body #>> '{data,arrivedAt}')::timestamptz >= hc_instant(\(from))))
-                ORDER BY time, event_id
-                """,
-                logger: logger
-            )
-        )
+        try await events(of: subject, cutoff: cutoff)
     }
 
-    private func events(_ rows: PostgresRowSequence) async throws -> [ArchivedPersonEvent] {
-        var events: [ArchivedPersonEvent] = []
-        for try await (source, id, type, time, recorded, body) in rows.decode(
-            (String, String, String, Int64, Int64, String).self
-        ) {
-            events.append(
-                ArchivedPersonEvent(
-                    source: source,
-                    id: id,
-                    type: type,
-                    time: Instant(microsecondsSinceEpoch: time),
-                    recordedTime: Instant(microsecondsSinceEpoch: recorded),
-                    body: body
-                )
-            )
-        }
-        return events
+    private func events(of subject: String, cutoff: Instant?) async throws -> [ArchivedPersonEvent] {
+        let rows = try await client.query(PersonArchiveRows.query(of: [subject], relevantFrom: cutoff), logger: logger)
+        return try await PersonArchiveRows.events(rows)[subject, default: []].map(ArchivedPersonEvent.init)
     }
 
     /// Every row about `subject` in every table keyed by person (each table with a `subject`

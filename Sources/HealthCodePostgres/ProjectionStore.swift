@@ -120,15 +120,31 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
     }
 
     /// Appends person events to the archive; returns where on Kafka the new ones (not archived before)
-    /// were.
+    /// were. A row keeps the event's envelope in its columns and only the rest in `body`
+    /// (``CloudEvent/archivedRemainder()``); `recorded_time` is null for an event without `recordedtime`.
     public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<EventPosition> {
-        try await archive(events, into: "event_archive", subjectColumn: "subject")
+        try await archive(
+            events,
+            into: "event_archive",
+            subjectColumn: "subject",
+            bodies: events.map { $0.event.archivedRemainder() },
+            recorded: events.map { $0.event.recordedTime?.microsecondsSinceEpoch ?? Self.noInstant }
+        )
     }
 
-    /// Appends area events to the reference archive; returns where on Kafka the new ones were.
+    /// Appends area events to the reference archive, each whole; returns where on Kafka the new ones were.
     public func archiveAreaEvents(_ events: [ArchivedEvent]) async throws -> Set<EventPosition> {
-        try await archive(events, into: "area_event_archive", subjectColumn: "area_code")
+        try await archive(
+            events,
+            into: "area_event_archive",
+            subjectColumn: "area_code",
+            bodies: events.map(\.body),
+            recorded: events.map(\.event.effectiveRecordedTime.microsecondsSinceEpoch)
+        )
     }
+
+    /// Stands for a null instant in an array of instants sent as `int8[]` (which holds no nulls here).
+    private static let noInstant = Int64.min
 
     /// One insert for the whole batch; a `source`+`id` archived before inserts nothing. The new rows
     /// are named by their Kafka partition and offset, which is cheaper to return and compare than
@@ -136,7 +152,9 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
     private func archive(
         _ events: [ArchivedEvent],
         into table: String,
-        subjectColumn: String
+        subjectColumn: String,
+        bodies: [String],
+        recorded: [Int64]
     ) async throws -> Set<EventPosition> {
         guard !events.isEmpty else { return [] }
         let subjects = events.map(\.event.subject)
@@ -144,8 +162,6 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         let ids = events.map(\.event.id)
         let types = events.map(\.event.type.rawValue)
         let times = events.map(\.event.time.microsecondsSinceEpoch)
-        let recorded = events.map { ($0.event.recordedTime ?? $0.event.time).microsecondsSinceEpoch }
-        let bodies = events.map(\.body)
         let topics = events.map(\.topic)
         let partitions = events.map(\.partition)
         let offsets = events.map(\.offset)
@@ -154,7 +170,7 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
             INSERT INTO \(unescaped: table)
                 (\(unescaped: subjectColumn), source, event_id, type, time, recorded_time, body, kafka_topic,
                  kafka_partition, kafka_offset)
-            SELECT s, src, i, ty, hc_instant(t), hc_instant(r), b::jsonb, tp, p, o
+            SELECT s, src, i, ty, hc_instant(t), hc_instant(nullif(r, \(Self.noInstant))), b::json, tp, p, o
             FROM unnest(\(subjects)::text[], \(sources)::text[], \(ids)::text[], \(types)::text[],
                         \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
                         \(partitions)::int4[], \(offsets)::int8[]) AS x(s, src, i, ty, t, r, b, tp, p, o)
@@ -212,6 +228,29 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
             )
         }
         return people
+    }
+
+    /// The archived events of `subjects` that can still matter to evaluations at `cutoff` or later, and how
+    /// many events each has archived in all (a state folded from them counts the others as left out).
+    public func archivedEvents(
+        of subjects: [String],
+        relevantFrom cutoff: Instant
+    ) async throws -> [String: (events: [CloudEvent], total: Int)] {
+        guard !subjects.isEmpty else { return [:] }
+        let rows = try await connection.query(
+            PersonArchiveRows.query(of: subjects, relevantFrom: cutoff),
+            logger: logger
+        )
+        let events = try await PersonArchiveRows.events(rows)
+        let counts = try await connection.query(
+            "SELECT subject, count(*)::int8 FROM event_archive WHERE subject = ANY(\(subjects)::text[]) GROUP BY subject",
+            logger: logger
+        )
+        var archived: [String: (events: [CloudEvent], total: Int)] = [:]
+        for try await (subject, count) in counts.decode((String, Int64).self) {
+            archived[subject] = (events[subject] ?? [], Int(count))
+        }
+        return archived
     }
 
     /// Writes people's folded states.
@@ -282,22 +321,18 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
     private static let designationLock: Int64 = 0x4843_4445_5349_474E
 
     /// Indexes where people were, for re-evaluation when their areas' designations change. Called once
-    /// per newly archived event, so each presence is recorded once.
-    public func recordPresences(
-        _ presences: [(subject: String, event: EventReference, presence: Presence)]
-    ) async throws {
+    /// per newly archived event, so each presence is recorded once. A row holds only what re-evaluation
+    /// looks up (who, where, when), not the event it came from: the archive has that.
+    public func recordPresences(_ presences: [(subject: String, presence: Presence)]) async throws {
         guard !presences.isEmpty else { return }
         let subjects = presences.map(\.subject)
         let areas = presences.map(\.presence.area.value)
         let instants = presences.map(\.presence.at.microsecondsSinceEpoch)
-        let sources = presences.map(\.event.source)
-        let ids = presences.map(\.event.id)
         try await connection.query(
             """
-            INSERT INTO person_presence (subject, area_code, at, source, event_id)
-            SELECT s, a, hc_instant(t), src, i
-            FROM unnest(\(subjects)::text[], \(areas)::int4[], \(instants)::int8[], \(sources)::text[], \(ids)::text[])
-                AS x(s, a, t, src, i)
+            INSERT INTO person_presence (subject, area_code, at)
+            SELECT s, a, hc_instant(t)
+            FROM unnest(\(subjects)::text[], \(areas)::int4[], \(instants)::int8[]) AS x(s, a, t)
             """,
             logger: logger
         )

@@ -175,21 +175,28 @@ public struct Projection: Sendable {
 
         let newEvents = try await transaction.archivePersonEvents(decoded.personEvents)
         var newEventsBySubject: [String: [CloudEvent]] = [:]
-        var presences: [(subject: String, event: EventReference, presence: Presence)] = []
+        var presences: [(subject: String, presence: Presence)] = []
         for archived in decoded.personEvents where newEvents.contains(archived.position) {
             let event = archived.event
             newEventsBySubject[event.subject, default: []].append(event)
             for presence in event.presences {
-                presences.append((event.subject, event.reference, presence))
+                presences.append((event.subject, presence))
             }
         }
         try await transaction.recordPresences(presences)
 
-        let people = try await transaction.loadPeople(Array(newEventsBySubject.keys))
+        let (people, foldedAnew) = try await transaction.loadPeople(
+            Array(newEventsBySubject.keys),
+            answering: policy,
+            at: evaluatedAt
+        )
         var folded: [String: StoredPerson] = [:]
         for (subject, events) in newEventsBySubject {
             var person = people[subject] ?? StoredPerson(state: PersonState(), code: nil)
-            for event in events { person.state.apply(event) }
+            // A state folded anew from the archive holds this batch's events already.
+            if !foldedAnew.contains(subject) {
+                for event in events { person.state.apply(event) }
+            }
             person.state.prune(before: evaluatedAt - Self.pruneMargin, for: policy)
             folded[subject] = person
         }

@@ -38,6 +38,13 @@ public protocol ProjectionTransaction: AreaEventArchive {
     /// People's stored states and codes, locked for this transaction; with `skipLocked`, people
     /// locked by another transaction are left out.
     func loadPeople(_ subjects: [String], skipLocked: Bool) async throws -> [String: StoredPerson]
+    /// The archived events of `subjects` that can still matter to evaluations at `cutoff` or later
+    /// (``Policy/relevanceCutoff(at:)``), and how many events each has archived in all.
+    func archivedEvents(
+        of subjects: [String],
+        relevantFrom cutoff: Instant
+    ) async throws
+        -> [String: (events: [CloudEvent], total: Int)]
     /// Writes people's folded states.
     func saveStates(_ people: [(subject: String, state: PersonState)]) async throws
     /// Writes people's materialised codes and announces the `changed` ones when the transaction commits.
@@ -50,7 +57,7 @@ public protocol ProjectionTransaction: AreaEventArchive {
     /// Serialises transactions that read designations (shared) against those that add them (exclusive).
     func lockDesignations(exclusive: Bool) async throws
     /// Indexes where people were, for re-evaluation when their areas' designations change.
-    func recordPresences(_ presences: [(subject: String, event: EventReference, presence: Presence)]) async throws
+    func recordPresences(_ presences: [(subject: String, presence: Presence)]) async throws
     /// Queues a re-evaluation of the people present in an area range during a window.
     func enqueue(_ job: AreaReevaluation) async throws
     /// Takes the oldest queued re-evaluation no other transaction holds.
@@ -73,5 +80,32 @@ extension ProjectionTransaction {
     /// People's stored states and codes, locked for this transaction (waiting for other holders).
     public func loadPeople(_ subjects: [String]) async throws -> [String: StoredPerson] {
         try await loadPeople(subjects, skipLocked: false)
+    }
+
+    /// Like ``loadPeople(_:skipLocked:)``, each state able to answer `policy` at `instant`: a state pruned for
+    /// another policy (the rule set changed to one that keeps facts longer) is folded anew from the archived
+    /// events that can matter, pruned at `instant` less ``Projection/pruneMargin``. Returns who was folded anew: their
+    /// states hold every archived event, this transaction's newly archived ones too.
+    func loadPeople(
+        _ subjects: [String],
+        skipLocked: Bool = false,
+        answering policy: Policy,
+        at instant: Instant
+    ) async throws -> (people: [String: StoredPerson], foldedAnew: Set<String>) {
+        var people = try await loadPeople(subjects, skipLocked: skipLocked)
+        let stale = people.filter { !$0.value.state.answers(at: instant, for: policy) }.map(\.key)
+        guard !stale.isEmpty else { return (people, []) }
+        let horizon = instant - Projection.pruneMargin
+        let archived = try await archivedEvents(of: stale, relevantFrom: policy.relevanceCutoff(at: horizon))
+        for subject in stale {
+            let (events, total) = archived[subject] ?? ([], 0)
+            people[subject]?.state = PersonState(
+                relevant: events,
+                leftOut: total - events.count,
+                prunedBefore: horizon,
+                for: policy
+            )
+        }
+        return (people, Set(stale))
     }
 }

@@ -105,7 +105,7 @@ public struct Reevaluator: Service {
             let instant = now()
             let due = try await transaction.dueSubjects(at: instant, limit: configuration.chunkSize)
             guard !due.isEmpty else { return 0 }
-            let people = try await transaction.loadPeople(due, skipLocked: true)
+            let people = try await loadPeople(due, skipLocked: true, at: instant, in: transaction)
             _ = try await evaluator.evaluate(people, areas: areas, at: instant, trigger: { _ in nil }, in: transaction)
             dueCounter.increment(by: people.count)
             return people.count
@@ -119,11 +119,12 @@ public struct Reevaluator: Service {
             guard let job = try await transaction.claimAreaReevaluation() else { return 0 }
             let areas = try await catalog.refresh(from: transaction)
             let subjects = try await transaction.people(presentFor: job, limit: configuration.chunkSize)
-            let people = try await transaction.loadPeople(subjects)
+            let instant = now()
+            let people = try await loadPeople(subjects, skipLocked: false, at: instant, in: transaction)
             _ = try await evaluator.evaluate(
                 people,
                 areas: areas,
-                at: now(),
+                at: instant,
                 trigger: { _ in job.trigger },
                 in: transaction
             )
@@ -136,5 +137,27 @@ public struct Reevaluator: Service {
             // A finished job with nobody left still counts as work, so the queue drains without pauses.
             return max(people.count, 1)
         }
+    }
+
+    /// People's states and codes to evaluate at `instant`; states pruned for another rule set are folded anew
+    /// from the archive and kept, so that the next evaluation starts from them.
+    private func loadPeople(
+        _ subjects: [String],
+        skipLocked: Bool,
+        at instant: Instant,
+        in transaction: any ProjectionTransaction
+    ) async throws -> [String: StoredPerson] {
+        let (people, foldedAnew) = try await transaction.loadPeople(
+            subjects,
+            skipLocked: skipLocked,
+            answering: evaluator.policy,
+            at: instant
+        )
+        if !foldedAnew.isEmpty {
+            try await transaction.saveStates(
+                foldedAnew.compactMap { subject in people[subject].map { (subject, $0.state) } }
+            )
+        }
+        return people
     }
 }

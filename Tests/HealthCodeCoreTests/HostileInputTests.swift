@@ -170,7 +170,9 @@ struct HostileInputTests {
         return bytes
     }
 
-    @Test("50,000 random and mutated events never trap; whatever decodes re-encodes to itself")
+    @Test(
+        "50,000 random and mutated events never trap; whatever decodes re-encodes to itself and comes back whole from the archive's columns and remainder"
+    )
     func fuzzDecoder() throws {
         #expect(Self.seeds.count >= 7)
         var random = SplitMix64(seed: 0x1801)
@@ -190,6 +192,17 @@ struct HostileInputTests {
                 let event = try EventDecoder.decode(input)
                 decoded += 1
                 #expect(try EventDecoder.decode(event.jsonBytes()) == event)
+                let archived = try CloudEvent.archived(
+                    subject: event.subject,
+                    source: event.source,
+                    id: event.id,
+                    type: event.type.rawValue,
+                    time: event.time,
+                    recordedTime: event.recordedTime,
+                    remainder: event.archivedRemainder()
+                )
+                #expect(archived == event)
+                #expect(archived.jsonBytes() == event.jsonBytes())
             } catch {
                 refused += 1
                 #expect(!error.reason.isEmpty)

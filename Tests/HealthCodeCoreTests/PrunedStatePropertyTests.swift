@@ -39,8 +39,8 @@ struct PrunedStatePropertyTests {
                 pruned.person.prune(before: horizon, for: Repository.referencePolicy)
                 #expect(pruned.person.eventCount == history.person.eventCount)
                 prunedEvents += history.person.heldEventCount - pruned.person.heldEventCount
-                #expect(pruned.person.answers(at: horizon))
-                #expect(!pruned.person.answers(at: horizon - Duration.seconds(1)))
+                #expect(pruned.person.answers(at: horizon, for: Repository.referencePolicy))
+                #expect(!pruned.person.answers(at: horizon - Duration.seconds(1), for: Repository.referencePolicy))
                 for at in Self.instants(from: horizon, events, using: &generator) {
                     // Known at the same instant, later (events timed after `at`), and earlier than the horizon.
                     let knownAts: [Instant?] = [
@@ -62,6 +62,67 @@ struct PrunedStatePropertyTests {
         #expect(checked > 5000)
         #expect(prunedEvents > 1000, "the histories have facts to leave out")
         #expect(firing > 1000, "the comparisons include firing rules")
+    }
+
+    /// The reference rule set with every 14-day duration made 28 days: it needs facts the reference policy leaves
+    /// out.
+    static let longerPolicy: Policy = {
+        let text = String(decoding: try! Repository.bytes("projections/rules/reference-v1.json"), as: UTF8.self)
+            .replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
+            .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"")
+        return Policy(ruleSet: try! RuleSet.decode(Array(text.utf8)))
+    }()
+
+    @Test(
+        "a state pruned for one rule set does not answer for one that keeps facts longer; folded anew from the archive's relevant events it evaluates as the whole history"
+    )
+    func anotherRuleSetFoldsAnew() {
+        let reference = Repository.referencePolicy
+        let longer = Self.longerPolicy
+        #expect(reference.pruningSignature != longer.pruningSignature)
+        #expect(reference.pruningSignature == Policy(ruleSet: Repository.referenceRuleSet).pruningSignature)
+        var generator = SplitMix64(seed: 1922)
+        var differed = 0
+        var checked = 0
+        for events in PolicyPropertyTests.histories() {
+            let history = History(events)
+            var archived = Set<EventReference>()
+            let personEvents = events.filter { $0.isPersonEvent && archived.insert($0.reference).inserted }
+            for horizon in Self.horizons(using: &generator) {
+                var pruned = history
+                pruned.person.prune(before: horizon, for: reference)
+                #expect(!pruned.person.answers(at: horizon, for: longer))
+                // A state pruned for the reference policy is not pruned again for another one.
+                var again = pruned.person
+                again.prune(before: horizon + Self.day, for: longer)
+                #expect(again == pruned.person)
+                // What the projector and the API do instead: fold the events that can matter anew.
+                let cutoff = longer.relevanceCutoff(at: horizon)
+                let relevant = personEvents.filter { event in
+                    switch event.payload {
+                    case .exposure, .declaration: return event.time >= cutoff
+                    case .travel(let travel): return event.time >= cutoff || travel.arrivedAt >= cutoff
+                    default: return true
+                    }
+                }
+                let refolded = PersonState(
+                    relevant: relevant,
+                    leftOut: personEvents.count - relevant.count,
+                    prunedBefore: horizon,
+                    for: longer
+                )
+                #expect(refolded.answers(at: horizon, for: longer))
+                #expect(refolded.eventCount == history.person.eventCount)
+                for at in Self.instants(from: horizon, events, using: &generator) {
+                    let whole = history.evaluate(at: at, policy: longer)
+                    #expect(longer.evaluate(refolded, areas: history.areas, at: at) == whole, "at \(at)")
+                    if pruned.evaluate(at: at, policy: longer) != whole { differed += 1 }
+                    checked += 1
+                }
+            }
+        }
+        #expect(checked > 1000)
+        #expect(differed > 0, "the stale pruned state would have answered wrongly: the test exercises the guard")
     }
 
     @Test("pruning after every event, at rising horizons, gives the state pruned once at the end")

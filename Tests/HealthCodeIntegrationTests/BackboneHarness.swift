@@ -22,7 +22,7 @@ struct TestBackbone: Sendable {
     let topic: EventTopicConfiguration
     let group: String
     let pseudonymizer: Pseudonymizer
-    let ruleSet: RuleSet
+    var ruleSet: RuleSet
 
     static let key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
 

@@ -10,8 +10,8 @@ import Testing
 @testable import HealthCodeAPI
 @testable import HealthCodeCore
 
-/// Schema 14 (lean storage) converts a database of schema 13 in place: codes, decisions and states written the
-/// old way answer byte for byte as before, read by the API's and the projector's own roles.
+/// Schema 14 (lean storage) converts a database of schema 13 in place: codes, decisions, states and archived
+/// events written the old way answer byte for byte as before, read by the API's and the projector's own roles.
 @Suite("Lean storage migration", .timeLimit(.minutes(2)))
 struct LeanStorageMigrationTests {
     static let anchor = Instant(rfc3339: "2026-12-01T08:00:00Z")!
@@ -58,7 +58,7 @@ struct LeanStorageMigrationTests {
         return "{" + members.joined(separator: ",") + "}"
     }
 
-    @Test("codes, decisions and states written under schema 13 answer identically after 0014")
+    @Test("codes, decisions, states and archived events written under schema 13 answer identically after 0014")
     func storedRowsConvertInPlace() async throws {
         let logger = testLogger()
         let database = LocalInfrastructure.uniqueName("hc_test")
@@ -85,9 +85,16 @@ struct LeanStorageMigrationTests {
         let workload = ProjectorWorkload(people: 40, eventsPerPerson: 10, anchor: Self.anchor)
         var states: [String: PersonState] = [:]
         var codes: [String: CodeDecision] = [:]
+        var archived: [String: [CloudEvent]] = [:]
         for (index, subject) in workload.subjects.enumerated() {
             var state = PersonState()
-            for event in workload.events(ofPerson: index, subject: subject) { state.apply(event) }
+            for (number, event) in workload.events(ofPerson: index, subject: subject).enumerated() {
+                // Some events without `recordedtime` (published straight to Kafka): archived as they were.
+                var event = event
+                if number % 3 == 0 { event.recordedTime = nil }
+                archived[subject, default: []].append(event)
+                state.apply(event)
+            }
             states[subject] = state
             codes[subject] = policy.evaluate(state, areas: RiskAreaMap(), at: Self.anchor)
         }
@@ -97,7 +104,22 @@ struct LeanStorageMigrationTests {
         try await Backbone.withPostgres(admin, logger: logger) { client in
             let migrator = SchemaMigrator(client: client, logger: logger)
             try await migrator.migrate(migrations.filter { $0.version < "0014" })
+            var offset: Int64 = 0
             for subject in workload.subjects {
+                for event in archived[subject]! {
+                    offset += 1
+                    try await client.query(
+                        """
+                        INSERT INTO event_archive (subject, source, event_id, type, time, recorded_time, body,
+                                                   kafka_topic, kafka_partition, kafka_offset)
+                        VALUES (\(subject), \(event.source), \(event.id), \(event.type.rawValue),
+                                hc_instant(\(event.time.microsecondsSinceEpoch)),
+                                hc_instant(\(event.effectiveRecordedTime.microsecondsSinceEpoch)),
+                                \(String(decoding: event.jsonBytes(), as: UTF8.self))::jsonb, 'hc.events', 0, \(offset))
+                        """,
+                        logger: logger
+                    )
+                }
                 let state = Self.earlierStoredJSON(states[subject]!)
                 #expect(try PersonState(storedJSON: Array(state.utf8)) == states[subject])
                 let code = codes[subject]!
@@ -155,6 +177,9 @@ struct LeanStorageMigrationTests {
                         == PersonCode(subject: subject, decision: expected, evaluatedAt: now, knownAt: now).jsonBytes()
                 )
                 #expect(try await CodeStore(client: client, logger: logger).state(of: subject) == states[subject])
+                // The archive's events put back together from the columns and the rest of the body.
+                let events = try await PersonRecordStore(client: client, logger: logger).events(of: subject)
+                #expect(events.map(\.event) == archived[subject]!.sorted { ($0.time, $0.id) < ($1.time, $1.id) })
             }
         }
 

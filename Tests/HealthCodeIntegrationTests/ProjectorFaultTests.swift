@@ -52,11 +52,22 @@ enum ProjectionVerifier {
             }
             var folded: [String: PersonState] = [:]
             var archived: [String: [CloudEvent]] = [:]
-            for try await (subject, body) in try await client.query(
-                "SELECT subject, body::text FROM event_archive",
+            for try await (subject, source, id, type, time, recorded, body) in try await client.query(
+                """
+                SELECT subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
+                FROM event_archive
+                """,
                 logger: logger
-            ).decode((String, String).self) {
-                let event = try EventDecoder.decode(Array(body.utf8))
+            ).decode((String, String, String, String, Int64, Int64?, String).self) {
+                let event = try CloudEvent.archived(
+                    subject: subject,
+                    source: source,
+                    id: id,
+                    type: type,
+                    time: Instant(microsecondsSinceEpoch: time),
+                    recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
+                    remainder: body
+                )
                 folded[subject, default: PersonState()].apply(event)
                 if literal != nil { archived[subject, default: []].append(event) }
                 verdict.archivedPersonEvents += 1

@@ -33,15 +33,10 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
     public func record(_ events: [CloudEvent], of subject: String, recordedTime: Instant) {
         var state = PersonState()
         for event in events { _ = state.apply(event) }
-        let archived = events.map {
-            ArchivedPersonEvent(
-                source: $0.source,
-                id: $0.id,
-                type: $0.type.rawValue,
-                time: $0.time,
-                recordedTime: recordedTime,
-                body: String(decoding: $0.jsonBytes(), as: UTF8.self)
-            )
+        let archived = events.map { event in
+            var event = event
+            event.recordedTime = recordedTime
+            return ArchivedPersonEvent(event)
         }
         contents.withLock {
             $0.states[subject] = state
@@ -107,7 +102,13 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         try await read { contents in
             let events = contents.events[subject] ?? []
-            return [("event_archive", "[" + events.map(\.body).joined(separator: ",") + "]")]
+            return [
+                (
+                    "event_archive",
+                    "[" + events.map { String(decoding: $0.event.jsonBytes(), as: UTF8.self) }.joined(separator: ",")
+                        + "]"
+                )
+            ]
         }
     }
 

@@ -97,3 +97,18 @@ CREATE FUNCTION pg_temp.hc_compact_state(state jsonb) RETURNS json
     );
 
 UPDATE person_state SET state = pg_temp.hc_compact_state(state::jsonb) WHERE (state::jsonb -> 'v') IS NULL;
+
+-- The person archive keeps each event's envelope attributes in its columns only. `body` held the whole
+-- event, repeating the pseudonym, source, id, type and instants the row's columns hold (about 240 bytes
+-- an event); it now holds the rest (`datacontenttype`, `dataschema`, `traceparent`, `data`) as `json`
+-- (kept as written, parsed only when read), and the readers put the event back together
+-- (HealthCodeCore.CloudEvent.archived). `recorded_time` is null for an event that had no `recordedtime`, so
+-- that the event put back together is the one archived. (The area archive is small and stays whole.)
+ALTER TABLE event_archive ALTER COLUMN recorded_time DROP NOT NULL;
+UPDATE event_archive SET recorded_time = NULL WHERE body -> 'recordedtime' IS NULL;
+ALTER TABLE event_archive ALTER COLUMN body TYPE json
+    USING (body - 'specversion' - 'id' - 'source' - 'type' - 'subject' - 'time' - 'recordedtime')::json;
+
+-- A presence row holds what re-evaluation looks up (who, where, when); the event it came from is in the
+-- archive. (Dropped columns free their space as rows are rewritten or the table is vacuumed in full.)
+ALTER TABLE person_presence DROP COLUMN source, DROP COLUMN event_id;

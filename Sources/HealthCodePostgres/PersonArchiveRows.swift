@@ -1,0 +1,43 @@
+import HealthCodeCore
+import PostgresNIO
+
+/// Reads people's archived events back as events (``CloudEvent/archived(subject:source:id:type:time:recordedTime:remainder:)``),
+/// for the query API (explanations, replays) and the projector (states folded anew), the same way for both.
+enum PersonArchiveRows {
+    /// The archived events of `subjects` by subject, then `time`, then `id`; with `cutoff`, only those that can
+    /// still matter to evaluations at `cutoff` or later (``Policy/relevanceCutoff(at:)``): all but the
+    /// exposures, declarations and journeys (by their arrival) before it, whose bodies are neither sent nor parsed.
+    static func query(of subjects: [String], relevantFrom cutoff: Instant?) -> PostgresQuery {
+        let from = cutoff?.microsecondsSinceEpoch
+        return """
+            SELECT subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
+            FROM event_archive
+            WHERE subject = ANY(\(subjects)::text[])
+              AND (\(from)::int8 IS NULL
+                   OR time >= hc_instant(\(from))
+                   OR type NOT IN ('hc.exposure.v1', 'hc.declaration.v1', 'hc.travel.v1')
+                   OR (type = 'hc.travel.v1' AND (body #>> '{data,arrivedAt}')::timestamptz >= hc_instant(\(from))))
+            ORDER BY subject, time, event_id
+            """
+    }
+
+    /// The rows of ``query(of:relevantFrom:)`` put back together, by subject, in the query's order.
+    static func events(_ rows: PostgresRowSequence) async throws -> [String: [CloudEvent]] {
+        var events: [String: [CloudEvent]] = [:]
+        for try await (subject, source, id, type, time, recorded, remainder) in rows.decode(
+            (String, String, String, String, Int64, Int64?, String).self
+        ) {
+            let event = try CloudEvent.archived(
+                subject: subject,
+                source: source,
+                id: id,
+                type: type,
+                time: Instant(microsecondsSinceEpoch: time),
+                recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
+                remainder: remainder
+            )
+            events[subject, default: []].append(event)
+        }
+        return events
+    }
+}
