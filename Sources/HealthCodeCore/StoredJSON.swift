@@ -140,7 +140,118 @@ extension PersonState {
         retractions = try document.records("retractions") { record throws(StoredJSONError) in
             RetractionRecord(stamp: try record.stamp(), retracts: try record.string("retracts"))
         }
+        prunedCount = try document.member("pruned")?.integer() ?? 0
+        prunedBefore = try document.member("prunedBefore")?.instant()
+        prunedFor = try document.member("prunedFor")?.string()
         try rebuildAppliedKeys()
+    }
+
+    /// The state in the first, readable layout (records as objects with their stamp, publishers by URN,
+    /// instants as RFC 3339 text), with `pruned`, `prunedBefore` and `prunedFor` when the state was pruned:
+    /// what a subject-access export shows. ``init(storedJSON:)`` reads it back equal.
+    public func readableJSON() -> [UInt8] {
+        var out = JSONWriter(capacity: 128 + heldEventCount * 160)
+        func records<Record: StampedRecord>(
+            _ name: StaticString,
+            _ list: [Record],
+            first: Bool = false,
+            _ fields: (inout JSONWriter, Record) -> Void
+        ) {
+            if !first { out.raw(",") }
+            out.key(name)
+            out.raw("[")
+            for (index, record) in list.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.raw("{")
+                out.key("stamp")
+                out.raw("{")
+                out.key("source")
+                out.string(record.stamp.source)
+                out.raw(",")
+                out.key("id")
+                out.string(record.stamp.id)
+                out.raw(",")
+                out.key("time")
+                out.string(record.stamp.time.rfc3339)
+                out.raw(",")
+                out.key("recorded")
+                out.string(record.stamp.recorded.rfc3339)
+                out.raw("}")
+                fields(&out, record)
+                out.raw("}")
+            }
+            out.raw("]")
+        }
+        out.raw("{")
+        records("tests", tests, first: true) { out, record in
+            out.raw(",")
+            out.key("test")
+            out.string(record.test.rawValue)
+            out.raw(",")
+            out.key("result")
+            out.string(record.result.rawValue)
+        }
+        records("travels", travels) { out, record in
+            out.raw(",")
+            out.key("from")
+            out.string(record.from.description)
+            out.raw(",")
+            out.key("to")
+            out.string(record.to.description)
+            out.raw(",")
+            out.key("arrivedAt")
+            out.string(record.arrivedAt.rfc3339)
+        }
+        records("declarations", declarations) { out, record in
+            out.raw(",")
+            out.key("symptoms")
+            out.array(record.symptoms) { out, symptom in out.string(symptom.rawValue) }
+            if let temperature = record.temperatureCelsius {
+                out.raw(",")
+                out.key("temperatureCelsius")
+                out.number(temperature)
+            }
+            if let location = record.location {
+                out.raw(",")
+                out.key("location")
+                out.string(location.description)
+            }
+        }
+        records("exposures", exposures) { out, record in
+            out.raw(",")
+            out.key("kind")
+            out.string(record.kind.rawValue)
+        }
+        records("reviews", reviews) { out, record in
+            out.raw(",")
+            out.key("status")
+            out.string(record.status.rawValue)
+            out.raw(",")
+            out.key("validUntil")
+            out.string(record.validUntil.rfc3339)
+        }
+        records("retractions", retractions) { out, record in
+            out.raw(",")
+            out.key("retracts")
+            out.string(record.retracts)
+        }
+        if prunedCount > 0 {
+            out.raw(",")
+            out.key("pruned")
+            out.integer(prunedCount)
+        }
+        if let prunedBefore {
+            out.raw(",")
+            out.key("prunedBefore")
+            out.string(prunedBefore.rfc3339)
+        }
+        if let prunedFor {
+            out.raw(",")
+            out.key("prunedFor")
+            out.string(prunedFor)
+        }
+        out.raw("}")
+        return out.bytes
     }
 }
 

@@ -32,7 +32,10 @@ public struct PersonRecordStore: Sendable {
 
     /// Every row about `subject` in every table keyed by person (each table with a `subject`
     /// column), as a JSON array per table name. Tables added by later migrations are included
-    /// without change here, so an export never misses what is held.
+    /// without change here, so an export never misses what is held. Rows stored compactly read as
+    /// they did before schema 14: archived events whole (``CloudEvent/archived(subject:source:id:type:time:recordedTime:remainder:)``),
+    /// states in the readable layout (``PersonState/readableJSON()``), codes and decisions with the rule
+    /// set that decided instead of its number.
     public func export(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         let tables = try await client.query(
             """
@@ -47,17 +50,95 @@ public struct PersonRecordStore: Sendable {
         for try await name in tables.decode(String.self) { names.append(name) }
         var export: [(table: String, rowsJSON: String)] = []
         for name in names {
-            let quoted = "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-            var bindings = PostgresBindings()
-            bindings.append(subject)
-            let query = PostgresQuery(
-                unsafeSQL: "SELECT coalesce(json_agg(to_jsonb(t)), '[]')::text FROM \(quoted) t WHERE subject = $1",
-                binds: bindings
-            )
-            for try await json in try await client.query(query, logger: logger).decode(String.self) {
-                export.append((name, json))
+            switch name {
+            case "event_archive": export.append((name, try await archiveRows(of: subject)))
+            case "person_state": export.append((name, try await stateRows(of: subject)))
+            case "person_code", "decision_log": export.append((name, try await decidedRows(in: name, of: subject)))
+            default: export.append((name, try await rows(in: name, of: subject)))
             }
         }
         return export
+    }
+
+    /// The rows of `table` about `subject` as a JSON array, each row as PostgreSQL's `to_jsonb` renders it.
+    private func rows(in table: String, of subject: String) async throws -> String {
+        let quoted = "\"" + table.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        var bindings = PostgresBindings()
+        bindings.append(subject)
+        let query = PostgresQuery(
+            unsafeSQL: "SELECT coalesce(json_agg(to_jsonb(t)), '[]')::text FROM \(quoted) t WHERE subject = $1",
+            binds: bindings
+        )
+        for try await json in try await client.query(query, logger: logger).decode(String.self) { return json }
+        return "[]"
+    }
+
+    /// Codes or decisions (`table` is one of the two) with the rule set's id, version and hash in the decision
+    /// and its hash as `rule_set_hash`, as stored before schema 14.
+    private func decidedRows(in table: String, of subject: String) async throws -> String {
+        var bindings = PostgresBindings()
+        bindings.append(subject)
+        let query = PostgresQuery(
+            unsafeSQL: """
+                SELECT coalesce(json_agg(
+                    to_jsonb(t) - 'rule_set' || jsonb_build_object(
+                        'rule_set_hash', r.hash,
+                        'decision', t.decision::jsonb
+                            || jsonb_build_object('ruleSetID', r.id, 'ruleSetVersion', r.version, 'ruleSetHash', r.hash))
+                ), '[]')::text
+                FROM \(table) t LEFT JOIN rule_set r ON r.ref = t.rule_set
+                WHERE t.subject = $1
+                """,
+            binds: bindings
+        )
+        for try await json in try await client.query(query, logger: logger).decode(String.self) { return json }
+        return "[]"
+    }
+
+    /// Archived events with their whole event as `body` and `recorded_time` as before schema 14.
+    private func archiveRows(of subject: String) async throws -> String {
+        let rows = try await client.query(
+            """
+            SELECT (to_jsonb(t) - 'body' || jsonb_build_object('recorded_time', coalesce(t.recorded_time, t.time)))::text,
+                   source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
+            FROM event_archive t WHERE subject = \(subject) ORDER BY time, event_id
+            """,
+            logger: logger
+        )
+        var json: [String] = []
+        for try await (row, source, id, type, time, recorded, remainder) in rows.decode(
+            (String, String, String, String, Int64, Int64?, String).self
+        ) {
+            let event = try CloudEvent.archived(
+                subject: subject,
+                source: source,
+                id: id,
+                type: type,
+                time: Instant(microsecondsSinceEpoch: time),
+                recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
+                remainder: remainder
+            )
+            json.append(Self.adding("body", String(decoding: event.jsonBytes(), as: UTF8.self), to: row))
+        }
+        return "[" + json.joined(separator: ",") + "]"
+    }
+
+    /// The person's state in the readable layout.
+    private func stateRows(of subject: String) async throws -> String {
+        let rows = try await client.query(
+            "SELECT (to_jsonb(t) - 'state')::text, state::text FROM person_state t WHERE subject = \(subject)",
+            logger: logger
+        )
+        var json: [String] = []
+        for try await (row, state) in rows.decode((String, String).self) {
+            let readable = try PersonState(storedJSON: Array(state.utf8)).readableJSON()
+            json.append(Self.adding("state", String(decoding: readable, as: UTF8.self), to: row))
+        }
+        return "[" + json.joined(separator: ",") + "]"
+    }
+
+    /// `object` (a JSON object with at least one member) with `"name": value` added at its end.
+    private static func adding(_ name: String, _ value: String, to object: String) -> String {
+        String(object.dropLast()) + ", \"" + name + "\": " + value + "}"
     }
 }

@@ -371,6 +371,22 @@ struct QueryAPITests {
             }
             #expect((tables["event_archive"] as? [Any])?.count == 2)
             #expect(!export.text.contains("RAW-EXPLAIN"))
+            // Compactly stored rows read as before: whole events, readable states, the deciding rule set.
+            let archived = tables["event_archive"] as? [[String: Any]] ?? []
+            #expect(
+                archived.compactMap { ($0["body"] as? [String: Any])?["id"] as? String }.sorted() == ["contact", "neg"]
+            )
+            #expect(archived.allSatisfy { ($0["body"] as? [String: Any])?["subject"] as? String == pseudonym })
+            #expect(archived.allSatisfy { $0["recorded_time"] is String })
+            let state = ((tables["person_state"] as? [[String: Any]])?.first?["state"] as? [String: Any]) ?? [:]
+            #expect((state["exposures"] as? [[String: Any]])?.first?["kind"] as? String == "close-contact")
+            let code = (tables["person_code"] as? [[String: Any]])?.first ?? [:]
+            #expect((code["decision"] as? [String: Any])?["ruleSetID"] as? String == "reference-v1")
+            #expect((code["rule_set_hash"] as? String)?.hasPrefix("sha256:") == true)
+            #expect(code["rule_set"] == nil)
+            let decisions = tables["decision_log"] as? [[String: Any]] ?? []
+            #expect(!decisions.isEmpty)
+            #expect(decisions.allSatisfy { ($0["decision"] as? [String: Any])?["ruleSetHash"] as? String != nil })
         }
         try await backbone.withDatabase { client in
             let entries = try await AnalystStore(client: client, logger: testLogger())
