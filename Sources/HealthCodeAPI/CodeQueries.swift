@@ -221,6 +221,10 @@ public struct CodeQueries: Sendable {
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
     }
 
+    /// The earliest instant from which a fact can still make a rule fire at `at` or later
+    /// (``Policy/relevanceCutoff(at:)``).
+    public func relevanceCutoff(at: Instant) -> Instant { policy.relevanceCutoff(at: at) }
+
     /// `events` (a person's archive) to evaluate at rising instants with the current designations.
     public func risingEvaluation(of events: [ArchivedPersonEvent]) async throws -> RisingEvaluation {
         let areas = try await catalog.designations(maximumAge: refreshInterval)
@@ -234,7 +238,11 @@ public struct CodeQueries: Sendable {
         guard let stored = try await states.personState(of: subject) else { return nil }
         guard !stored.answers(at: at, for: policy) else { return stored }
         var state = PersonState()
-        for archived in try await records.archivedEvents(of: subject, relevantFrom: policy.relevanceCutoff(at: at)) {
+        for archived in try await records.archivedEvents(
+            of: subject,
+            relevantFrom: policy.relevanceCutoff(at: at),
+            through: nil
+        ) {
             state.apply(archived.event)
         }
         return state

@@ -4,6 +4,11 @@ import HealthCodeCore
 /// Why a person has a code at an instant, as known at an instant: the timeline of the person's
 /// archived events (which ones were known), every firing rule with the interval it fires in and
 /// the events behind it, and the rule set (id, version, content hash) that decided.
+///
+/// Long histories are explained a page at a time (``PersonExplanations/explain(_:at:knownAt:page:limit:)``):
+/// the first page lists the latest `limit` events at or before `at` (then those after `at` while there is
+/// room) and the firing rules; `earlierPage` continues with the events before, and with when the rules
+/// that still fire there started. A history that fits one page is answered exactly as before pagination.
 public struct PersonExplanation: Sendable, Encodable {
     /// One archived event of the person.
     public struct TimelineEvent: Sendable, Encodable {
@@ -29,8 +34,11 @@ public struct PersonExplanation: Sendable, Encodable {
         public var until: Instant?
         /// The events (`source`, `id`) that make it fire.
         public var events: [EventReference]
+        /// It fires from the page's earliest event on and earlier events exist: it started at `since` or
+        /// before, which the earlier page tells. Present only then.
+        public var firesEarlier: Bool
 
-        enum CodingKeys: String, CodingKey { case rule, colour, since, until, events }
+        enum CodingKeys: String, CodingKey { case rule, colour, since, until, events, firesEarlier }
 
         public func encode(to encoder: any Encoder) throws {
             var container = encoder.container(keyedBy: CodingKeys.self)
@@ -39,6 +47,7 @@ public struct PersonExplanation: Sendable, Encodable {
             try container.encode(since, forKey: .since)
             try container.encode(until, forKey: .until)
             try container.encode(events, forKey: .events)
+            if firesEarlier { try container.encode(true, forKey: .firesEarlier) }
         }
     }
 
@@ -48,6 +57,55 @@ public struct PersonExplanation: Sendable, Encodable {
     public var code: PersonCode
     public var firingRules: [FiringRule]
     public var timeline: [TimelineEvent]
+    /// The token that asks for the page before this one (`?page=`); absent on the earliest page.
+    public var earlierPage: String?
+}
+
+/// Where an earlier page of an explanation starts: before the event at (`time`, `id`, `source`), and which
+/// rules still fired there (their `since` continues on that page). Handed out as an opaque token.
+public struct ExplanationPage: Sendable, Hashable {
+    public var time: Instant
+    public var id: String
+    public var source: String
+    /// The rules that fired from the later page's earliest event on.
+    public var openRules: [String]
+
+    public init(time: Instant, id: String, source: String, openRules: [String]) {
+        self.time = time
+        self.id = id
+        self.source = source
+        self.openRules = openRules
+    }
+
+    /// The token: base64url (no padding) of the fields, one per line (event ids, sources and rule names hold
+    /// no line breaks).
+    public var token: String {
+        let text = (["\(time.microsecondsSinceEpoch)", source, id] + openRules).joined(separator: "\n")
+        return Data(text.utf8).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    /// Reads a token; `nil` for anything ``token`` did not make (bounded: at most 4096 characters).
+    public init?(token: String) {
+        guard token.utf8.count <= 4096, token.utf8.allSatisfy({ $0 < 128 }) else { return nil }
+        var base64 = token.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard !base64.contains("=") else { return nil }
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        guard let data = Data(base64Encoded: base64), let text = String(data: data, encoding: .utf8) else {
+            return nil
+        }
+        let fields = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard fields.count >= 3, let micros = Int64(fields[0]), !fields[1].isEmpty, !fields[2].isEmpty,
+            fields.dropFirst(3).allSatisfy({ !$0.isEmpty })
+        else { return nil }
+        self.init(
+            time: Instant(microsecondsSinceEpoch: micros),
+            id: fields[2],
+            source: fields[1],
+            openRules: Array(fields.dropFirst(3))
+        )
+    }
 }
 
 /// Builds explanations from the archive and the person's fold.
@@ -60,47 +118,73 @@ public struct PersonExplanations: Sendable {
         self.records = records
     }
 
-    /// The explanation of `subject`'s code at `at` as known at `knownAt` (default `at`).
-    public func explain(_ subject: String, at: Instant, knownAt: Instant?) async throws -> PersonExplanation {
+    /// Events per page when the asker names no `limit`; and the most a page may hold.
+    public static let defaultPageSize = 200
+    public static let maximumPageSize = 1000
+
+    /// The explanation of `subject`'s code at `at` as known at `knownAt` (default `at`): the first page, or
+    /// the one `page` (an earlier page's token) names. Costs what the page holds plus the events that can
+    /// matter at its instants (a rule's longest duration before them), not the whole history.
+    public func explain(
+        _ subject: String,
+        at: Instant,
+        knownAt: Instant?,
+        page: ExplanationPage? = nil,
+        limit: Int = Self.defaultPageSize
+    ) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
-        let events = try await records.archivedEvents(of: subject)
-        let evaluation = try await queries.evaluator(for: subject, from: min(events.first?.time ?? at, at))
-        let decision = evaluation(at, knownAt)
-        // Candidate instants where a rule can start firing: event times, and rule ends before `at`. The rules
-        // firing at each come from rising evaluations, each on the events that can still matter then.
-        var rising = try await queries.risingEvaluation(of: events)
+        let timeline = try await records.timeline(of: subject, at: at, before: page, limit: limit)
+        let decision = try await queries.evaluator(for: subject, from: at)(at, knownAt)
+        // The rules whose start this page looks for: on the first page those firing at `at`, on an earlier
+        // page those still firing at the later page's earliest event.
+        let open = page.map { Set($0.openRules) } ?? Set(decision.reasons.map(\.rule))
+        let end = page?.time ?? at
+        let instants = Set(timeline.events.map(\.time).filter { $0 <= end })
+        let start = instants.min() ?? end
+        // Candidate instants where a rule can start firing: event times, and rule ends, on this page. The
+        // rules firing at each come from rising evaluations, each on the events that can still matter then.
+        let relevant = try await records.archivedEvents(
+            of: subject,
+            relevantFrom: queries.relevanceCutoff(at: start),
+            through: end
+        )
+        var rising = try await queries.risingEvaluation(of: relevant)
         var firingAt: [Instant: Set<String>] = [:]
         var ends = Set<Instant>()
-        for instant in Set(events.map(\.time).filter { $0 <= at }).sorted() {
+        for instant in instants.sorted() {
             let reasons = rising.reasons(at: instant, knownAt: knownAt)
             firingAt[instant] = Set(reasons.map(\.rule))
             for reason in reasons {
-                if let until = reason.until, until <= at { ends.insert(until) }
+                if let until = reason.until, until >= start, until <= end { ends.insert(until) }
             }
         }
-        rising = try await queries.risingEvaluation(of: events)
+        rising = try await queries.risingEvaluation(of: relevant)
         for instant in ends.subtracting(firingAt.keys).sorted() {
             firingAt[instant] = Set(rising.reasons(at: instant, knownAt: knownAt).map(\.rule))
         }
         let descending = firingAt.keys.sorted(by: >)
         var firing: [PersonExplanation.FiringRule] = []
-        for reason in decision.reasons {
-            var since = at
+        var stillOpen: [String] = []
+        for reason in decision.reasons where open.contains(reason.rule) {
+            var since = end
             for instant in descending where instant < since {
                 guard firingAt[instant]?.contains(reason.rule) == true else { break }
                 since = instant
             }
+            let firesEarlier = timeline.earlier && since == start && firingAt[start]?.contains(reason.rule) == true
+            if firesEarlier { stillOpen.append(reason.rule) }
             firing.append(
                 PersonExplanation.FiringRule(
                     rule: reason.rule,
                     colour: reason.colour,
                     since: since,
                     until: reason.until,
-                    events: reason.events
+                    events: reason.events,
+                    firesEarlier: firesEarlier
                 )
             )
         }
-        let timeline = events.map { event in
+        let entries = timeline.events.map { event in
             let reference = EventReference(source: event.source, id: event.id)
             return PersonExplanation.TimelineEvent(
                 source: event.source,
@@ -112,13 +196,18 @@ public struct PersonExplanations: Sendable {
                 firingRules: decision.reasons.filter { $0.events.contains(reference) }.map(\.rule)
             )
         }
+        let earliest = timeline.events.first { $0.time <= end }
         return PersonExplanation(
             subject: subject,
             at: at,
             knownAt: knownAt,
             code: PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt),
             firingRules: firing,
-            timeline: timeline
+            timeline: entries,
+            earlierPage: timeline.earlier
+                ? earliest.map {
+                    ExplanationPage(time: $0.time, id: $0.id, source: $0.source, openRules: stillOpen).token
+                } : nil
         )
     }
 }

@@ -257,12 +257,15 @@ public enum QueryAPIApplication {
         router.get("v1/people/:pseudonym/explain") { request, context -> Response in
             let subject = try context.parameters.require("pseudonym")
             let instants = instants(of: request, now: now())
+            let paging = explanationPaging(of: request)
             return try await readerRead(request, subject: subject, endpoint: "explain", api: api, platforms: false) {
-                switch instants {
-                case .failure(let problem):
+                switch (instants, paging) {
+                case (.failure(let problem), _), (_, .failure(let problem)):
                     return problem.response
-                case .success(let (at, knownAt)):
-                    return try JSONResponse.make(try await api.explanations.explain(subject, at: at, knownAt: knownAt))
+                case (.success(let (at, knownAt)), .success(let (page, limit))):
+                    return try JSONResponse.make(
+                        try await api.explanations.explain(subject, at: at, knownAt: knownAt, page: page, limit: limit)
+                    )
                 }
             }
         }
@@ -482,6 +485,33 @@ public enum QueryAPIApplication {
             if name == "at" { at = instant } else { knownAt = instant }
         }
         return .success((at, knownAt))
+    }
+
+    /// An explanation's `page` (a token from an earlier answer's `earlierPage`) and `limit` (events per page,
+    /// 1 to ``PersonExplanations/maximumPageSize``, default ``PersonExplanations/defaultPageSize``).
+    static func explanationPaging(of request: Request) -> Result<(ExplanationPage?, Int), ProblemResponse> {
+        func invalid(_ detail: String) -> Result<(ExplanationPage?, Int), ProblemResponse> {
+            .failure(
+                ProblemResponse(JSONResponse.problem(status: .badRequest, code: "invalid-page", detail: detail))
+            )
+        }
+        var limit = PersonExplanations.defaultPageSize
+        if let text = request.uri.queryParameters["limit"] {
+            guard let value = Int(String(text)), (1...PersonExplanations.maximumPageSize).contains(value) else {
+                return invalid(
+                    "query parameter 'limit' must be a whole number from 1 to \(PersonExplanations.maximumPageSize)"
+                )
+            }
+            limit = value
+        }
+        var page: ExplanationPage?
+        if let token = request.uri.queryParameters["page"] {
+            guard let value = ExplanationPage(token: String(token)) else {
+                return invalid("query parameter 'page' must be an earlierPage token from an earlier explanation")
+            }
+            page = value
+        }
+        return .success((page, limit))
     }
 
     /// A problem response carried as an error value.

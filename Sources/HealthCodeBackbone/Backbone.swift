@@ -208,12 +208,27 @@ extension CodeStore: PersonStates {
 }
 
 extension PersonRecordStore: PersonRecords {
-    public func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent] {
-        try await redactingErrors { try await events(of: subject) }
+    public func archivedEvents(
+        of subject: String,
+        relevantFrom cutoff: Instant,
+        through end: Instant?
+    ) async throws -> [ArchivedPersonEvent] {
+        try await redactingErrors { try await events(of: subject, relevantFrom: cutoff, through: end) }
     }
 
-    public func archivedEvents(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
-        try await redactingErrors { try await events(of: subject, relevantFrom: cutoff) }
+    public func timeline(
+        of subject: String,
+        at: Instant,
+        before page: ExplanationPage?,
+        limit: Int
+    ) async throws -> (events: [TimelineEntry], earlier: Bool) {
+        let (rows, earlier) = try await redactingErrors {
+            try await timeline(of: subject, at: at, before: page.map { ($0.time, $0.id, $0.source) }, limit: limit)
+        }
+        let events = rows.map {
+            TimelineEntry(source: $0.source, id: $0.id, type: $0.type, time: $0.time, recordedTime: $0.recorded)
+        }
+        return (events, earlier)
     }
 
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {

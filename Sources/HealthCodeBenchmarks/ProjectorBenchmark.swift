@@ -231,7 +231,7 @@ public struct ProjectorBenchmark: Sendable {
             let archived = try await client.query(
                 """
                 SELECT subject || E'\\t' || source || E'\\t' || event_id || E'\\t' || type || E'\\t' || time::text
-                       || E'\\t' || recorded_time::text || E'\\t'
+                       || E'\\t' || coalesce(recorded_time::text, E'\\\\N') || E'\\t'
                        || replace(replace(body::text, E'\\\\', E'\\\\\\\\'), E'\\t', E'\\\\t')
                        || E'\\t' || kafka_topic || E'\\t' || kafka_partition || E'\\t' || kafka_offset
                 FROM event_archive

@@ -4,11 +4,17 @@ import PostgresNIO
 /// Reads people's archived events back as events (``CloudEvent/archived(subject:source:id:type:time:recordedTime:remainder:)``),
 /// for the query API (explanations, replays) and the projector (states folded anew), the same way for both.
 enum PersonArchiveRows {
-    /// The archived events of `subjects` by subject, then `time`, then `id`; with `cutoff`, only those that can
+    /// The archived events of `subjects` by subject, then `time`, `id` and `source`; with `cutoff`, only those that can
     /// still matter to evaluations at `cutoff` or later (``Policy/relevanceCutoff(at:)``): all but the
     /// exposures, declarations and journeys (by their arrival) before it, whose bodies are neither sent nor parsed.
-    static func query(of subjects: [String], relevantFrom cutoff: Instant?) -> PostgresQuery {
+    /// With `end`, only those that happened at or before it.
+    static func query(
+        of subjects: [String],
+        relevantFrom cutoff: Instant?,
+        through end: Instant? = nil
+    ) -> PostgresQuery {
         let from = cutoff?.microsecondsSinceEpoch
+        let through = end?.microsecondsSinceEpoch
         return """
             SELECT subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
             FROM event_archive
@@ -17,7 +23,8 @@ enum PersonArchiveRows {
                    OR time >= hc_instant(\(from))
                    OR type NOT IN ('hc.exposure.v1', 'hc.declaration.v1', 'hc.travel.v1')
                    OR (type = 'hc.travel.v1' AND (body #>> '{data,arrivedAt}')::timestamptz >= hc_instant(\(from))))
-            ORDER BY subject, time, event_id
+              AND (\(through)::int8 IS NULL OR time <= hc_instant(\(through)))
+            ORDER BY subject, time, event_id, source
             """
     }
 

@@ -13,21 +13,89 @@ public struct PersonRecordStore: Sendable {
         self.logger = logger
     }
 
-    /// The person's archived events, by `time`, then `id`.
-    public func events(of subject: String) async throws -> [ArchivedPersonEvent] {
-        try await events(of: subject, cutoff: nil)
-    }
-
     /// The person's archived events that can still matter to evaluations at `cutoff` or later, by `time`,
-    /// then `id`: all but the exposures, declarations and journeys (by their arrival) before `cutoff`. Their
-    /// bodies are neither sent nor parsed.
-    public func events(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
-        try await events(of: subject, cutoff: cutoff)
+    /// `id` and `source`: all but the exposures, declarations and journeys (by their arrival) before `cutoff`,
+    /// whose bodies are neither sent nor parsed; with `end`, only those that happened at or before it.
+    public func events(
+        of subject: String,
+        relevantFrom cutoff: Instant?,
+        through end: Instant? = nil
+    ) async throws -> [ArchivedPersonEvent] {
+        let rows = try await client.query(
+            PersonArchiveRows.query(of: [subject], relevantFrom: cutoff, through: end),
+            logger: logger
+        )
+        return try await PersonArchiveRows.events(rows)[subject, default: []].map(ArchivedPersonEvent.init)
     }
 
-    private func events(of subject: String, cutoff: Instant?) async throws -> [ArchivedPersonEvent] {
-        let rows = try await client.query(PersonArchiveRows.query(of: [subject], relevantFrom: cutoff), logger: logger)
-        return try await PersonArchiveRows.events(rows)[subject, default: []].map(ArchivedPersonEvent.init)
+    /// One archived event as a timeline lists it: `source, id, type, time, recorded` (its `recordedtime`, or
+    /// its `time` when it has none).
+    public typealias TimelineRow = (source: String, id: String, type: String, time: Instant, recorded: Instant)
+
+    /// One page of the person's timeline, in archive order (`time`, `id`, `source`): the `limit` latest events
+    /// before `position` (`time`, `id`, `source`), or, for the first page (`position` nil), at or before
+    /// `at` followed by those after `at` while the page has room; and whether earlier events exist. Reads no
+    /// event body.
+    public func timeline(
+        of subject: String,
+        at: Instant,
+        before position: (time: Instant, id: String, source: String)?,
+        limit: Int
+    ) async throws -> (events: [TimelineRow], earlier: Bool) {
+        let fetch = Int64(limit + 1)
+        let rows: PostgresRowSequence
+        if let position {
+            rows = try await client.query(
+                """
+                SELECT source, event_id, type, hc_micros(time), hc_micros(coalesce(recorded_time, time))
+                FROM event_archive
+                WHERE subject = \(subject)
+                  AND (time, event_id, source) < (hc_instant(\(position.time.microsecondsSinceEpoch)), \(position.id),
+                                                  \(position.source))
+                ORDER BY time DESC, event_id DESC, source DESC LIMIT \(fetch)
+                """,
+                logger: logger
+            )
+        } else {
+            rows = try await client.query(
+                """
+                SELECT source, event_id, type, hc_micros(time), hc_micros(coalesce(recorded_time, time))
+                FROM event_archive
+                WHERE subject = \(subject) AND time <= hc_instant(\(at.microsecondsSinceEpoch))
+                ORDER BY time DESC, event_id DESC, source DESC LIMIT \(fetch)
+                """,
+                logger: logger
+            )
+        }
+        var events = try await Self.timelineRows(rows)
+        let earlier = events.count > limit
+        events = Array(events.prefix(limit).reversed())
+        if position == nil, events.count < limit {
+            let later = try await client.query(
+                """
+                SELECT source, event_id, type, hc_micros(time), hc_micros(coalesce(recorded_time, time))
+                FROM event_archive
+                WHERE subject = \(subject) AND time > hc_instant(\(at.microsecondsSinceEpoch))
+                ORDER BY time, event_id, source LIMIT \(Int64(limit - events.count))
+                """,
+                logger: logger
+            )
+            events += try await Self.timelineRows(later)
+        }
+        return (events, earlier)
+    }
+
+    private static func timelineRows(_ rows: PostgresRowSequence) async throws -> [TimelineRow] {
+        var events: [TimelineRow] = []
+        for try await (source, id, type, time, recorded) in rows.decode((String, String, String, Int64, Int64).self) {
+            events.append(
+                (
+                    source, id, type, Instant(microsecondsSinceEpoch: time),
+                    Instant(microsecondsSinceEpoch: recorded)
+                )
+            )
+        }
+        return events
     }
 
     /// Every row about `subject` in every table keyed by person (each table with a `subject`
@@ -101,7 +169,7 @@ public struct PersonRecordStore: Sendable {
             """
             SELECT (to_jsonb(t) - 'body' || jsonb_build_object('recorded_time', coalesce(t.recorded_time, t.time)))::text,
                    source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
-            FROM event_archive t WHERE subject = \(subject) ORDER BY time, event_id
+            FROM event_archive t WHERE subject = \(subject) ORDER BY time, event_id, source
             """,
             logger: logger
         )

@@ -493,4 +493,77 @@ import Testing
             }
         }
     }
+
+    @Test(
+        "explain pages: earlier pages continue the timeline and the start of rules that still fire; bad paging is 400"
+    )
+    func explanationPages() async throws {
+        try await withAPI { fixture in
+            // A positive PCR 30 days ago (red ever since), then a journey a day.
+            let subject = fixture.pseudonymizer.pseudonym(of: "PERSON-LONG")
+            var lines = [
+                #"{"specversion":"1.0","id":"pcr","source":"urn:hc:publisher:lab","type":"hc.test-result.v1","subject":"\#(subject)","time":"\#((Self.now - .seconds(30 * 86_400)).rfc3339Seconds)","data":{"test":"pcr","result":"positive","lab":"LAB-1"}}"#
+            ]
+            for day in 1...29 {
+                let time = Self.now - .seconds(Int64(30 - day) * 86_400)
+                lines.append(
+                    #"{"specversion":"1.0","id":"trip-\#(day)","source":"urn:hc:publisher:rail","type":"hc.travel.v1","subject":"\#(subject)","time":"\#(time.rfc3339Seconds)","data":{"mode":"train","from":"110101","to":"310104","arrivedAt":"\#((time + .seconds(3600)).rfc3339Seconds)"}}"#
+                )
+            }
+            fixture.stores.record(
+                try lines.map { try EventDecoder.decode(Array($0.utf8)) },
+                of: subject,
+                recordedTime: Self.now - .seconds(60)
+            )
+            let headers: HTTPFields = [.authorization: "Bearer \(Self.analystKey)", Self.purpose: "case 18 review"]
+            func explain(_ query: String) async throws -> (HTTPResponse.Status, [String: Any]) {
+                try await fixture.client.execute(
+                    uri: "/v1/people/\(subject)/explain\(query)",
+                    method: .get,
+                    headers: headers
+                ) { ($0.status, Self.json($0) ?? [:]) }
+            }
+            func ids(_ answer: [String: Any]) -> [String] {
+                (answer["timeline"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            }
+            func rule(_ answer: [String: Any]) -> [String: Any] {
+                (answer["firingRules"] as? [[String: Any]] ?? []).first { $0["rule"] as? String == "positive-pcr" }
+                    ?? [:]
+            }
+            // The whole history fits the default page: answered as before pagination.
+            let (status, whole) = try await explain("")
+            #expect(status == .ok)
+            #expect(ids(whole).count == 30 && whole["earlierPage"] == nil)
+            #expect(rule(whole)["since"] as? String == (Self.now - .seconds(30 * 86_400)).rfc3339Seconds)
+            #expect(rule(whole)["firesEarlier"] == nil)
+
+            // Pages of 7, followed back to the first event.
+            var (pageStatus, page) = try await explain("?limit=7")
+            #expect(pageStatus == .ok)
+            #expect(ids(page) == Array(ids(whole).suffix(7)))
+            #expect(rule(page)["firesEarlier"] as? Bool == true)
+            #expect(rule(page)["since"] as? String == (page["timeline"] as? [[String: Any]])?.first?["time"] as? String)
+            var pages = [ids(page)]
+            while let token = page["earlierPage"] as? String {
+                (pageStatus, page) = try await explain("?limit=7&page=\(token)")
+                #expect(pageStatus == .ok)
+                pages.append(ids(page))
+                #expect(pages.count <= 5)
+            }
+            #expect(pages.count == 5)
+            #expect(Array(pages.reversed().joined()) == ids(whole), "the pages together are the whole timeline, once")
+            // The earliest page finds when the rule started, as the whole history does.
+            #expect(rule(page)["since"] as? String == rule(whole)["since"] as? String)
+            #expect(rule(page)["firesEarlier"] == nil)
+
+            for query in [
+                "?limit=0", "?limit=1001", "?limit=ten", "?page=not-a-token",
+                "?page=" + String(repeating: "A", count: 5000),
+            ] {
+                let (refused, problem) = try await explain(query)
+                #expect(refused == .badRequest, "\(query)")
+                #expect(problem["type"] as? String == "urn:hc:problem:invalid-page", "\(query)")
+            }
+        }
+    }
 }

@@ -178,8 +178,14 @@ struct LeanStorageMigrationTests {
                 )
                 #expect(try await CodeStore(client: client, logger: logger).state(of: subject) == states[subject])
                 // The archive's events put back together from the columns and the rest of the body.
-                let events = try await PersonRecordStore(client: client, logger: logger).events(of: subject)
-                #expect(events.map(\.event) == archived[subject]!.sorted { ($0.time, $0.id) < ($1.time, $1.id) })
+                let events = try await PersonRecordStore(client: client, logger: logger).events(
+                    of: subject,
+                    relevantFrom: nil
+                )
+                #expect(
+                    events.map(\.event)
+                        == archived[subject]!.sorted { ($0.time, $0.id, $0.source) < ($1.time, $1.id, $1.source) }
+                )
             }
         }
 

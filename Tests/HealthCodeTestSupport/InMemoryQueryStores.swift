@@ -91,12 +91,36 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         try await read { $0.states[subject] }
     }
 
-    public func archivedEvents(of subject: String) async throws -> [ArchivedPersonEvent] {
-        try await read { $0.events[subject] ?? [] }
+    /// The person's events in archive order (`time`, `id`, `source`).
+    private func archived(_ subject: String) async throws -> [ArchivedPersonEvent] {
+        try await read { $0.events[subject] ?? [] }.sorted { ($0.time, $0.id, $0.source) < ($1.time, $1.id, $1.source) }
     }
 
-    public func archivedEvents(of subject: String, relevantFrom cutoff: Instant) async throws -> [ArchivedPersonEvent] {
-        try await archivedEvents(of: subject)
+    /// Every event through `end` (leaving none out for `cutoff` is a correct, slower answer).
+    public func archivedEvents(
+        of subject: String,
+        relevantFrom cutoff: Instant,
+        through end: Instant?
+    ) async throws -> [ArchivedPersonEvent] {
+        try await archived(subject).filter { event in end.map { event.time <= $0 } ?? true }
+    }
+
+    public func timeline(
+        of subject: String,
+        at: Instant,
+        before page: ExplanationPage?,
+        limit: Int
+    ) async throws -> (events: [TimelineEntry], earlier: Bool) {
+        let events = try await archived(subject).map {
+            TimelineEntry(source: $0.source, id: $0.id, type: $0.type, time: $0.time, recordedTime: $0.recordedTime)
+        }
+        let candidates = events.filter { event in
+            if let page { return (event.time, event.id, event.source) < (page.time, page.id, page.source) }
+            return event.time <= at
+        }
+        var chosen = Array(candidates.suffix(limit))
+        if page == nil { chosen += events.filter { $0.time > at }.prefix(limit - chosen.count) }
+        return (chosen, candidates.count > limit)
     }
 
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
