@@ -22,7 +22,7 @@ enum PersonArchiveRows {
               AND (\(from)::int8 IS NULL
                    OR time >= hc_instant(\(from))
                    OR type NOT IN ('hc.exposure.v1', 'hc.declaration.v1', 'hc.travel.v1')
-                   OR (type = 'hc.travel.v1' AND (body #>> '{data,arrivedAt}')::timestamptz >= hc_instant(\(from))))
+                   OR arrived_at >= hc_instant(\(from)))
               AND (\(through)::int8 IS NULL OR time <= hc_instant(\(through)))
             ORDER BY subject, time, event_id, source
             """

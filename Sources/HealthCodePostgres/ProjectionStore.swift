@@ -121,14 +121,19 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
 
     /// Appends person events to the archive; returns where on Kafka the new ones (not archived before)
     /// were. A row keeps the event's envelope in its columns and only the rest in `body`
-    /// (``CloudEvent/archivedRemainder()``); `recorded_time` is null for an event without `recordedtime`.
+    /// (``CloudEvent/archivedRemainder()``); `recorded_time` is null for an event without `recordedtime`,
+    /// `arrived_at` holds a journey's arrival (null for other events).
     public func archivePersonEvents(_ events: [ArchivedEvent]) async throws -> Set<EventPosition> {
         try await archive(
             events,
             into: "event_archive",
             subjectColumn: "subject",
             bodies: events.map { $0.event.archivedRemainder() },
-            recorded: events.map { $0.event.recordedTime?.microsecondsSinceEpoch ?? Self.noInstant }
+            recorded: events.map { $0.event.recordedTime?.microsecondsSinceEpoch ?? Self.noInstant },
+            arrivals: events.map { event in
+                if case .travel(let travel) = event.event.payload { return travel.arrivedAt.microsecondsSinceEpoch }
+                return Self.noInstant
+            }
         )
     }
 
@@ -139,7 +144,8 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
             into: "area_event_archive",
             subjectColumn: "area_code",
             bodies: events.map(\.body),
-            recorded: events.map(\.event.effectiveRecordedTime.microsecondsSinceEpoch)
+            recorded: events.map(\.event.effectiveRecordedTime.microsecondsSinceEpoch),
+            arrivals: nil
         )
     }
 
@@ -154,7 +160,8 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         into table: String,
         subjectColumn: String,
         bodies: [String],
-        recorded: [Int64]
+        recorded: [Int64],
+        arrivals: [Int64]?
     ) async throws -> Set<EventPosition> {
         guard !events.isEmpty else { return [] }
         let subjects = events.map(\.event.subject)
@@ -165,15 +172,20 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         let topics = events.map(\.topic)
         let partitions = events.map(\.partition)
         let offsets = events.map(\.offset)
+        // The area archive has no arrival column: its rows get the sentinel, which selects nothing into it.
+        let arrivalColumn = arrivals == nil ? "" : ", arrived_at"
+        let arrivalValue = arrivals == nil ? "" : ", hc_instant(nullif(a, '\(Self.noInstant)'::int8))"
         let rows = try await connection.query(
             """
             INSERT INTO \(unescaped: table)
                 (\(unescaped: subjectColumn), source, event_id, type, time, recorded_time, body, kafka_topic,
-                 kafka_partition, kafka_offset)
+                 kafka_partition, kafka_offset\(unescaped: arrivalColumn))
             SELECT s, src, i, ty, hc_instant(t), hc_instant(nullif(r, \(Self.noInstant))), b::json, tp, p, o
+                   \(unescaped: arrivalValue)
             FROM unnest(\(subjects)::text[], \(sources)::text[], \(ids)::text[], \(types)::text[],
                         \(times)::int8[], \(recorded)::int8[], \(bodies)::text[], \(topics)::text[],
-                        \(partitions)::int4[], \(offsets)::int8[]) AS x(s, src, i, ty, t, r, b, tp, p, o)
+                        \(partitions)::int4[], \(offsets)::int8[], \(arrivals ?? recorded)::int8[])
+                AS x(s, src, i, ty, t, r, b, tp, p, o, a)
             ON CONFLICT DO NOTHING
             RETURNING kafka_partition, kafka_offset
             """,

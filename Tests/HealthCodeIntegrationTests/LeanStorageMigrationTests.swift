@@ -219,6 +219,20 @@ struct LeanStorageMigrationTests {
                 logger: logger
             )
             for try await count in compact.decode(Int64.self) { #expect(count == 40) }
+            // Journeys got their arrival column from their bodies; nothing else did.
+            let arrivals = try await client.query(
+                """
+                SELECT count(*) FILTER (WHERE type = 'hc.travel.v1')::int8,
+                       count(*) FILTER (WHERE arrived_at IS DISTINCT FROM
+                           CASE WHEN type = 'hc.travel.v1' THEN (body #>> '{data,arrivedAt}')::timestamptz END)::int8
+                FROM event_archive
+                """,
+                logger: logger
+            )
+            for try await (travels, wrong) in arrivals.decode((Int64, Int64).self) {
+                #expect(travels > 0)
+                #expect(wrong == 0)
+            }
         }
     }
 }

@@ -104,8 +104,15 @@ UPDATE person_state SET state = pg_temp.hc_compact_state(state::jsonb) WHERE (st
 -- (kept as written, parsed only when read), and the readers put the event back together
 -- (HealthCodeCore.CloudEvent.archived). `recorded_time` is null for an event that had no `recordedtime`, so
 -- that the event put back together is the one archived. (The area archive is small and stays whole.)
-ALTER TABLE event_archive ALTER COLUMN recorded_time DROP NOT NULL;
-UPDATE event_archive SET recorded_time = NULL WHERE body -> 'recordedtime' IS NULL;
+--
+-- A journey's arrival gets a column of its own (null for other events): a replay reads the journeys that
+-- arrived after its cutoff (HealthCodeCore.Policy.relevanceCutoff), and finding them in the bodies would
+-- parse every older journey's json (50 ms for a person with 20,000 of them, against 5 ms on the column).
+ALTER TABLE event_archive ALTER COLUMN recorded_time DROP NOT NULL, ADD COLUMN arrived_at timestamptz;
+UPDATE event_archive
+SET recorded_time = CASE WHEN body -> 'recordedtime' IS NULL THEN NULL ELSE recorded_time END,
+    arrived_at = CASE WHEN type = 'hc.travel.v1' THEN (body #>> '{data,arrivedAt}')::timestamptz END
+WHERE body -> 'recordedtime' IS NULL OR type = 'hc.travel.v1';
 ALTER TABLE event_archive ALTER COLUMN body TYPE json
     USING (body - 'specversion' - 'id' - 'source' - 'type' - 'subject' - 'time' - 'recordedtime')::json;
 
