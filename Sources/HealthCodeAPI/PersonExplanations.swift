@@ -143,24 +143,28 @@ public struct PersonExplanations: Sendable {
         let start = instants.min() ?? end
         // Candidate instants where a rule can start firing: event times, and rule ends, on this page. The
         // rules firing at each come from rising evaluations, each on the events that can still matter then.
-        let relevant = try await records.archivedEvents(
-            of: subject,
-            relevantFrom: queries.relevanceCutoff(at: start),
-            through: end
-        )
-        var rising = try await queries.risingEvaluation(of: relevant)
+        // With no rule to trace (a green code, or no rule still firing on an earlier page) there is nothing
+        // to evaluate.
         var firingAt: [Instant: Set<String>] = [:]
-        var ends = Set<Instant>()
-        for instant in instants.sorted() {
-            let reasons = rising.reasons(at: instant, knownAt: knownAt)
-            firingAt[instant] = Set(reasons.map(\.rule))
-            for reason in reasons {
-                if let until = reason.until, until >= start, until <= end { ends.insert(until) }
+        if !open.isEmpty {
+            let relevant = try await records.archivedEvents(
+                of: subject,
+                relevantFrom: queries.relevanceCutoff(at: start),
+                through: end
+            )
+            var rising = try await queries.risingEvaluation(of: relevant)
+            var ends = Set<Instant>()
+            for instant in instants.sorted() {
+                let reasons = rising.reasons(at: instant, knownAt: knownAt)
+                firingAt[instant] = Set(reasons.map(\.rule))
+                for reason in reasons {
+                    if let until = reason.until, until >= start, until <= end { ends.insert(until) }
+                }
             }
-        }
-        rising = try await queries.risingEvaluation(of: relevant)
-        for instant in ends.subtracting(firingAt.keys).sorted() {
-            firingAt[instant] = Set(rising.reasons(at: instant, knownAt: knownAt).map(\.rule))
+            rising = try await queries.risingEvaluation(of: relevant)
+            for instant in ends.subtracting(firingAt.keys).sorted() {
+                firingAt[instant] = Set(rising.reasons(at: instant, knownAt: knownAt).map(\.rule))
+            }
         }
         let descending = firingAt.keys.sorted(by: >)
         var firing: [PersonExplanation.FiringRule] = []
