@@ -436,6 +436,6 @@ public struct RisingEvaluation: Sendable {
             next += 1
         }
         state.prune(before: instant, for: policy)
-        return policy.evaluate(state, areas: areas, at: instant, knownAt: knownAt).reasons
+        return policy.reasons(state, areas: areas, at: instant, knownAt: knownAt)
     }
 }

@@ -89,6 +89,21 @@ public struct Policy: Sendable {
         }
     }
 
+    /// The reasons (docs/POLICY.md §3.6) of evaluating `person` at `at` as known at `knownAt`, without the
+    /// `validUntil` search that ``evaluate(_:areas:at:knownAt:)`` adds: what explanations need at each of many
+    /// instants.
+    func reasons(_ person: PersonState, areas: RiskAreaMap, at: Instant, knownAt: Instant) -> [CodeReason] {
+        var evaluation = Evaluation(
+            person: person,
+            areas: areas,
+            at: at.microsecondsSinceEpoch,
+            knownAt: knownAt.microsecondsSinceEpoch,
+            policy: self
+        )
+        evaluation.fire()
+        return evaluation.reasons()
+    }
+
     /// Evaluates `person` at `at` as known at `knownAt` (default `at`).
     ///
     /// Only events with `time <= at` and `recordedtime <= knownAt` count, minus those retracted by such
