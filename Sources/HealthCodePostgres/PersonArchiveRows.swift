@@ -31,20 +31,26 @@ enum PersonArchiveRows {
     /// The rows of ``query(of:relevantFrom:)`` put back together, by subject, in the query's order.
     static func events(_ rows: PostgresRowSequence) async throws -> [String: [CloudEvent]] {
         var events: [String: [CloudEvent]] = [:]
-        for try await (subject, source, id, type, time, recorded, remainder) in rows.decode(
-            (String, String, String, String, Int64, Int64?, String).self
-        ) {
-            let event = try CloudEvent.archived(
-                subject: subject,
-                source: source,
-                id: id,
-                type: type,
-                time: Instant(microsecondsSinceEpoch: time),
-                recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
-                remainder: remainder
-            )
-            events[subject, default: []].append(event)
+        for try await row in rows.decode(Row.self) {
+            events[row.0, default: []].append(try event(row))
         }
         return events
+    }
+
+    /// An archive row's `subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text`.
+    typealias Row = (String, String, String, String, Int64, Int64?, String)
+
+    /// The event an archive row holds.
+    static func event(_ row: Row) throws -> CloudEvent {
+        let (subject, source, id, type, time, recorded, remainder) = row
+        return try CloudEvent.archived(
+            subject: subject,
+            source: source,
+            id: id,
+            type: type,
+            time: Instant(microsecondsSinceEpoch: time),
+            recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
+            remainder: remainder
+        )
     }
 }

@@ -167,25 +167,17 @@ public struct PersonRecordStore: Sendable {
     private func archiveRows(of subject: String) async throws -> String {
         let rows = try await client.query(
             """
-            SELECT (to_jsonb(t) - 'body' || jsonb_build_object('recorded_time', coalesce(t.recorded_time, t.time)))::text,
-                   source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
+            SELECT subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text,
+                   (to_jsonb(t) - 'body' || jsonb_build_object('recorded_time', coalesce(t.recorded_time, t.time)))::text
             FROM event_archive t WHERE subject = \(subject) ORDER BY time, event_id, source
             """,
             logger: logger
         )
         var json: [String] = []
-        for try await (row, source, id, type, time, recorded, remainder) in rows.decode(
-            (String, String, String, String, Int64, Int64?, String).self
+        for try await (subject, source, id, type, time, recorded, remainder, row) in rows.decode(
+            (String, String, String, String, Int64, Int64?, String, String).self
         ) {
-            let event = try CloudEvent.archived(
-                subject: subject,
-                source: source,
-                id: id,
-                type: type,
-                time: Instant(microsecondsSinceEpoch: time),
-                recordedTime: recorded.map(Instant.init(microsecondsSinceEpoch:)),
-                remainder: remainder
-            )
+            let event = try PersonArchiveRows.event((subject, source, id, type, time, recorded, remainder))
             json.append(Self.adding("body", String(decoding: event.jsonBytes(), as: UTF8.self), to: row))
         }
         return "[" + json.joined(separator: ",") + "]"
