@@ -153,7 +153,8 @@ struct LeanStorageMigrationTests {
                     logger: logger
                 )
             }
-            #expect(try await migrator.migrate(migrations) == ["0014_lean_storage"])
+            #expect(try await migrator.migrate(migrations.filter { $0.version < "0015" }) == ["0014_lean_storage"])
+            try await migrator.migrate(migrations)
         }
 
         // The API's reads, as its own role: the same decisions, the same answers byte for byte.

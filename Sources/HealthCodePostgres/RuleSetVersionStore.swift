@@ -1,0 +1,108 @@
+import HealthCodeCore
+import Logging
+import PostgresNIO
+
+/// One activation of a rule set: from `effectiveFrom` on it decides, until a later activation takes effect.
+public struct RuleSetActivation: Sendable, Hashable {
+    public var activationID: Int64
+    public var ruleSet: RuleSetIdentity
+    public var effectiveFrom: Instant
+    /// Who activated it (the operator's name, as given).
+    public var activatedBy: String
+    public var activatedAt: Instant
+    /// The PostgreSQL role that recorded it.
+    public var databaseRole: String
+}
+
+/// Rule sets as audited versions (migration 0015): each rule set's file kept by hash, and every activation,
+/// insert-only. The version in force at an instant is the activation with the latest `effectiveFrom` at or
+/// before it (the later activation on a tie).
+public struct RuleSetVersionStore: Sendable {
+    private let client: PostgresClient
+    private let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Stores `body` (a rule set file; refused with the field that is wrong unless it decodes) and activates
+    /// it from `effectiveFrom`, in one transaction; returns the activation.
+    public func activate(
+        body: [UInt8],
+        effectiveFrom: Instant,
+        activatedBy: String
+    ) async throws -> RuleSetActivation {
+        let ruleSet = try RuleSet.decode(body)
+        let text = String(decoding: body, as: UTF8.self)
+        let identity = ruleSet.identity
+        let id = try await client.withTransaction(logger: logger) { transaction -> Int64 in
+            // A rule set a projector registered before 0015 has no body yet: it gets this one (same hash).
+            try await transaction.query(
+                """
+                INSERT INTO rule_set (id, version, hash, body)
+                VALUES (\(identity.id), \(identity.version), \(identity.hash), \(text))
+                ON CONFLICT (hash) DO UPDATE SET body = excluded.body WHERE rule_set.body IS NULL
+                """,
+                logger: logger
+            )
+            let rows = try await transaction.query(
+                """
+                INSERT INTO rule_set_activation (rule_set, effective_from, activated_by)
+                SELECT ref, hc_instant(\(effectiveFrom.microsecondsSinceEpoch)), \(activatedBy)
+                FROM rule_set WHERE hash = \(identity.hash)
+                RETURNING activation_id
+                """,
+                logger: logger
+            )
+            for try await id in rows.decode(Int64.self) { return id }
+            throw RuleSetRegistrationError()
+        }
+        guard let activation = try await activations().first(where: { $0.activationID == id }) else {
+            throw RuleSetRegistrationError()
+        }
+        return activation
+    }
+
+    /// Every activation, oldest first.
+    public func activations() async throws -> [RuleSetActivation] {
+        let rows = try await client.query(
+            """
+            SELECT a.activation_id, r.id, r.version, r.hash, hc_micros(a.effective_from), a.activated_by,
+                   hc_micros(a.activated_at), a.db_role
+            FROM rule_set_activation a JOIN rule_set r ON r.ref = a.rule_set
+            ORDER BY a.activation_id
+            """,
+            logger: logger
+        )
+        var activations: [RuleSetActivation] = []
+        for try await (activationID, id, version, hash, effective, by, at, role) in rows.decode(
+            (Int64, String, String, String, Int64, String, Int64, String).self
+        ) {
+            activations.append(
+                RuleSetActivation(
+                    activationID: activationID,
+                    ruleSet: RuleSetIdentity(id: id, version: version, hash: hash),
+                    effectiveFrom: Instant(microsecondsSinceEpoch: effective),
+                    activatedBy: by,
+                    activatedAt: Instant(microsecondsSinceEpoch: at),
+                    databaseRole: role
+                )
+            )
+        }
+        return activations
+    }
+
+    /// The activation in force at `instant`; `nil` before the first.
+    public func activation(at instant: Instant) async throws -> RuleSetActivation? {
+        try await activations().filter { $0.effectiveFrom <= instant }
+            .max { ($0.effectiveFrom, $0.activationID) < ($1.effectiveFrom, $1.activationID) }
+    }
+
+    /// The file of the rule set with `hash`, byte for byte as activated; `nil` if unknown or never stored.
+    public func body(ofHash hash: String) async throws -> [UInt8]? {
+        let rows = try await client.query("SELECT body FROM rule_set WHERE hash = \(hash)", logger: logger)
+        for try await body in rows.decode(String?.self) { return body.map { Array($0.utf8) } }
+        return nil
+    }
+}
