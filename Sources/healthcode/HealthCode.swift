@@ -17,6 +17,7 @@ struct HealthCode: AsyncParsableCommand {
             PseudonymCommand.self,
             Publishers.self,
             Reviews.self,
+            Rules.self,
             Analysts.self,
             Platforms.self,
             Audit.self,
