@@ -1,0 +1,42 @@
+/// Which rule set decides at which instant (docs/POLICY.md §4; PostgreSQL's `rule_set_activation`): each
+/// activation makes its rule set decide from its `effectiveFrom` on, until a later-effective one; on equal
+/// instants the later activation wins. Policies are built once per rule set.
+public struct RuleSetTimeline: Sendable {
+    /// One activation: from `effectiveFrom` on, `ruleSet` decides.
+    public struct Activation: Sendable {
+        public var order: Int64
+        public var effectiveFrom: Instant
+        public var ruleSet: RuleSet
+
+        public init(order: Int64, effectiveFrom: Instant, ruleSet: RuleSet) {
+            self.order = order
+            self.effectiveFrom = effectiveFrom
+            self.ruleSet = ruleSet
+        }
+    }
+
+    /// The activations by `effectiveFrom`, then `order`, each with its rule set's policy.
+    private let entries: [(effectiveFrom: Instant, order: Int64, policy: Policy)]
+
+    public init(_ activations: [Activation]) {
+        var policies: [String: Policy] = [:]
+        entries = activations.sorted { ($0.effectiveFrom, $0.order) < ($1.effectiveFrom, $1.order) }.map { activation in
+            let hash = activation.ruleSet.contentHash
+            let policy = policies[hash] ?? Policy(ruleSet: activation.ruleSet)
+            policies[hash] = policy
+            return (activation.effectiveFrom, activation.order, policy)
+        }
+    }
+
+    /// The policy of the rule set in force at `instant`; `nil` before the first activation.
+    public func policy(at instant: Instant) -> Policy? {
+        // The last entry effective at or before `instant`: a binary search over the sorted entries.
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].effectiveFrom <= instant { low = middle + 1 } else { high = middle }
+        }
+        return low == 0 ? nil : entries[low - 1].policy
+    }
+}

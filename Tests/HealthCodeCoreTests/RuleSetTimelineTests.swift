@@ -1,0 +1,35 @@
+import Foundation
+import Testing
+
+@testable import HealthCodeCore
+
+@Suite("Rule set timeline")
+struct RuleSetTimelineTests {
+    static let longer: RuleSet = {
+        let text = String(decoding: try! Repository.bytes("projections/rules/reference-v1.json"), as: UTF8.self)
+            .replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
+            .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"")
+        return try! RuleSet.decode(Array(text.utf8))
+    }()
+
+    @Test("the rule set in force is the latest effective at the instant; a tie goes to the later activation")
+    func versionInForce() {
+        let start = instant("2020-04-01T00:00:00Z")
+        let day = Duration.seconds(86_400)
+        let reference = Repository.referenceRuleSet
+        // Given out of order, as a reader might: activations 3 and 2 share an instant.
+        let timeline = RuleSetTimeline([
+            .init(order: 3, effectiveFrom: start + day * 10, ruleSet: reference),
+            .init(order: 1, effectiveFrom: start, ruleSet: reference),
+            .init(order: 2, effectiveFrom: start + day * 10, ruleSet: Self.longer),
+            .init(order: 4, effectiveFrom: start + day * 20, ruleSet: Self.longer),
+        ])
+        #expect(timeline.policy(at: start - .seconds(1)) == nil)
+        #expect(timeline.policy(at: start)?.ruleSet.version == "1.0.0")
+        #expect(timeline.policy(at: start + day * 10 - .seconds(1))?.ruleSet.version == "1.0.0")
+        #expect(timeline.policy(at: start + day * 10)?.ruleSet.version == "1.0.0", "activation 3 came after 2")
+        #expect(timeline.policy(at: start + day * 20)?.ruleSet.version == "1.1.0")
+        #expect(timeline.policy(at: start + day * 365)?.ruleSet.version == "1.1.0")
+        #expect(RuleSetTimeline([]).policy(at: start) == nil)
+    }
+}
