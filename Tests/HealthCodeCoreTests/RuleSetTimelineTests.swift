@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 
 @testable import HealthCodeCore
@@ -31,5 +33,43 @@ struct RuleSetTimelineTests {
         #expect(timeline.policy(at: start + day * 20)?.ruleSet.version == "1.1.0")
         #expect(timeline.policy(at: start + day * 365)?.ruleSet.version == "1.1.0")
         #expect(RuleSetTimeline([]).policy(at: start) == nil)
+    }
+}
+
+/// Activations in memory, as `rule_set_activation` would hand them out.
+final class ActivationList: RuleSetActivations {
+    let rows: Mutex<[(activation: Int64, effectiveFrom: Instant, body: [UInt8])]>
+    init(_ rows: [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]) { self.rows = Mutex(rows) }
+    func append(_ row: (activation: Int64, effectiveFrom: Instant, body: [UInt8])) { rows.withLock { $0.append(row) } }
+    func activations(
+        after activation: Int64
+    ) async throws -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])] {
+        rows.withLock { $0.filter { $0.activation > activation } }
+    }
+}
+
+@Suite("Rule set catalog")
+struct RuleSetCatalogTests {
+    @Test("follows activations as they are recorded; the configured rule set decides before the first")
+    func followsActivations() async throws {
+        let start = instant("2020-04-01T00:00:00Z")
+        let reference = try Repository.bytes("projections/rules/reference-v1.json")
+        let longer = Array(
+            String(decoding: reference, as: UTF8.self)
+                .replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
+                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
+        )
+        let list = ActivationList([(1, start, reference)])
+        let catalog = RuleSetCatalog(source: list, configured: Repository.referencePolicy, logger: Logger(label: "t"))
+        #expect(catalog.policy(at: start + .seconds(86_400)).ruleSet.version == "1.0.0", "configured until refreshed")
+        try await catalog.refresh(from: list)
+        list.append((2, start + .seconds(86_400), longer))
+        list.append((3, start, Array("not a rule set".utf8)))
+        #expect(
+            try await catalog.policy(at: start + .seconds(86_400), maximumAge: .seconds(60)).ruleSet.version == "1.0.0"
+        )
+        #expect(try await catalog.policy(at: start + .seconds(86_400), maximumAge: .zero).ruleSet.version == "1.1.0")
+        #expect(catalog.policy(at: start).ruleSet.version == "1.0.0", "the unreadable activation is left out")
+        #expect(catalog.policy(at: start - .seconds(1)).ruleSet.version == "1.0.0", "before any: the configured")
     }
 }
