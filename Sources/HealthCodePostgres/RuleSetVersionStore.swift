@@ -105,4 +105,29 @@ public struct RuleSetVersionStore: Sendable {
         for try await body in rows.decode(String?.self) { return body.map { Array($0.utf8) } }
         return nil
     }
+
+    /// Activations recorded after `activation`, in order, each with its rule set's file (activations of a
+    /// rule set whose file was never stored are left out: nothing to evaluate with).
+    public func activations(
+        after activation: Int64
+    ) async throws
+        -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
+    {
+        let rows = try await client.query(
+            """
+            SELECT a.activation_id, hc_micros(a.effective_from), r.body
+            FROM rule_set_activation a JOIN rule_set r ON r.ref = a.rule_set
+            WHERE a.activation_id > \(activation) AND r.body IS NOT NULL
+            ORDER BY a.activation_id
+            """,
+            logger: logger
+        )
+        var activations: [(activation: Int64, effectiveFrom: Instant, body: [UInt8])] = []
+        for try await (id, effective, body) in rows.decode((Int64, Int64, String).self) {
+            activations.append((id, Instant(microsecondsSinceEpoch: effective), Array(body.utf8)))
+        }
+        return activations
+    }
 }
+
+extension RuleSetVersionStore: RuleSetActivations {}

@@ -55,6 +55,16 @@ struct RuleSetVersionTests {
                 activatedBy: "ops-3"
             )
             #expect(try await store.activation(at: start + day * 12) == again)
+            // What services read to follow activations: all three, oldest first, with their files.
+            let catalog = RuleSetCatalog(
+                source: store,
+                configured: Policy(ruleSet: backbone.ruleSet),
+                logger: testLogger()
+            )
+            try await catalog.refresh(from: store)
+            #expect(catalog.policy(at: start + day * 5).ruleSet.contentHash == reference.ruleSet.hash)
+            #expect(catalog.policy(at: start + day * 12).ruleSet.contentHash == again.ruleSet.hash)
+            #expect(try await store.activations(after: again.activationID).isEmpty)
             let longerFile = try Self.file(longer: true)
             #expect(try await store.body(ofHash: longer.ruleSet.hash) == longerFile)
 
