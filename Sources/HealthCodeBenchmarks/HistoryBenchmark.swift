@@ -98,7 +98,7 @@ public struct HistoryBenchmark: Sendable {
             let projection = Projection(
                 store: store,
                 catalog: RiskAreaCatalog(archive: store, logger: logger),
-                policy: policy,
+                rules: RuleSetCatalog(source: store, configured: policy, logger: logger),
                 group: Self.group,
                 now: Instant.now,
                 logger: logger

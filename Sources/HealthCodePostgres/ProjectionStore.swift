@@ -56,6 +56,17 @@ public struct ProjectionStore: AreaEventArchive, Sendable {
         try await Self.decodeAreaEvents(client.query(Self.areaEventsQuery(after: sequence), logger: logger))
     }
 
+    /// Rule-set activations recorded after `activation`, with their files (``RuleSetVersionStore``).
+    public func activations(
+        after activation: Int64
+    ) async throws
+        -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
+    {
+        try await RuleSetVersionStore.decodeActivations(
+            client.query(RuleSetVersionStore.activationsQuery(after: activation), logger: logger)
+        )
+    }
+
     static func areaEventsQuery(after sequence: Int64) -> PostgresQuery {
         "SELECT seq, body::text FROM area_event_archive WHERE seq > \(sequence) ORDER BY seq"
     }
@@ -97,6 +108,17 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         var updated = false
         for try await _ in rows { updated = true }
         return updated
+    }
+
+    /// Rule-set activations recorded after `activation`, read on this transaction's connection.
+    public func activations(
+        after activation: Int64
+    ) async throws
+        -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
+    {
+        try await RuleSetVersionStore.decodeActivations(
+            connection.query(RuleSetVersionStore.activationsQuery(after: activation), logger: logger)
+        )
     }
 
     /// Area events archived after `sequence`, in order, read on this transaction's connection.

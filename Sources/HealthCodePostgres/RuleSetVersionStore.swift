@@ -113,15 +113,21 @@ public struct RuleSetVersionStore: Sendable {
     ) async throws
         -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
     {
-        let rows = try await client.query(
-            """
-            SELECT a.activation_id, hc_micros(a.effective_from), r.body
-            FROM rule_set_activation a JOIN rule_set r ON r.ref = a.rule_set
-            WHERE a.activation_id > \(activation) AND r.body IS NOT NULL
-            ORDER BY a.activation_id
-            """,
-            logger: logger
-        )
+        try await Self.decodeActivations(client.query(Self.activationsQuery(after: activation), logger: logger))
+    }
+
+    static func activationsQuery(after activation: Int64) -> PostgresQuery {
+        """
+        SELECT a.activation_id, hc_micros(a.effective_from), r.body
+        FROM rule_set_activation a JOIN rule_set r ON r.ref = a.rule_set
+        WHERE a.activation_id > \(activation) AND r.body IS NOT NULL
+        ORDER BY a.activation_id
+        """
+    }
+
+    static func decodeActivations(
+        _ rows: PostgresRowSequence
+    ) async throws -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])] {
         var activations: [(activation: Int64, effectiveFrom: Instant, body: [UInt8])] = []
         for try await (id, effective, body) in rows.decode((Int64, Int64, String).self) {
             activations.append((id, Instant(microsecondsSinceEpoch: effective), Array(body.utf8)))

@@ -46,8 +46,7 @@ public enum ProjectionOutcome: Sendable, Equatable {
 public struct Projection: Sendable {
     private let store: any ProjectionStorage
     private let catalog: RiskAreaCatalog
-    private let evaluator: CodeEvaluator
-    private let policy: Policy
+    private let rules: RuleSetCatalog
     private let group: String
     private let now: @Sendable () -> Instant
     private let logger: Logger
@@ -62,15 +61,14 @@ public struct Projection: Sendable {
     public init(
         store: any ProjectionStorage,
         catalog: RiskAreaCatalog,
-        policy: Policy,
+        rules: RuleSetCatalog,
         group: String,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
         self.store = store
         self.catalog = catalog
-        self.evaluator = CodeEvaluator(policy: policy)
-        self.policy = policy
+        self.rules = rules
         self.group = group
         self.now = now
         self.logger = logger
@@ -164,6 +162,9 @@ public struct Projection: Sendable {
         try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
         var areas = try await catalog.refresh(from: transaction)
         let evaluatedAt = now()
+        // The rule set in force when the batch is evaluated: an activation is followed from the next batch.
+        try await rules.refresh(from: transaction)
+        let policy = rules.policy(at: evaluatedAt)
 
         let newAreaEvents = try await transaction.archiveAreaEvents(decoded.areaEvents)
         for archived in decoded.areaEvents where newAreaEvents.contains(archived.position) {
@@ -201,7 +202,7 @@ public struct Projection: Sendable {
             folded[subject] = person
         }
         try await transaction.saveStates(folded.map { ($0.key, $0.value.state) })
-        let changes = try await evaluator.evaluate(
+        let changes = try await CodeEvaluator(policy: policy).evaluate(
             folded,
             areas: areas,
             at: evaluatedAt,

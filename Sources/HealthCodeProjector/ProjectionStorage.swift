@@ -3,7 +3,7 @@ import HealthCodeCore
 /// What the projector needs from its database: positions, dead letters, and transactions in which a
 /// batch's effects and its partition's position commit together (which makes the projection
 /// exactly-once). PostgreSQL serves it in production (`ProjectionStore`).
-public protocol ProjectionStorage: AreaEventArchive {
+public protocol ProjectionStorage: AreaEventArchive, RuleSetActivations {
     /// The stored next offsets of `partitions` of `topic` for `group`, creating missing ones at 0.
     func positions(group: String, topic: String, partitions: [Int32]) async throws -> [Int32: Int64]
 
@@ -17,7 +17,7 @@ public protocol ProjectionStorage: AreaEventArchive {
 }
 
 /// The operations of one projection transaction (see ``ProjectionStorage``).
-public protocol ProjectionTransaction: AreaEventArchive {
+public protocol ProjectionTransaction: AreaEventArchive, RuleSetActivations {
     /// Moves the partition's position from `expected` to `next` by compare-and-set; `false` (and no
     /// change) when the stored position is not `expected`.
     func advancePosition(

@@ -48,11 +48,12 @@ public struct Projector: Sendable {
         consumerConfiguration.fetchMaxWait = configuration.fetchMaxWait
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
         let catalog = RiskAreaCatalog(archive: storage, logger: logger)
-        let policy = Policy(ruleSet: ruleSet)
+        // Activated rule sets decide; the configured one only until the first activation.
+        let rules = RuleSetCatalog(source: storage, configured: Policy(ruleSet: ruleSet), logger: logger)
         let projection = Projection(
             store: storage,
             catalog: catalog,
-            policy: policy,
+            rules: rules,
             group: configuration.group,
             now: Instant.now,
             logger: logger
@@ -84,7 +85,7 @@ public struct Projector: Sendable {
         let reevaluator = Reevaluator(
             store: storage,
             catalog: catalog,
-            policy: policy,
+            rules: rules,
             configuration: Reevaluator.Configuration(),
             progress: progress,
             now: Instant.now,
@@ -162,7 +163,7 @@ public struct Projector: Sendable {
         let projection = Projection(
             store: storage,
             catalog: RiskAreaCatalog(archive: storage, logger: logger),
-            policy: Policy(ruleSet: ruleSet),
+            rules: RuleSetCatalog(source: storage, configured: Policy(ruleSet: ruleSet), logger: logger),
             group: "dead-letter-replay",
             now: Instant.now,
             logger: logger

@@ -26,7 +26,7 @@ public struct Reevaluator: Service {
 
     private let store: any ProjectionStorage
     private let catalog: RiskAreaCatalog
-    private let evaluator: CodeEvaluator
+    private let rules: RuleSetCatalog
     private let configuration: Configuration
     private let progress: ProjectorProgress?
     private let now: @Sendable () -> Instant
@@ -39,7 +39,7 @@ public struct Reevaluator: Service {
     public init(
         store: any ProjectionStorage,
         catalog: RiskAreaCatalog,
-        policy: Policy,
+        rules: RuleSetCatalog,
         configuration: Configuration,
         progress: ProjectorProgress? = nil,
         now: @escaping @Sendable () -> Instant,
@@ -47,7 +47,7 @@ public struct Reevaluator: Service {
     ) {
         self.store = store
         self.catalog = catalog
-        self.evaluator = CodeEvaluator(policy: policy)
+        self.rules = rules
         self.configuration = configuration
         self.progress = progress
         self.now = now
@@ -105,8 +105,15 @@ public struct Reevaluator: Service {
             let instant = now()
             let due = try await transaction.dueSubjects(at: instant, limit: configuration.chunkSize)
             guard !due.isEmpty else { return 0 }
-            let people = try await loadPeople(due, skipLocked: true, at: instant, in: transaction)
-            _ = try await evaluator.evaluate(people, areas: areas, at: instant, trigger: { _ in nil }, in: transaction)
+            let policy = try await policy(at: instant, in: transaction)
+            let people = try await loadPeople(due, skipLocked: true, at: instant, policy: policy, in: transaction)
+            _ = try await CodeEvaluator(policy: policy).evaluate(
+                people,
+                areas: areas,
+                at: instant,
+                trigger: { _ in nil },
+                in: transaction
+            )
             dueCounter.increment(by: people.count)
             return people.count
         }
@@ -120,8 +127,9 @@ public struct Reevaluator: Service {
             let areas = try await catalog.refresh(from: transaction)
             let subjects = try await transaction.people(presentFor: job, limit: configuration.chunkSize)
             let instant = now()
-            let people = try await loadPeople(subjects, skipLocked: false, at: instant, in: transaction)
-            _ = try await evaluator.evaluate(
+            let policy = try await policy(at: instant, in: transaction)
+            let people = try await loadPeople(subjects, skipLocked: false, at: instant, policy: policy, in: transaction)
+            _ = try await CodeEvaluator(policy: policy).evaluate(
                 people,
                 areas: areas,
                 at: instant,
@@ -139,18 +147,25 @@ public struct Reevaluator: Service {
         }
     }
 
+    /// The rule set in force at `instant`, activations read on the transaction's connection.
+    private func policy(at instant: Instant, in transaction: any ProjectionTransaction) async throws -> Policy {
+        try await rules.refresh(from: transaction)
+        return rules.policy(at: instant)
+    }
+
     /// People's states and codes to evaluate at `instant`; states pruned for another rule set are folded anew
     /// from the archive and kept, so that the next evaluation starts from them.
     private func loadPeople(
         _ subjects: [String],
         skipLocked: Bool,
         at instant: Instant,
+        policy: Policy,
         in transaction: any ProjectionTransaction
     ) async throws -> [String: StoredPerson] {
         let (people, foldedAnew) = try await transaction.loadPeople(
             subjects,
             skipLocked: skipLocked,
-            answering: evaluator.policy,
+            answering: policy,
             at: instant
         )
         if !foldedAnew.isEmpty {

@@ -1,7 +1,9 @@
 import Foundation
 import HealthCodeCore
+import HealthCodePostgres
 import HealthCodeTestSupport
 import PostgresNIO
+import Synchronization
 import Testing
 
 /// States are pruned for the rule set in force (PersonState.prune): a projector restarted with a rule set that
@@ -70,6 +72,71 @@ struct RuleSetChangeTests {
         let verdict = try await ProjectionVerifier.verify(longer)
         #expect(verdict.stateMismatches.isEmpty, "\(verdict.stateMismatches)")
         #expect(verdict.codeMismatches.isEmpty, "\(verdict.codeMismatches)")
+    }
+
+    @Test("a running projector follows an activation: the next batch is decided by the rule set activated")
+    func runningProjectorFollowsActivation() async throws {
+        let backbone = try await TestBackbone.make(partitions: 1)
+        let now = Instant.now()
+        let subject = "c0ffee" + String(repeating: "1", count: 26)
+        var contact = CloudEvent(
+            id: "contact-2",
+            source: "urn:hc:publisher:test-cdc",
+            subject: subject,
+            time: now - .seconds(20 * 86_400),
+            payload: .exposure(Exposure(kind: .closeContact))
+        )
+        contact.recordedTime = contact.time
+        var test = CloudEvent(
+            id: "test-2",
+            source: "urn:hc:publisher:test-health-bureau",
+            subject: subject,
+            time: now - .seconds(60),
+            payload: .testResult(TestResult(test: .antigen, result: .negative, lab: "lab-1"))
+        )
+        test.recordedTime = test.time
+        let rules = try String(
+            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                "projections/rules/reference-v1.json"
+            ),
+            encoding: .utf8
+        )
+        let longer = Array(
+            rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
+                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
+        )
+        let longerHash = try RuleSet.decode(longer).contentHash
+        let later = test
+        try await publish([contact], to: backbone)
+        // One projector run throughout: the activation happens while it runs.
+        let activated = Mutex(false)
+        try await backbone.runProjector(
+            until: { client in
+                let count = try await eventCount(of: subject, client)
+                if count == 1, !activated.withLock({ $0 }) {
+                    activated.withLock { $0 = true }
+                    // As an operator does (`healthcode rules activate`), with the migrating role.
+                    _ = try await backbone.withDatabase {
+                        try await RuleSetVersionStore(client: $0, logger: testLogger())
+                            .activate(body: longer, effectiveFrom: now - .seconds(3600), activatedBy: "ops-test")
+                    }
+                    try await publish([later], to: backbone)
+                }
+                return count == 2
+            },
+            gracefully: true
+        )
+        let decision = try await backbone.withDatabase { client in
+            try await client.query(
+                """
+                SELECT c.decision::text || r.hash FROM person_code c JOIN rule_set r ON r.ref = c.rule_set
+                WHERE c.subject = \(subject)
+                """,
+                logger: testLogger()
+            ).decode(String.self).first { _ in true }
+        }
+        #expect(decision?.contains("close-contact") == true, "decided by the activated rule set's 28 days")
+        #expect(decision?.hasSuffix(longerHash) == true, "and the decision names it")
     }
 
     func eventCount(of subject: String, _ client: PostgresClient) async throws -> Int {
