@@ -128,28 +128,32 @@ public struct CodeQueries: Sendable {
     private let records: any PersonRecords
     private let materialised: CodeCache
     private let catalog: RiskAreaCatalog
-    private let policy: Policy
-    private let ruleSetHash: String
+    private let rules: RuleSetCatalog
     private let refreshInterval: Duration
 
     /// - Parameter materialised: the materialised codes, kept in memory or read (``CodeCache``).
     /// - Parameter records: the archive, replayed for instants a pruned state no longer answers.
+    /// - Parameter rules: the rule sets in force over time: an answer as known at `knownAt` is evaluated with
+    ///   the one in force then (re-read every `refreshInterval`, like the designations).
     public init(
         states: any PersonStates,
         records: any PersonRecords,
         materialised: CodeCache,
         catalog: RiskAreaCatalog,
-        policy: Policy,
-        ruleSet: RuleSet,
+        rules: RuleSetCatalog,
         refreshInterval: Duration
     ) {
         self.states = states
         self.records = records
         self.materialised = materialised
         self.catalog = catalog
-        self.policy = policy
-        self.ruleSetHash = ruleSet.contentHash
+        self.rules = rules
         self.refreshInterval = refreshInterval
+    }
+
+    /// The policy of the rule set in force at `knownAt`: what was known then is judged by the rules of then.
+    public func policy(knownAt: Instant) async throws -> Policy {
+        try await rules.policy(at: knownAt, maximumAge: refreshInterval)
     }
 
     /// `subject`'s current code if its materialised code is kept in memory and still in force; `nil`
@@ -162,7 +166,7 @@ public struct CodeQueries: Sendable {
     /// A materialised code as the answer now, if it still is the answer: made before `now` by the rule
     /// set in force and not yet expired.
     private func current(_ stored: MaterialisedCode, of subject: String, now: Instant) -> PersonCode? {
-        guard stored.evaluatedAt <= now, stored.decision.ruleSetHash == ruleSetHash,
+        guard stored.evaluatedAt <= now, stored.decision.ruleSetHash == rules.policy(at: now).ruleSet.contentHash,
             stored.decision.validUntil.map({ $0 > now }) ?? true
         else { return nil }
         return PersonCode(subject: subject, decision: stored.decision, evaluatedAt: now, knownAt: now)
@@ -172,7 +176,14 @@ public struct CodeQueries: Sendable {
     /// is recorded about gets the policy's answer for an empty history.
     public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
         if let code = try await knownCode(of: subject, at: at, knownAt: knownAt, now: now) { return code }
-        return try await evaluate(PersonState(), of: subject, at: at, knownAt: knownAt ?? at)
+        let knownAt = knownAt ?? at
+        return try await evaluate(
+            PersonState(),
+            of: subject,
+            at: at,
+            knownAt: knownAt,
+            policy: policy(knownAt: knownAt)
+        )
     }
 
     /// Like ``code(of:at:knownAt:now:)``, but `nil` for a person nothing is recorded about (neither a
@@ -192,15 +203,17 @@ public struct CodeQueries: Sendable {
         {
             return code
         }
-        guard let state = try await state(of: subject, answering: at) else { return nil }
-        return try await evaluate(state, of: subject, at: at, knownAt: knownAt)
+        let policy = try await policy(knownAt: knownAt)
+        guard let state = try await state(of: subject, answering: at, policy: policy) else { return nil }
+        return try await evaluate(state, of: subject, at: at, knownAt: knownAt, policy: policy)
     }
 
     private func evaluate(
         _ state: PersonState,
         of subject: String,
         at: Instant,
-        knownAt: Instant
+        knownAt: Instant,
+        policy: Policy
     ) async throws
         -> PersonCode
     {
@@ -209,24 +222,20 @@ public struct CodeQueries: Sendable {
         return PersonCode(subject: subject, decision: decision, evaluatedAt: at, knownAt: knownAt)
     }
 
-    /// The policy over `subject`'s history and the current designations, to evaluate at many instants
+    /// `policy` over `subject`'s history and the current designations, to evaluate at many instants
     /// (`at`, `knownAt`) from `earliest` on without reading them again.
     public func evaluator(
         for subject: String,
-        from earliest: Instant
+        from earliest: Instant,
+        policy: Policy
     ) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await state(of: subject, answering: earliest) ?? PersonState()
+        let state = try await state(of: subject, answering: earliest, policy: policy) ?? PersonState()
         let areas = try await catalog.designations(maximumAge: refreshInterval)
-        let policy = policy
         return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
     }
 
-    /// The earliest instant from which a fact can still make a rule fire at `at` or later
-    /// (``Policy/relevanceCutoff(at:)``).
-    public func relevanceCutoff(at: Instant) -> Instant { policy.relevanceCutoff(at: at) }
-
-    /// `events` (a person's archive) to evaluate at rising instants with the current designations.
-    public func risingEvaluation(of events: [ArchivedPersonEvent]) async throws -> RisingEvaluation {
+    /// `events` (a person's archive) to evaluate with `policy` at rising instants with the current designations.
+    public func risingEvaluation(of events: [ArchivedPersonEvent], policy: Policy) async throws -> RisingEvaluation {
         let areas = try await catalog.designations(maximumAge: refreshInterval)
         return RisingEvaluation(events: events.map(\.event), policy: policy, areas: areas)
     }
@@ -234,7 +243,7 @@ public struct CodeQueries: Sendable {
     /// A state of `subject` that evaluates at `at` and later as the whole history does: the stored one, or,
     /// when that was pruned after `at`, the archived events that can matter from `at` on folded anew;
     /// `nil` for a person nothing is recorded about.
-    private func state(of subject: String, answering at: Instant) async throws -> PersonState? {
+    private func state(of subject: String, answering at: Instant, policy: Policy) async throws -> PersonState? {
         guard let stored = try await states.personState(of: subject) else { return nil }
         guard !stored.answers(at: at, for: policy) else { return stored }
         var state = PersonState()

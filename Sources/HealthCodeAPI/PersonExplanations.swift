@@ -134,7 +134,9 @@ public struct PersonExplanations: Sendable {
     ) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
         let timeline = try await records.timeline(of: subject, at: at, before: page, limit: limit)
-        let decision = try await queries.evaluator(for: subject, from: at)(at, knownAt)
+        // Judged by the rules in force at `knownAt` (the decision names them).
+        let policy = try await queries.policy(knownAt: knownAt)
+        let decision = try await queries.evaluator(for: subject, from: at, policy: policy)(at, knownAt)
         // The rules whose start this page looks for: on the first page those firing at `at`, on an earlier
         // page those still firing at the later page's earliest event.
         let open = page.map { Set($0.openRules) } ?? Set(decision.reasons.map(\.rule))
@@ -149,10 +151,10 @@ public struct PersonExplanations: Sendable {
         if !open.isEmpty {
             let relevant = try await records.archivedEvents(
                 of: subject,
-                relevantFrom: queries.relevanceCutoff(at: start),
+                relevantFrom: policy.relevanceCutoff(at: start),
                 through: end
             )
-            var rising = try await queries.risingEvaluation(of: relevant)
+            var rising = try await queries.risingEvaluation(of: relevant, policy: policy)
             var ends = Set<Instant>()
             for instant in instants.sorted() {
                 let reasons = rising.reasons(at: instant, knownAt: knownAt)
@@ -161,7 +163,7 @@ public struct PersonExplanations: Sendable {
                     if let until = reason.until, until >= start, until <= end { ends.insert(until) }
                 }
             }
-            rising = try await queries.risingEvaluation(of: relevant)
+            rising = try await queries.risingEvaluation(of: relevant, policy: policy)
             for instant in ends.subtracting(firingAt.keys).sorted() {
                 firingAt[instant] = Set(rising.reasons(at: instant, knownAt: knownAt).map(\.rule))
             }

@@ -114,8 +114,7 @@ public struct QueryAPIServer: Sendable {
             records: stores.records,
             materialised: cache,
             catalog: RiskAreaCatalog(archive: stores.areaEvents, logger: logger),
-            policy: Policy(ruleSet: ruleSet),
-            ruleSet: ruleSet,
+            rules: RuleSetCatalog(source: stores.ruleSets, configured: Policy(ruleSet: ruleSet), logger: logger),
             refreshInterval: configuration.designationRefreshInterval
         )
         let api = QueryAPI(
@@ -153,6 +152,8 @@ public struct QueryAPIStores: Sendable {
     public var platforms: any ClientPlatformDirectory
     /// The archive of area events the designations are read from.
     public var areaEvents: any AreaEventArchive
+    /// The rule-set activations (the configured rule set decides until the first).
+    public var ruleSets: any RuleSetActivations
 
     public init(
         codes: any MaterialisedCodeReads,
@@ -160,7 +161,8 @@ public struct QueryAPIStores: Sendable {
         records: any PersonRecords,
         analysts: any AnalystDirectory,
         platforms: any ClientPlatformDirectory,
-        areaEvents: any AreaEventArchive
+        areaEvents: any AreaEventArchive,
+        ruleSets: any RuleSetActivations
     ) {
         self.codes = codes
         self.states = states
@@ -168,6 +170,7 @@ public struct QueryAPIStores: Sendable {
         self.analysts = analysts
         self.platforms = platforms
         self.areaEvents = areaEvents
+        self.ruleSets = ruleSets
     }
 }
 

@@ -86,7 +86,8 @@ public enum Backbone {
                 records: PersonRecordStore(client: postgres, logger: logger),
                 analysts: AuditedAnalysts(store: AnalystStore(client: postgres, logger: logger)),
                 platforms: ClientPlatformStore(client: postgres, logger: logger),
-                areaEvents: ProjectionStore(client: postgres, logger: logger)
+                areaEvents: ProjectionStore(client: postgres, logger: logger),
+                ruleSets: RuleSetVersionStore(client: postgres, logger: logger)
             ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,

@@ -125,8 +125,7 @@ public struct HistoryBenchmark: Sendable {
                 records: records,
                 materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: NoMaterialisedCodes()),
                 catalog: RiskAreaCatalog(archive: store, logger: logger),
-                policy: policy,
-                ruleSet: ruleSet,
+                rules: RuleSetCatalog(source: store, configured: policy, logger: logger),
                 refreshInterval: .seconds(60)
             )
             let explanations = PersonExplanations(queries: queries, records: records)

@@ -68,7 +68,8 @@ import Testing
                 records: stores,
                 analysts: stores,
                 platforms: stores,
-                areaEvents: stores
+                areaEvents: stores,
+                ruleSets: stores
             ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,

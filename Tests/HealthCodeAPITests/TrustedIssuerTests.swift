@@ -70,7 +70,8 @@ import Testing
                 records: stores,
                 analysts: stores,
                 platforms: stores,
-                areaEvents: stores
+                areaEvents: stores,
+                ruleSets: stores
             ),
             ruleSet: try RuleSet.decode(
                 Array(

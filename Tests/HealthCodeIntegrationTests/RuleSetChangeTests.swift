@@ -1,4 +1,6 @@
 import Foundation
+import HealthCodeAPI
+import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodePostgres
 import HealthCodeTestSupport
@@ -137,6 +139,30 @@ struct RuleSetChangeTests {
         }
         #expect(decision?.contains("close-contact") == true, "decided by the activated rule set's 28 days")
         #expect(decision?.hasSuffix(longerHash) == true, "and the decision names it")
+
+        // The API judges what was known at an instant by the rules in force then, and names them.
+        try await Backbone.withPostgres(backbone.clientConfiguration(for: .api), logger: testLogger()) { client in
+            let logger = testLogger()
+            let queries = CodeQueries(
+                states: CodeStore(client: client, logger: logger),
+                records: PersonRecordStore(client: client, logger: logger),
+                materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: InMemoryQueryStores()),
+                catalog: RiskAreaCatalog(archive: ProjectionStore(client: client, logger: logger), logger: logger),
+                rules: RuleSetCatalog(
+                    source: RuleSetVersionStore(client: client, logger: logger),
+                    configured: Policy(ruleSet: backbone.ruleSet),
+                    logger: logger
+                ),
+                refreshInterval: .seconds(60)
+            )
+            let answer = Instant.now()
+            let before = try await queries.code(of: subject, at: answer, knownAt: now - .seconds(7200), now: answer)
+            #expect(before.ruleSet.hash == backbone.ruleSet.contentHash)
+            #expect(!before.reasons.contains { $0.rule == "close-contact" }, "14 days: the contact is over")
+            let current = try await queries.code(of: subject, at: answer, knownAt: nil, now: answer)
+            #expect(current.ruleSet.hash == longerHash)
+            #expect(current.reasons.contains { $0.rule == "close-contact" })
+        }
     }
 
     func eventCount(of subject: String, _ client: PostgresClient) async throws -> Int {

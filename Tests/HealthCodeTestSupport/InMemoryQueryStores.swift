@@ -8,7 +8,7 @@ import Synchronization
 /// exports, analysts and their audit trail, area events. For in-process router tests: a test sets what
 /// is stored, and can make every read fail (a database outage) or wait (a slow database).
 public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, PersonRecords, AnalystDirectory,
-    ClientPlatformDirectory, AreaEventArchive, Sendable
+    ClientPlatformDirectory, AreaEventArchive, RuleSetActivations, Sendable
 {
     struct Contents {
         var codes: [String: MaterialisedCode] = [:]
@@ -122,6 +122,13 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         if page == nil { chosen += events.filter { $0.time > at }.prefix(limit - chosen.count) }
         return (chosen, candidates.count > limit)
     }
+
+    /// No activation: the configured rule set decides.
+    public func activations(
+        after activation: Int64
+    ) async throws
+        -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
+    { [] }
 
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         try await read { contents in
