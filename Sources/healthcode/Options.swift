@@ -561,7 +561,10 @@ struct RulesOptions: ParsableArguments {
     @Option(name: .customLong("rules"), help: "Rule set file (HC_RULES; default projections/rules/reference-v1.json).")
     var rules: String?
 
-    func ruleSet() throws -> RuleSet {
+    func ruleSet() throws -> RuleSet { try ruleSetFile().ruleSet }
+
+    /// The rule set file's bytes, as read, and the rule set they hold.
+    func ruleSetFile() throws -> (bytes: [UInt8], ruleSet: RuleSet) {
         let url: URL
         if let rules = rules ?? ProcessInfo.processInfo.environment["HC_RULES"] {
             url = URL(fileURLWithPath: rules)
@@ -572,7 +575,7 @@ struct RulesOptions: ParsableArguments {
         }
         let bytes = try [UInt8](Data(contentsOf: url))
         do {
-            return try RuleSet.decode(bytes)
+            return (bytes, try RuleSet.decode(bytes))
         } catch {
             throw ValidationError("\(url.path): \(error)")
         }

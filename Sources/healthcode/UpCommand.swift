@@ -67,7 +67,7 @@ struct UpCommand: AsyncParsableCommand {
         let logger = Logger(label: "healthcode.up")
         let topic = kafka.configuration
         let pseudonymizer = try pseudonym.pseudonymizer(createIfMissing: true)
-        let ruleSet = try rules.ruleSet()
+        let (ruleSetFile, ruleSet) = try rules.ruleSetFile()
         let migrations = try SchemaMigrator.migrations(in: try migrationsDirectory())
         let pgConfiguration = postgres.configuration.clientConfiguration()
 
@@ -75,6 +75,7 @@ struct UpCommand: AsyncParsableCommand {
         let (demoCredentials, platformKeys) = try await Backbone.withPostgres(pgConfiguration, logger: logger) {
             client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
+            try await Self.activateFirstRuleSet(ruleSetFile, ruleSet: ruleSet, postgres: client, logger: logger)
             let publishers = try await Backbone.enrollPublishers(
                 DemoPopulation.Publisher.all.map { ($0.id, [$0.eventType]) },
                 rateLimit: PublisherRateLimit(eventsPerSecond: demoPublisherRate, burstEvents: demoPublisherBurst),
@@ -209,5 +210,38 @@ struct UpCommand: AsyncParsableCommand {
         try Data((secret + "\n").utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
         return path
+    }
+}
+
+extension UpCommand {
+    /// Rule sets decide once activated (`healthcode rules activate`). A database that never had one gets the
+    /// configured file activated, from the beginning of time, by "healthcode up"; otherwise the version in
+    /// force stays, and a different file is named on the console, never switched to silently.
+    static func activateFirstRuleSet(
+        _ file: [UInt8],
+        ruleSet: RuleSet,
+        postgres: PostgresClient,
+        logger: Logger
+    ) async throws {
+        let store = RuleSetVersionStore(client: postgres, logger: logger)
+        guard try await !store.activations().isEmpty else {
+            let activation = try await store.activate(
+                body: file,
+                effectiveFrom: Instant(microsecondsSinceEpoch: 0),
+                activatedBy: "healthcode up"
+            )
+            ConsoleOutput.line(
+                "up: rule set \(activation.ruleSet.id) \(activation.ruleSet.version) activated (the first; "
+                    + "`healthcode rules list` shows the versions)"
+            )
+            return
+        }
+        if let inForce = try await store.activation(at: Instant.now()), inForce.ruleSet.hash != ruleSet.contentHash {
+            ConsoleOutput.line(
+                "up: the rule set in force is \(inForce.ruleSet.id) \(inForce.ruleSet.version) (activated by "
+                    + "\(inForce.activatedBy)); the --rules file (\(ruleSet.id) \(ruleSet.version)) is not used: "
+                    + "activate it with `healthcode rules activate FILE --by NAME`"
+            )
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import HealthCodeBenchmarks
 import HealthCodeLocalServers
+import HealthCodePostgres
 import HealthCodeTestSupport
 import PostgresNIO
 import Synchronization
@@ -192,6 +193,12 @@ struct RunCommandTests {
         #expect(again.status == 0, "exit status; output ends:\n\(Self.tail(again))")
         #expect(again.accepted == again.published && again.published > 4_000)
         #expect(again.archived == again.published, "every accepted event projected")
+        // The first start activated the configured rule set; the second kept it (one activation, by up).
+        let activations = try await backbone.withDatabase {
+            try await RuleSetVersionStore(client: $0, logger: testLogger()).activations()
+        }
+        #expect(activations.map(\.activatedBy) == ["healthcode up"])
+        #expect(activations.first?.ruleSet == backbone.ruleSet.identity)
     }
 
     @Test("Ctrl-C with PostgreSQL and the broker both gone ends every service within the grace period")
