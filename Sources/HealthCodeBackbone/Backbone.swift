@@ -54,6 +54,30 @@ public enum Backbone {
         try await admin.createTopics([KafkaTopicSpecification(name: topic.topic, partitions: topic.partitions)])
     }
 
+    /// Explanations read straight from PostgreSQL (`healthcode explain`, tests): codes evaluated on the stored
+    /// states and archive with the rule set in force at each `knownAt` (`ruleSet` until the first activation),
+    /// nothing kept in memory.
+    public static func explanations(
+        postgres: PostgresClient,
+        ruleSet: RuleSet,
+        logger: Logger
+    ) -> (queries: CodeQueries, explanations: PersonExplanations) {
+        let records = PersonRecordStore(client: postgres, logger: logger)
+        let queries = CodeQueries(
+            states: CodeStore(client: postgres, logger: logger),
+            records: records,
+            materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: NoMaterialisedCodes()),
+            catalog: RiskAreaCatalog(archive: ProjectionStore(client: postgres, logger: logger), logger: logger),
+            rules: RuleSetCatalog(
+                source: RuleSetVersionStore(client: postgres, logger: logger),
+                configured: Policy(ruleSet: ruleSet),
+                logger: logger
+            ),
+            refreshInterval: .seconds(60)
+        )
+        return (queries, PersonExplanations(queries: queries, records: records))
+    }
+
     /// The query API's services on PostgreSQL: the pools of its code reads (one per event loop, to
     /// `codeReadPostgres`; see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache``
     /// coherent (one more connection to `codeReadPostgres`) and its HTTP server, in that order.
@@ -352,4 +376,9 @@ extension Backbone {
         if replacing { try await store.upsert(record) } else { try await store.add(record) }
         return key
     }
+}
+
+/// No materialised code: every answer is evaluated from the stored state and archive.
+private struct NoMaterialisedCodes: MaterialisedCodeReads {
+    func materialisedCode(of subject: String) async throws -> MaterialisedCode? { nil }
 }

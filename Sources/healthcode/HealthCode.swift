@@ -24,6 +24,7 @@ struct HealthCode: AsyncParsableCommand {
             Verify.self,
             DeadLetters.self,
             Evaluate.self,
+            ExplainCommand.self,
             Bench.self,
         ]
     )
