@@ -118,17 +118,7 @@ public struct HistoryBenchmark: Sendable {
                 _ = try await feed.project(Array(events[start..<min(start + 1000, events.count)]), with: projection)
             }
 
-            let records = PersonRecordStore(client: client, logger: logger)
-            let codes = CodeStore(client: client, logger: logger)
-            let queries = CodeQueries(
-                states: codes,
-                records: records,
-                materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: NoMaterialisedCodes()),
-                catalog: RiskAreaCatalog(archive: store, logger: logger),
-                rules: RuleSetCatalog(source: store, configured: policy, logger: logger),
-                refreshInterval: .seconds(60)
-            )
-            let explanations = PersonExplanations(queries: queries, records: records)
+            let (queries, explanations) = Backbone.explanations(postgres: client, ruleSet: ruleSet, logger: logger)
             let shortSubject = short.subjects[1]
             var result = Result(
                 longEvents: options.longEvents,
@@ -246,11 +236,6 @@ public struct HistoryBenchmark: Sendable {
     private func median(_ durations: [Duration]) -> Duration {
         durations.sorted()[durations.count / 2]
     }
-}
-
-/// No code is materialised for the benchmark's lookups: they evaluate the stored state.
-private struct NoMaterialisedCodes: MaterialisedCodeReads {
-    func materialisedCode(of subject: String) async throws -> MaterialisedCode? { nil }
 }
 
 private func milliseconds(_ duration: Duration) -> Double {

@@ -122,18 +122,7 @@ struct DecisionReplayTests {
         }
 
         try await Backbone.withPostgres(backbone.clientConfiguration(for: .api), logger: logger) { client in
-            let queries = CodeQueries(
-                states: CodeStore(client: client, logger: logger),
-                records: PersonRecordStore(client: client, logger: logger),
-                materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: InMemoryQueryStores()),
-                catalog: RiskAreaCatalog(archive: ProjectionStore(client: client, logger: logger), logger: logger),
-                rules: RuleSetCatalog(
-                    source: RuleSetVersionStore(client: client, logger: logger),
-                    configured: Policy(ruleSet: backbone.ruleSet),
-                    logger: logger
-                ),
-                refreshInterval: .seconds(60)
-            )
+            let queries = Backbone.explanations(postgres: client, ruleSet: backbone.ruleSet, logger: logger).queries
             let rows = try await client.query(
                 """
                 SELECT d.subject, hc_micros(d.decided_at), d.decision::text, r.id, r.version, r.hash

@@ -143,18 +143,7 @@ struct RuleSetChangeTests {
         // The API judges what was known at an instant by the rules in force then, and names them.
         try await Backbone.withPostgres(backbone.clientConfiguration(for: .api), logger: testLogger()) { client in
             let logger = testLogger()
-            let queries = CodeQueries(
-                states: CodeStore(client: client, logger: logger),
-                records: PersonRecordStore(client: client, logger: logger),
-                materialised: CodeCache(entries: 0, maximumAge: .seconds(1), reads: InMemoryQueryStores()),
-                catalog: RiskAreaCatalog(archive: ProjectionStore(client: client, logger: logger), logger: logger),
-                rules: RuleSetCatalog(
-                    source: RuleSetVersionStore(client: client, logger: logger),
-                    configured: Policy(ruleSet: backbone.ruleSet),
-                    logger: logger
-                ),
-                refreshInterval: .seconds(60)
-            )
+            let queries = Backbone.explanations(postgres: client, ruleSet: backbone.ruleSet, logger: logger).queries
             let answer = Instant.now()
             let before = try await queries.code(of: subject, at: answer, knownAt: now - .seconds(7200), now: answer)
             #expect(before.ruleSet.hash == backbone.ruleSet.contentHash)
