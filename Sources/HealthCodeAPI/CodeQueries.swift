@@ -156,6 +156,19 @@ public struct CodeQueries: Sendable {
         try await rules.policy(at: knownAt, maximumAge: refreshInterval)
     }
 
+    /// `ruleSet` when an asker named one, else the policy in force at `knownAt`.
+    public func policy(knownAt: Instant, ruleSet: Policy?) async throws -> Policy {
+        if let ruleSet { return ruleSet }
+        return try await policy(knownAt: knownAt)
+    }
+
+    /// The policy of the activated rule set an asker names (`ruleSet=`, `--rules`): its hash or `ID@VERSION`;
+    /// `nil` when none has that name. To ask how a decision would have been under other rules than those of the
+    /// time. - Throws: ``RuleSetNameError`` when `ID@VERSION` fits rule sets of different contents.
+    public func policy(named name: String) async throws -> Policy? {
+        try await rules.policy(named: name)
+    }
+
     /// `subject`'s current code if its materialised code is kept in memory and still in force; `nil`
     /// when answering needs the database (nothing kept, expired, or another rule set in force).
     public func keptCode(of subject: String, now: Instant) -> PersonCode? {
@@ -172,38 +185,48 @@ public struct CodeQueries: Sendable {
         return PersonCode(subject: subject, decision: stored.decision, evaluatedAt: now, knownAt: now)
     }
 
-    /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`); a person nothing
-    /// is recorded about gets the policy's answer for an empty history.
-    public func code(of subject: String, at: Instant, knownAt: Instant?, now: Instant) async throws -> PersonCode {
-        if let code = try await knownCode(of: subject, at: at, knownAt: knownAt, now: now) { return code }
+    /// The code of `subject` at `at` as known at `knownAt` (`nil`: the same as `at`), judged by the rules in
+    /// force at `knownAt` or by `ruleSet` if given (``policy(named:)``); a person nothing is recorded about gets
+    /// the policy's answer for an empty history.
+    public func code(
+        of subject: String,
+        at: Instant,
+        knownAt: Instant?,
+        ruleSet: Policy? = nil,
+        now: Instant
+    ) async throws -> PersonCode {
+        if let code = try await knownCode(of: subject, at: at, knownAt: knownAt, ruleSet: ruleSet, now: now) {
+            return code
+        }
         let knownAt = knownAt ?? at
         return try await evaluate(
             PersonState(),
             of: subject,
             at: at,
             knownAt: knownAt,
-            policy: policy(knownAt: knownAt)
+            policy: policy(knownAt: knownAt, ruleSet: ruleSet)
         )
     }
 
-    /// Like ``code(of:at:knownAt:now:)``, but `nil` for a person nothing is recorded about (neither a
+    /// Like ``code(of:at:knownAt:ruleSet:now:)``, but `nil` for a person nothing is recorded about (neither a
     /// materialised code nor a state): whether such a person gets a code is the caller's policy
     /// (``QueryAPIConfiguration/unknownPeople``).
     public func knownCode(
         of subject: String,
         at: Instant,
         knownAt: Instant?,
+        ruleSet: Policy? = nil,
         now: Instant
     ) async throws
         -> PersonCode?
     {
         let knownAt = knownAt ?? at
-        if at == now, knownAt == now, let stored = try await materialised.code(of: subject, now: now),
+        if at == now, knownAt == now, ruleSet == nil, let stored = try await materialised.code(of: subject, now: now),
             let code = current(stored, of: subject, now: now)
         {
             return code
         }
-        let policy = try await policy(knownAt: knownAt)
+        let policy = try await policy(knownAt: knownAt, ruleSet: ruleSet)
         guard let state = try await state(of: subject, answering: at, policy: policy) else { return nil }
         return try await evaluate(state, of: subject, at: at, knownAt: knownAt, policy: policy)
     }

@@ -124,18 +124,21 @@ public struct PersonExplanations: Sendable {
 
     /// The explanation of `subject`'s code at `at` as known at `knownAt` (default `at`): the first page, or
     /// the one `page` (an earlier page's token) names. Costs what the page holds plus the events that can
-    /// matter at its instants (a rule's longest duration before them), not the whole history.
+    /// matter at its instants (a rule's longest duration before them), not the whole history. Judged by the
+    /// rules in force at `knownAt`, or by `ruleSet` when the asker names one (``CodeQueries/policy(named:)``;
+    /// name it again for each earlier page).
     public func explain(
         _ subject: String,
         at: Instant,
         knownAt: Instant?,
+        ruleSet: Policy? = nil,
         page: ExplanationPage? = nil,
         limit: Int = Self.defaultPageSize
     ) async throws -> PersonExplanation {
         let knownAt = knownAt ?? at
         let timeline = try await records.timeline(of: subject, at: at, before: page, limit: limit)
-        // Judged by the rules in force at `knownAt` (the decision names them).
-        let policy = try await queries.policy(knownAt: knownAt)
+        // Judged by the rules in force at `knownAt` unless named (the decision names them).
+        let policy = try await queries.policy(knownAt: knownAt, ruleSet: ruleSet)
         let decision = try await queries.evaluator(for: subject, from: at, policy: policy)(at, knownAt)
         // The rules whose start this page looks for: on the first page those firing at `at`, on an earlier
         // page those still firing at the later page's earliest event.

@@ -137,13 +137,26 @@ public enum QueryAPIApplication {
                 return problem.response
             case .success(let (at, knownAt)):
                 return try await readerRead(request, subject: subject, endpoint: "code", api: api, platforms: true) {
+                    let ruleSet: Policy?
+                    switch try await namedRuleSet(of: request, api: api) {
+                    case .failure(let problem): return problem.response
+                    case .success(let named): ruleSet = named
+                    }
                     // A code kept in memory needs no further read.
-                    if at == current, knownAt == nil || knownAt == current,
+                    if at == current, knownAt == nil || knownAt == current, ruleSet == nil,
                         let kept = api.queries.keptCode(of: subject, now: current)
                     {
                         return JSONResponse.written(ByteBuffer(bytes: kept.jsonBytes()))
                     }
-                    guard let found = try await personCode(api, of: subject, at: at, knownAt: knownAt, now: current)
+                    guard
+                        let found = try await personCode(
+                            api,
+                            of: subject,
+                            at: at,
+                            knownAt: knownAt,
+                            ruleSet: ruleSet,
+                            now: current
+                        )
                     else {
                         return unknownPerson()
                     }
@@ -263,9 +276,21 @@ public enum QueryAPIApplication {
                 case (.failure(let problem), _), (_, .failure(let problem)):
                     return problem.response
                 case (.success(let (at, knownAt)), .success(let (page, limit))):
-                    return try JSONResponse.make(
-                        try await api.explanations.explain(subject, at: at, knownAt: knownAt, page: page, limit: limit)
-                    )
+                    switch try await namedRuleSet(of: request, api: api) {
+                    case .failure(let problem):
+                        return problem.response
+                    case .success(let ruleSet):
+                        return try JSONResponse.make(
+                            try await api.explanations.explain(
+                                subject,
+                                at: at,
+                                knownAt: knownAt,
+                                ruleSet: ruleSet,
+                                page: page,
+                                limit: limit
+                            )
+                        )
+                    }
                 }
             }
         }
@@ -284,13 +309,54 @@ public enum QueryAPIApplication {
         of subject: String,
         at: Instant,
         knownAt: Instant?,
+        ruleSet: Policy? = nil,
         now: Instant
     )
         async throws -> PersonCode?
     {
         switch api.unknownPeople {
-        case .refuse: return try await api.queries.knownCode(of: subject, at: at, knownAt: knownAt, now: now)
-        case .green: return try await api.queries.code(of: subject, at: at, knownAt: knownAt, now: now)
+        case .refuse:
+            return try await api.queries.knownCode(of: subject, at: at, knownAt: knownAt, ruleSet: ruleSet, now: now)
+        case .green:
+            return try await api.queries.code(of: subject, at: at, knownAt: knownAt, ruleSet: ruleSet, now: now)
+        }
+    }
+
+    /// The rule set the query string names (`ruleSet=`: a hash or `ID@VERSION` of an activated rule set); `nil`
+    /// when it names none, so that the rules in force at `knownAt` judge.
+    static func namedRuleSet(of request: Request, api: QueryAPI) async throws -> Result<Policy?, ProblemResponse> {
+        guard let value = request.uri.queryParameters["ruleSet"] else { return .success(nil) }
+        let name = String(value)
+        guard (1...200).contains(name.utf8.count) else {
+            return .failure(
+                ProblemResponse(
+                    JSONResponse.problem(
+                        status: .badRequest,
+                        code: "invalid-rule-set",
+                        detail: "query parameter 'ruleSet' must be a rule set's hash (sha256:…) or ID@VERSION"
+                    )
+                )
+            )
+        }
+        do {
+            guard let policy = try await api.queries.policy(named: name) else {
+                return .failure(
+                    ProblemResponse(
+                        JSONResponse.problem(
+                            status: .notFound,
+                            code: "unknown-rule-set",
+                            detail: "query parameter 'ruleSet' names no activated rule set (see healthcode rules list)"
+                        )
+                    )
+                )
+            }
+            return .success(policy)
+        } catch let error as RuleSetNameError {
+            return .failure(
+                ProblemResponse(
+                    JSONResponse.problem(status: .badRequest, code: "ambiguous-rule-set", detail: error.description)
+                )
+            )
         }
     }
 

@@ -50,6 +50,25 @@ public final class RuleSetCatalog: Sendable {
         return policy(at: instant)
     }
 
+    /// The policy of an activated rule set named by its hash or `ID@VERSION` (``RuleSetTimeline/policy(named:)``),
+    /// or the configured one if so named (it decided before the first activation); re-reads activations first
+    /// when none is found. `nil`: no such rule set.
+    public func policy(named name: String) async throws -> Policy? {
+        if let found = try known(named: name) { return found }
+        try await refresh(from: source)
+        return try known(named: name)
+    }
+
+    private func known(named name: String) throws -> Policy? {
+        if let activated = try state.withLock({ state throws(RuleSetNameError) in
+            try state.timeline.policy(named: name)
+        }) {
+            return activated
+        }
+        let ruleSet = configured.ruleSet
+        return ruleSet.contentHash == name || "\(ruleSet.id)@\(ruleSet.version)" == name ? configured : nil
+    }
+
     /// Reads the activations recorded since the last refresh from `source` (a transaction reads on its own
     /// connection). A file that no longer decodes is logged and left out, never guessed at.
     public func refresh(from source: any RuleSetActivations) async throws {

@@ -39,4 +39,32 @@ public struct RuleSetTimeline: Sendable {
         }
         return low == 0 ? nil : entries[low - 1].policy
     }
+
+    /// The policy of an activated rule set named by `name`: its content hash (`sha256:…`, as decisions name
+    /// it) or `ID@VERSION`. `nil` when no activated rule set has that name.
+    /// - Throws: ``RuleSetNameError`` when `ID@VERSION` names activated rule sets of different contents.
+    public func policy(named name: String) throws(RuleSetNameError) -> Policy? {
+        var found: [String: Policy] = [:]
+        for entry in entries {
+            let ruleSet = entry.policy.ruleSet
+            if ruleSet.contentHash == name || "\(ruleSet.id)@\(ruleSet.version)" == name {
+                found[ruleSet.contentHash] = entry.policy
+            }
+        }
+        guard found.count <= 1 else { throw RuleSetNameError(name: name, hashes: found.keys.sorted()) }
+        return found.values.first
+    }
+}
+
+/// A rule-set name (`ID@VERSION`) that fits activated rule sets of different contents: name one by its hash.
+public struct RuleSetNameError: Error, CustomStringConvertible, Sendable {
+    /// The ambiguous name.
+    public var name: String
+    /// The hashes it fits.
+    public var hashes: [String]
+
+    public var description: String {
+        "rule set \(name) names \(hashes.count) activated rule sets of different contents "
+            + "(\(hashes.joined(separator: ", "))): name one by its hash"
+    }
 }

@@ -25,7 +25,13 @@ struct ExplainCommand: AsyncParsableCommand {
     @Option(help: "Why: recorded in the audit (a case number, a complaint).") var purpose: String
     @Option(help: "Timeline events per page (1 to 1000).") var limit: Int = PersonExplanations.defaultPageSize
     @Option(help: "An earlierPage token from a previous page.") var page: String?
-    @OptionGroup var rules: RulesOptions
+    @Option(
+        help: """
+            Judge by this rule set instead of the one in force at --known-at: an activated one by its hash or \
+            ID@VERSION (`healthcode rules list`), or a rule-set file (what the decision would have been under it).
+            """
+    )
+    var rules: String?
     @OptionGroup var postgres: PostgresOptions
 
     func validate() throws {
@@ -47,21 +53,34 @@ struct ExplainCommand: AsyncParsableCommand {
         let logger = Logger(label: "healthcode.explain")
         let at = try Self.instant(at, option: "--at") ?? Instant.now()
         let knownAt = try Self.instant(knownAt, option: "--known-at")
-        let ruleSet = try rules.ruleSet()
+        // Decides only on a database where no rule set was ever activated (HC_RULES or the reference file).
+        let fallback = try RulesOptions.parse([]).ruleSet()
+        let file = try rules.flatMap(Self.ruleSetFile)
         // As the query API's role: it may read what an explanation needs and append to the audit, nothing more.
         let configuration = postgres.configuration(for: .api).clientConfiguration()
         let explanation = try await Backbone.withPostgres(configuration, logger: logger) { client in
             // Recorded first: a read that cannot be audited is not made.
             try await AnalystStore(client: client, logger: logger)
                 .record(analyst: analyst, purpose: purpose, subject: pseudonym, endpoint: "explain-cli")
-            return try await Backbone.explanations(postgres: client, ruleSet: ruleSet, logger: logger).explanations
-                .explain(
-                    pseudonym,
-                    at: at,
-                    knownAt: knownAt,
-                    page: page.flatMap(ExplanationPage.init(token:)),
-                    limit: limit
-                )
+            let built = Backbone.explanations(postgres: client, ruleSet: fallback, logger: logger)
+            var named = file
+            if let rules, named == nil {
+                guard let stored = try await built.queries.policy(named: rules) else {
+                    throw ValidationError(
+                        "--rules \(rules) is neither a file nor the hash or ID@VERSION of an activated rule set "
+                            + "(see healthcode rules list)"
+                    )
+                }
+                named = stored
+            }
+            return try await built.explanations.explain(
+                pseudonym,
+                at: at,
+                knownAt: knownAt,
+                ruleSet: named,
+                page: page.flatMap(ExplanationPage.init(token:)),
+                limit: limit
+            )
         }
         switch format {
         case .json:
@@ -70,6 +89,16 @@ struct ExplainCommand: AsyncParsableCommand {
             FileHandle.standardOutput.write(try encoder.encode(explanation) + Data("\n".utf8))
         case .text:
             print(Self.text(explanation), terminator: "")
+        }
+    }
+
+    /// The rule set in `path` if it names a file (`nil` if not: then it is a stored rule set's name).
+    static func ruleSetFile(_ path: String) throws -> Policy? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return Policy(ruleSet: try RuleSet.decode([UInt8](Data(contentsOf: URL(fileURLWithPath: path)))))
+        } catch {
+            throw ValidationError("--rules \(path): \(error)")
         }
     }
 

@@ -147,6 +147,67 @@ import Testing
         }
     }
 
+    @Test("ruleSet= names the rule set that judges (hash or ID@VERSION) and the answer names it; unknown 404")
+    func namedRuleSet() async throws {
+        try await withAPI { fixture in
+            // From ten days ago, a positive PCR is yellow: the API judges by it unless another is named.
+            let reference = try Array(
+                Data(
+                    contentsOf: LocalInfrastructure.repositoryRoot
+                        .appendingPathComponent("projections/rules/reference-v1.json")
+                )
+            )
+            var milder = String(decoding: reference, as: UTF8.self)
+            milder.replaceSubrange(milder.range(of: "\"colour\": \"red\"")!, with: "\"colour\": \"yellow\"")
+            milder = milder.replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"2.0.0\"")
+            fixture.stores.activate(Array(milder.utf8), effectiveFrom: Self.now - .seconds(10 * 86_400))
+            let milderHash = try RuleSet.decode(Array(milder.utf8)).contentHash
+            let code = "/v1/people/\(fixture.positive)/code"
+            for (query, status, hash) in [
+                ("", "yellow", milderHash),
+                ("?ruleSet=\(fixture.ruleSet.contentHash)", "red", fixture.ruleSet.contentHash),
+                ("?ruleSet=reference-v1@2.0.0", "yellow", milderHash),
+                ("?ruleSet=reference-v1@1.0.0", "red", fixture.ruleSet.contentHash),
+            ] {
+                try await fixture.client.execute(uri: code + query, method: .get, headers: fixture.reader) {
+                    #expect($0.status == .ok)
+                    #expect(Self.json($0)?["status"] as? String == status, "\(query)")
+                    #expect((Self.json($0)?["ruleSet"] as? [String: Any])?["hash"] as? String == hash, "\(query)")
+                }
+            }
+            for (query, status, problem) in [
+                ("?ruleSet=sha256:0123", HTTPResponse.Status.notFound, "unknown-rule-set"),
+                ("?ruleSet=", .badRequest, "invalid-rule-set"),
+                ("?ruleSet=" + String(repeating: "x", count: 201), .badRequest, "invalid-rule-set"),
+            ] {
+                try await fixture.client.execute(uri: code + query, method: .get, headers: fixture.reader) {
+                    #expect($0.status == status)
+                    #expect(Self.problemCode($0) == problem)
+                }
+            }
+            let analyst: HTTPFields = [
+                .authorization: "Bearer \(Self.analystKey)", HTTPField.Name("X-HC-Purpose")!: "case 9",
+            ]
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/explain?ruleSet=\(fixture.ruleSet.contentHash)",
+                method: .get,
+                headers: analyst
+            ) { response in
+                let code = Self.json(response)?["code"] as? [String: Any]
+                #expect(code?["status"] as? String == "red")
+                #expect((code?["ruleSet"] as? [String: Any])?["hash"] as? String == fixture.ruleSet.contentHash)
+            }
+            try await fixture.client.execute(
+                uri: "/v1/people/\(fixture.positive)/explain?ruleSet=nope@1",
+                method: .get,
+                headers: analyst
+            ) {
+                #expect($0.status == .notFound)
+                #expect(Self.problemCode($0) == "unknown-rule-set")
+            }
+        }
+    }
+
     @Test("GET code: a kept materialised code that is still valid is answered as stored")
     func materialisedCode() async throws {
         try await withAPI { fixture in

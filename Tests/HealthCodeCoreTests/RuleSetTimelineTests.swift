@@ -72,4 +72,31 @@ struct RuleSetCatalogTests {
         #expect(catalog.policy(at: start).ruleSet.version == "1.0.0", "the unreadable activation is left out")
         #expect(catalog.policy(at: start - .seconds(1)).ruleSet.version == "1.0.0", "before any: the configured")
     }
+
+    @Test("names an activated rule set by its hash or ID@VERSION, or the configured one; unknown and ambiguous names")
+    func namedRuleSets() async throws {
+        let start = instant("2020-04-01T00:00:00Z")
+        let reference = try Repository.bytes("projections/rules/reference-v1.json")
+        let longerText = String(decoding: reference, as: UTF8.self)
+            .replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
+            .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"")
+        let longer = Array(longerText.utf8)
+        // Same id and version as `longer`, other contents: its ID@VERSION no longer names one rule set.
+        let clash = Array(longerText.replacingOccurrences(of: "\"P28D\"", with: "\"P21D\"").utf8)
+        let longerSet = try RuleSet.decode(longer)
+        let list = ActivationList([(1, start + .seconds(86_400), longer)])
+        let catalog = RuleSetCatalog(source: list, configured: Repository.referencePolicy, logger: Logger(label: "t"))
+        // Found without an explicit refresh: an unknown name re-reads the activations once.
+        #expect(try await catalog.policy(named: longerSet.contentHash)?.ruleSet.contentHash == longerSet.contentHash)
+        #expect(try await catalog.policy(named: "\(longerSet.id)@1.1.0")?.ruleSet.version == "1.1.0")
+        let configured = Repository.referencePolicy.ruleSet
+        #expect(try await catalog.policy(named: configured.contentHash)?.ruleSet.version == "1.0.0")
+        #expect(try await catalog.policy(named: "\(configured.id)@1.0.0")?.ruleSet.version == "1.0.0")
+        #expect(try await catalog.policy(named: "sha256:0000") == nil)
+        #expect(try await catalog.policy(named: "\(longerSet.id)@9.9.9") == nil)
+        list.append((2, start + .seconds(2 * 86_400), clash))
+        try await catalog.refresh(from: list)
+        await #expect(throws: RuleSetNameError.self) { try await catalog.policy(named: "\(longerSet.id)@1.1.0") }
+        #expect(try await catalog.policy(named: try RuleSet.decode(clash).contentHash)?.ruleSet.version == "1.1.0")
+    }
 }

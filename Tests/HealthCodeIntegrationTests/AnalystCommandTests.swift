@@ -82,12 +82,31 @@ struct AnalystCommandTests {
             on: backbone
         )
         #expect(badStatus != 0)
+        // --rules: judged by a named rule set (activated, by ID@VERSION or hash) or a file, and named so.
+        var milder = try String(contentsOf: file, encoding: .utf8)
+        milder.replaceSubrange(milder.range(of: "\"colour\": \"red\"")!, with: "\"colour\": \"yellow\"")
+        milder = milder.replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"2.0.0\"")
+        let milderFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent(LocalInfrastructure.uniqueName("milder") + ".json")
+        try milder.write(to: milderFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: milderFile) }
+        let milderHash = try RuleSet.decode(Array(milder.utf8)).contentHash
+        let (_, whatIf) = try await Self.healthcode(["explain"] + common + ["--rules", milderFile.path], on: backbone)
+        #expect(whatIf.contains(": YELLOW"))
+        #expect(whatIf.contains("decided by rule set reference-v1 2.0.0 (\(milderHash))"))
+        let (_, named) = try await Self.healthcode(["explain"] + common + ["--rules", "reference-v1@1.0.0"], on: backbone)
+        #expect(named.contains(": RED") && named.contains(backbone.ruleSet.contentHash))
+        let (unknownStatus, _) = try await Self.healthcode(
+            ["explain"] + common + ["--rules", "reference-v1@9.9.9"],
+            on: backbone
+        )
+        #expect(unknownStatus != 0)
         let audited = try await backbone.withDatabase {
             try await count(
                 $0,
                 "SELECT count(*) FROM analyst_audit WHERE subject = '\(subject)' AND endpoint = 'explain-cli' AND analyst_id = 'analyst-7'"
             )
         }
-        #expect(audited == 2)
+        #expect(audited == 5, "every explain that read, and the refused rule set's: audited before reading")
     }
 }

@@ -18,6 +18,7 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         var platforms: [ClientPlatformRecord] = []
         var audit: [AuditRecord] = []
         var areaEvents: [(sequence: Int64, body: String)] = []
+        var activations: [(activation: Int64, effectiveFrom: Instant, body: [UInt8])] = []
         var failure: (any Error & Sendable)?
         var delay: Duration?
     }
@@ -42,6 +43,11 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
             $0.states[subject] = state
             $0.events[subject, default: []].append(contentsOf: archived)
         }
+    }
+
+    /// Records an activation of the rule set in `body`, effective from `effectiveFrom`.
+    public func activate(_ body: [UInt8], effectiveFrom: Instant) {
+        contents.withLock { $0.activations.append((Int64($0.activations.count + 1), effectiveFrom, body)) }
     }
 
     /// Registers an analyst by the SHA-256 of its key.
@@ -128,7 +134,9 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
         after activation: Int64
     ) async throws
         -> [(activation: Int64, effectiveFrom: Instant, body: [UInt8])]
-    { [] }
+    {
+        contents.withLock { $0.activations.filter { $0.activation > activation } }
+    }
 
     public func subjectAccessExport(of subject: String) async throws -> [(table: String, rowsJSON: String)] {
         try await read { contents in
