@@ -94,7 +94,10 @@ struct AnalystCommandTests {
         let (_, whatIf) = try await Self.healthcode(["explain"] + common + ["--rules", milderFile.path], on: backbone)
         #expect(whatIf.contains(": YELLOW"))
         #expect(whatIf.contains("decided by rule set reference-v1 2.0.0 (\(milderHash))"))
-        let (_, named) = try await Self.healthcode(["explain"] + common + ["--rules", "reference-v1@1.0.0"], on: backbone)
+        let (_, named) = try await Self.healthcode(
+            ["explain"] + common + ["--rules", "reference-v1@1.0.0"],
+            on: backbone
+        )
         #expect(named.contains(": RED") && named.contains(backbone.ruleSet.contentHash))
         let (unknownStatus, _) = try await Self.healthcode(
             ["explain"] + common + ["--rules", "reference-v1@9.9.9"],
