@@ -78,6 +78,76 @@ public enum Backbone {
         return (queries, PersonExplanations(queries: queries, records: records))
     }
 
+    /// What an evidence bundle is judged by.
+    public enum EvidenceRules: Sendable {
+        /// The rule set in force at `knownAt` (the answer the API gives).
+        case inForce
+        /// An activated rule set by its hash or `ID@VERSION` (``CodeQueries/policy(named:)``).
+        case named(String)
+        /// A rule-set file: what the decision would have been under it.
+        case file([UInt8])
+    }
+
+    /// An evidence bundle of `subject` at `at` as known at `knownAt` (``EvidenceBundle``), read straight from
+    /// PostgreSQL: the person's whole archive, every designation, and the file of the rule set that judges
+    /// (`configuredFile` decides before the first activation, as in ``explanations(postgres:ruleSet:logger:)``).
+    public static func evidence(
+        postgres: PostgresClient,
+        configuredFile: [UInt8],
+        subject: String,
+        at: Instant,
+        knownAt: Instant,
+        rules: EvidenceRules,
+        context: [(name: String, value: String)],
+        logger: Logger
+    ) async throws -> EvidenceBundle {
+        let configured = try RuleSet.decode(configuredFile)
+        let queries = explanations(postgres: postgres, ruleSet: configured, logger: logger).queries
+        let file: [UInt8]
+        switch rules {
+        case .file(let bytes):
+            file = bytes
+        case .inForce, .named:
+            let policy: Policy
+            if case .named(let name) = rules {
+                guard let named = try await queries.policy(named: name) else {
+                    throw EvidenceError(code: "unknown-rule-set", detail: "no activated rule set is named \(name)")
+                }
+                policy = named
+            } else {
+                policy = try await queries.policy(knownAt: knownAt)
+            }
+            let hash = policy.ruleSet.contentHash
+            if let stored = try await RuleSetVersionStore(client: postgres, logger: logger).body(ofHash: hash) {
+                file = stored
+            } else if hash == configured.contentHash {
+                file = configuredFile
+            } else {
+                throw EvidenceError(code: "rule-set-file-missing", detail: "the file of rule set \(hash) is not stored")
+            }
+        }
+        let events = try await PersonRecordStore(client: postgres, logger: logger)
+            .events(of: subject, relevantFrom: nil).map(\.event)
+        var areaEvents: [CloudEvent] = []
+        for row in try await ProjectionStore(client: postgres, logger: logger).areaEvents(after: 0) {
+            do {
+                areaEvents.append(try EventDecoder.decode(Array(row.body.utf8)))
+            } catch {
+                // Left out as the query API's designations leave it out (RiskAreaCatalog), so both agree.
+                logger.error("archived area event no longer decodes", metadata: ["sequence": "\(row.sequence)"])
+            }
+        }
+        return try EvidenceBundle(
+            subject: subject,
+            at: at,
+            knownAt: knownAt,
+            context: context,
+            ruleSetFile: file,
+            events: events,
+            areaEvents: areaEvents
+        )
+    }
+
     /// The query API's services on PostgreSQL: the pools of its code reads (one per event loop, to
     /// `codeReadPostgres`; see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache``
     /// coherent (one more connection to `codeReadPostgres`) and its HTTP server, in that order.
@@ -381,4 +451,11 @@ extension Backbone {
 /// No materialised code: every answer is evaluated from the stored state and archive.
 private struct NoMaterialisedCodes: MaterialisedCodeReads {
     func materialisedCode(of subject: String) async throws -> MaterialisedCode? { nil }
+}
+
+/// Why an evidence bundle could not be made: `code` for scripts, `detail` for people (no event contents).
+public struct EvidenceError: Error, CustomStringConvertible {
+    public var code: String
+    public var detail: String
+    public var description: String { "\(code): \(detail)" }
 }

@@ -37,9 +37,7 @@ public struct RuleSet: Sendable, Hashable {
                 reason: "not valid JSON at byte \(error.offset): \(error.reason)"
             )
         }
-        let digest = SHA256.hash(data: array)
-        let hash = "sha256:" + digest.map { byte in String(byte, radix: 16).leftPadded(to: 2) }.joined()
-        return try RuleSetReader.ruleSet(value, contentHash: hash)
+        return try RuleSetReader.ruleSet(value, contentHash: sha256Name(of: array))
     }
 }
 
@@ -401,8 +399,9 @@ private enum RuleSetReader {
     }
 }
 
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
+/// `sha256:<hex>` of `bytes`: how rule sets and evidence name contents, so that `sha256sum` reproduces it.
+func sha256Name(of bytes: [UInt8]) -> String {
+    "sha256:"
+        + SHA256.hash(data: bytes).map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
+        .joined()
 }

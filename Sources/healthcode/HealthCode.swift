@@ -25,6 +25,7 @@ struct HealthCode: AsyncParsableCommand {
             DeadLetters.self,
             Evaluate.self,
             ExplainCommand.self,
+            Evidence.self,
             Bench.self,
         ]
     )

@@ -104,12 +104,32 @@ struct AnalystCommandTests {
             on: backbone
         )
         #expect(unknownStatus != 0)
+        // An evidence bundle: written by one command, checked offline by another, tampering found.
+        let bundle = FileManager.default.temporaryDirectory
+            .appendingPathComponent(LocalInfrastructure.uniqueName("evidence") + ".json")
+        defer { try? FileManager.default.removeItem(at: bundle) }
+        let (made, _) = try await Self.healthcode(["evidence"] + common + ["--output", bundle.path], on: backbone)
+        #expect(made == 0)
+        let (verifiedStatus, verified) = try await Self.healthcode(["evidence", "verify", bundle.path], on: backbone)
+        #expect(verifiedStatus == 0)
+        #expect(verified.hasPrefix("verified: \(subject) at "))
+        #expect(verified.contains(": RED by rule set reference-v1 1.0.0 (\(backbone.ruleSet.contentHash)); 1 events"))
+        let written = try String(contentsOf: bundle, encoding: .utf8)
+        try written.replacingOccurrences(of: "\"result\":\"positive\"", with: "\"result\":\"negative\"")
+            .write(to: bundle, atomically: true, encoding: .utf8)
+        let (tamperedStatus, tampered) = try await Self.healthcode(["evidence", "verify", bundle.path], on: backbone)
+        #expect(tamperedStatus == 1)
+        #expect(tampered.contains("differs: events[0].sha256 is not the SHA-256 of its event"))
+        #expect(tampered.contains("differs: result differs from the re-evaluation"))
         let audited = try await backbone.withDatabase {
             try await count(
                 $0,
-                "SELECT count(*) FROM analyst_audit WHERE subject = '\(subject)' AND endpoint = 'explain-cli' AND analyst_id = 'analyst-7'"
+                """
+                SELECT count(*) FROM analyst_audit WHERE subject = '\(subject)'
+                AND endpoint IN ('explain-cli', 'evidence-cli') AND analyst_id = 'analyst-7'
+                """
             )
         }
-        #expect(audited == 5, "every explain that read, and the refused rule set's: audited before reading")
+        #expect(audited == 6, "every explain that read, and the refused rule set's: audited before reading")
     }
 }

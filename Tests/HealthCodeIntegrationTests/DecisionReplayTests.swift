@@ -123,6 +123,13 @@ struct DecisionReplayTests {
 
         try await Backbone.withPostgres(backbone.clientConfiguration(for: .api), logger: logger) { client in
             let queries = Backbone.explanations(postgres: client, ruleSet: backbone.ruleSet, logger: logger).queries
+            let reference = try Array(
+                Data(
+                    contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                        "projections/rules/reference-v1.json"
+                    )
+                )
+            )
             let rows = try await client.query(
                 """
                 SELECT d.subject, hc_micros(d.decided_at), d.decision::text, r.id, r.version, r.hash
@@ -145,6 +152,20 @@ struct DecisionReplayTests {
                 #expect(replay.validUntil == logged.validUntil, "\(subject) at \(instant)")
                 #expect(replay.reasons == logged.reasons, "\(subject) at \(instant)")
                 #expect(replay.ruleSet.hash == logged.ruleSetHash, "\(subject) at \(instant)")
+                // The evidence bundle reproduces it too, and so does its offline check.
+                let evidence = try await Backbone.evidence(
+                    postgres: client,
+                    configuredFile: reference,
+                    subject: subject,
+                    at: instant,
+                    knownAt: instant,
+                    rules: .inForce,
+                    context: [],
+                    logger: logger
+                )
+                #expect(evidence.decision == logged, "\(subject) at \(instant)")
+                let verified = EvidenceVerification.verify(evidence.jsonBytes())
+                #expect(verified.isVerified && verified.remade?.decision == logged, "\(verified.problems)")
                 byRuleSet[version, default: 0] += 1
                 replayed += 1
             }
