@@ -371,15 +371,29 @@ extension ReviewOfficeStore: ReviewOffices {
 extension AssertionUseStore: AssertionUses {}
 
 extension GatewayStores {
-    /// The gateway's stores on PostgreSQL (tables `publisher`, `event_archive`, the review tables and
-    /// `client_assertion_use`, migration 0012).
-    public static func postgres(_ client: PostgresClient, logger: Logger) -> GatewayStores {
+    /// The gateway's stores on PostgreSQL (tables `publisher`, `event_archive`, the review tables,
+    /// `client_assertion_use` and `held_change`); designations are measured on the projection under the rule
+    /// set in force (`ruleSet` before the first activation) with `configuration`'s threshold and budget.
+    public static func postgres(
+        _ client: PostgresClient,
+        configuration: GatewayConfiguration,
+        ruleSet: RuleSet,
+        logger: Logger
+    ) -> GatewayStores {
         let publishers = PublisherStore(client: client, logger: logger)
         return GatewayStores(
             publishers: publishers,
             retractionTargets: publishers,
             reviewOffices: ReviewOfficeStore(client: client, logger: logger),
-            assertionUses: AssertionUseStore(client: client, logger: logger)
+            assertionUses: AssertionUseStore(client: client, logger: logger),
+            designations: DesignationImpactOversight(
+                postgres: client,
+                configured: ruleSet,
+                holdOver: configuration.designationHoldOver,
+                budget: configuration.designationImpactBudget,
+                logger: logger
+            ),
+            heldDesignations: HeldChangeStore(client: client, logger: logger)
         )
     }
 }

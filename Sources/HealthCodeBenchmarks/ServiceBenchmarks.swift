@@ -18,6 +18,13 @@ import Synchronization
 /// migrated database, a topic, and the services under test on port 0.
 struct BenchBackbone: Sendable {
     let servers: ScratchServers
+    var ruleSet: RuleSet {
+        get throws {
+            try RuleSet.decode(
+                [UInt8](try Data(contentsOf: servers.root.appendingPathComponent("projections/rules/reference-v1.json")))
+            )
+        }
+    }
     let topic: EventTopicConfiguration
     let logger: Logger
 
@@ -92,7 +99,7 @@ struct BenchBackbone: Sendable {
         let services = try Gateway.build(
             configuration: configuration,
             pseudonymizer: try Pseudonymizer(hexKey: Pseudonymizer.generateHexKey()),
-            stores: .postgres(client, logger: logger),
+            stores: .postgres(client, configuration: configuration, ruleSet: try ruleSet, logger: logger),
             onServerRunning: { ports.continuation.yield($0) },
             logger: logger
         )

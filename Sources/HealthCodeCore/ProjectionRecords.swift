@@ -153,3 +153,24 @@ public struct AreaReevaluation: Sendable, Hashable {
         self.nextSubject = nextSubject
     }
 }
+
+extension AreaReevaluation {
+    /// Who an area event can concern: the people present in the area (and the areas it covers) while a
+    /// designation is in effect, or at any time for a retraction; `nil` for any other event.
+    public init?(affectedBy event: CloudEvent) {
+        guard let area = AreaCode(event.subject) else { return nil }
+        switch event.payload {
+        case .riskArea(let designation):
+            self.init(
+                areas: area.coveredCodes,
+                windowStart: designation.effectiveFrom,
+                windowEnd: designation.effectiveUntil,
+                trigger: event.reference
+            )
+        case .retraction:
+            self.init(areas: area.coveredCodes, windowStart: nil, windowEnd: nil, trigger: event.reference)
+        default:
+            return nil
+        }
+    }
+}

@@ -18,6 +18,7 @@ public struct EventIngestion: Sendable {
     private let configuration: GatewayConfiguration
     private let retractionTargets: any RetractionTargets
     private let reviewOffices: any ReviewOffices
+    private let designations: any DesignationOversight
     private let now: @Sendable () -> Instant
     private let logger: Logger
     private let rateLimits: PublisherRateLimits
@@ -35,6 +36,7 @@ public struct EventIngestion: Sendable {
         configuration: GatewayConfiguration,
         retractionTargets: any RetractionTargets,
         reviewOffices: any ReviewOffices,
+        designations: any DesignationOversight,
         now: @escaping @Sendable () -> Instant,
         logger: Logger
     ) {
@@ -43,6 +45,7 @@ public struct EventIngestion: Sendable {
         self.configuration = configuration
         self.retractionTargets = retractionTargets
         self.reviewOffices = reviewOffices
+        self.designations = designations
         self.now = now
         self.logger = logger
         self.rateLimits = PublisherRateLimits(
@@ -139,6 +142,10 @@ public struct EventIngestion: Sendable {
                 } else {
                     overrides.append((index, key, review.officer, event))
                 }
+                continue
+            }
+            if !event.isPersonEvent, let held = await holdDesignation(event, index: index, from: publisher) {
+                results[index] = held
                 continue
             }
             records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
@@ -242,6 +249,27 @@ public struct EventIngestion: Sendable {
             )
         }
         return append
+    }
+
+    /// A designation (or its retraction) that would turn more than the configured number of people red is held
+    /// for a second operator (``DesignationOversight``): answered `held` with its id; if its impact cannot be
+    /// measured, it fails, retriable. `nil`: append it.
+    private func holdDesignation(_ event: CloudEvent, index: Int, from publisher: Publisher) async -> EventResult? {
+        do {
+            guard let id = try await designations.hold(event, from: publisher.id) else { return nil }
+            var result = EventResult(index: index, id: event.id, status: .held)
+            result.heldID = id
+            return result
+        } catch {
+            logger.warning(
+                "designation impact unmeasurable; designation not appended",
+                metadata: ["publisher": "\(publisher.id)", "error": "\(error)"]
+            )
+            var result = EventResult(index: index, id: event.id, status: .failed)
+            result.failure = "designation-oversight-unavailable"
+            result.retriable = true
+            return result
+        }
     }
 
     private func count(_ results: [EventResult], publisher: Publisher) {
@@ -361,8 +389,9 @@ public struct EventResult: Sendable {
         case rejected
         /// Valid, but the log did not take it; send the batch again (it is idempotent).
         case failed
-        /// An override beyond its office's or officer's hourly quota: kept, not appended, until a second
-        /// officer approves it (`heldId` names it for `healthcode reviews approve`).
+        /// Kept, not appended, until a second person approves it: an override beyond its office's or officer's
+        /// hourly quota (`heldId` names it for `healthcode reviews approve`), or a designation that would turn
+        /// more than the configured number of people red (`heldId` for `healthcode approvals approve`).
         case held
     }
 
@@ -374,7 +403,7 @@ public struct EventResult: Sendable {
     public var errors: [EventProblem]?
     public var failure: String?
     public var retriable: Bool?
-    /// The held override's id (status `held`).
+    /// The held override's or designation's id (status `held`).
     public var heldID: Int64?
 
     init(index: Int, id: String?, status: Status, errors: [EventValidationError]? = nil) {

@@ -8,8 +8,8 @@ import ServiceLifecycle
 /// ``ReviewOffices``, ``AssertionUses``). Nothing starts until the services run in a `ServiceGroup`,
 /// after whatever serves those (a PostgreSQL client).
 public enum Gateway {
-    /// The Kafka producer, the publisher registry, the release of approved overrides and the HTTP
-    /// server, in the order they must start.
+    /// The Kafka producer, the publisher registry, the releases of approved overrides and designations and
+    /// the HTTP server, in the order they must start.
     ///
     /// - Parameters:
     ///   - configuration: validated first (``GatewayConfiguration/validate()``).
@@ -43,12 +43,19 @@ public enum Gateway {
             interval: configuration.heldReviewInterval,
             logger: logger
         )
+        let designationRelease = HeldDesignationRelease(
+            designations: stores.heldDesignations,
+            log: log,
+            interval: configuration.heldReviewInterval,
+            logger: logger
+        )
         let ingestion = EventIngestion(
             log: log,
             pseudonymizer: pseudonymizer,
             configuration: configuration,
             retractionTargets: stores.retractionTargets,
             reviewOffices: stores.reviewOffices,
+            designations: stores.designations,
             now: Instant.now,
             logger: logger
         )
@@ -60,6 +67,6 @@ public enum Gateway {
             onServerRunning: onServerRunning,
             logger: logger
         )
-        return [producer, registry, release, application]
+        return [producer, registry, release, designationRelease, application]
     }
 }

@@ -59,6 +59,13 @@ public struct GatewayConfiguration: Sendable {
     /// How often approved overrides not yet in the log are appended, the held-override gauge is
     /// refreshed and expired quota counts are deleted. Default 5 s.
     public var heldReviewInterval: Duration = .seconds(5)
+    /// A designation (or its retraction) that would turn more than this many people red is held for a second
+    /// operator (`healthcode approvals`) instead of appended. Default 1000.
+    public var designationHoldOver: Int = 1000
+    /// How long the gateway may spend counting whom a designation would turn red (the people present in its
+    /// area while it is in effect); a count not done by then holds the designation, as over the threshold.
+    /// Default 5 s.
+    public var designationImpactBudget: Duration = .seconds(5)
     /// Longest accepted lifetime (`exp` − `iat`) of a client assertion. Default 5 minutes.
     public var maximumAssertionLifetime: Duration = .seconds(300)
     /// Recently acknowledged (source, id) keys remembered to answer re-sent events `duplicate`.
@@ -108,6 +115,8 @@ public struct GatewayConfiguration: Sendable {
                 (overridesPerOfficerPerHour >= 0, "overridesPerOfficerPerHour", "must not be negative"),
                 (overridesPerOfficePerHour >= 0, "overridesPerOfficePerHour", "must not be negative"),
                 (heldReviewInterval > .zero, "heldReviewInterval", "must be more than 0"),
+                (designationHoldOver >= 0, "designationHoldOver", "must not be negative"),
+                (designationImpactBudget > .zero, "designationImpactBudget", "must be more than 0"),
                 (publicURL.map { !$0.isEmpty } ?? true, "publicURL", "must not be empty"),
                 (assertionAudience.map { !$0.isEmpty } ?? true, "assertionAudience", "must not be empty"),
             ] + timeouts.checks

@@ -81,16 +81,41 @@ public struct GatewayStores: Sendable {
     public var retractionTargets: any RetractionTargets
     public var reviewOffices: any ReviewOffices
     public var assertionUses: any AssertionUses
+    public var designations: any DesignationOversight
+    public var heldDesignations: any HeldDesignations
 
     public init(
         publishers: any PublisherDirectory,
         retractionTargets: any RetractionTargets,
         reviewOffices: any ReviewOffices,
-        assertionUses: any AssertionUses
+        assertionUses: any AssertionUses,
+        designations: any DesignationOversight,
+        heldDesignations: any HeldDesignations
     ) {
         self.publishers = publishers
         self.retractionTargets = retractionTargets
         self.reviewOffices = reviewOffices
         self.assertionUses = assertionUses
+        self.designations = designations
+        self.heldDesignations = heldDesignations
     }
+}
+
+/// Designations that would turn more than a configured number of people red, held for a second operator
+/// (`healthcode approvals`): the impact is measured on the projection and the designation kept in `held_change`
+/// in production (`HealthCodeBackbone.DesignationImpactOversight`).
+public protocol DesignationOversight: Sendable {
+    /// Holds `event` (a designation or its retraction, from `publisher`) when it would turn more than the
+    /// threshold red, or when that cannot be ruled out within the oversight's time budget; the held change's
+    /// id, or `nil` when it may be appended now.
+    func hold(_ event: CloudEvent, from publisher: String) async throws -> Int64?
+}
+
+/// Held designations a second operator approved, to append to the log (`held_change` in production).
+public protocol HeldDesignations: Sendable {
+    /// Approved designations not yet appended to the log, oldest first: their held ids and events.
+    func unpublishedApprovals() async throws -> [(id: Int64, event: [UInt8])]
+
+    /// Records that these approved designations are in the log.
+    func markPublished(_ ids: [Int64]) async throws
 }

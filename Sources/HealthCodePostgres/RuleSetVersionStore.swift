@@ -34,34 +34,46 @@ public struct RuleSetVersionStore: Sendable {
         activatedBy: String
     ) async throws -> RuleSetActivation {
         let ruleSet = try RuleSet.decode(body)
-        let text = String(decoding: body, as: UTF8.self)
-        let identity = ruleSet.identity
-        let id = try await client.withTransaction(logger: logger) { transaction -> Int64 in
-            // A rule set a projector registered before 0015 has no body yet: it gets this one (same hash).
-            try await transaction.query(
-                """
-                INSERT INTO rule_set (id, version, hash, body)
-                VALUES (\(identity.id), \(identity.version), \(identity.hash), \(text))
-                ON CONFLICT (hash) DO UPDATE SET body = excluded.body WHERE rule_set.body IS NULL
-                """,
-                logger: logger
-            )
-            let rows = try await transaction.query(
-                """
-                INSERT INTO rule_set_activation (rule_set, effective_from, activated_by)
-                SELECT ref, hc_instant(\(effectiveFrom.microsecondsSinceEpoch)), \(activatedBy)
-                FROM rule_set WHERE hash = \(identity.hash)
-                RETURNING activation_id
-                """,
-                logger: logger
-            )
-            for try await id in rows.decode(Int64.self) { return id }
-            throw RuleSetRegistrationError()
+        let id = try await client.withTransaction(logger: logger) { transaction in
+            try await Self.activate(body, ruleSet, effectiveFrom: effectiveFrom, by: activatedBy, on: transaction, logger)
         }
         guard let activation = try await activations().first(where: { $0.activationID == id }) else {
             throw RuleSetRegistrationError()
         }
         return activation
+    }
+
+    /// Stores a rule set's file and records its activation on `connection` (in the caller's transaction);
+    /// returns the activation's id.
+    static func activate(
+        _ body: [UInt8],
+        _ ruleSet: RuleSet,
+        effectiveFrom: Instant,
+        by activatedBy: String,
+        on connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Int64 {
+        let identity = ruleSet.identity
+        // A rule set a projector registered before 0015 has no body yet: it gets this one (same hash).
+        try await connection.query(
+            """
+            INSERT INTO rule_set (id, version, hash, body)
+            VALUES (\(identity.id), \(identity.version), \(identity.hash), \(String(decoding: body, as: UTF8.self)))
+            ON CONFLICT (hash) DO UPDATE SET body = excluded.body WHERE rule_set.body IS NULL
+            """,
+            logger: logger
+        )
+        let rows = try await connection.query(
+            """
+            INSERT INTO rule_set_activation (rule_set, effective_from, activated_by)
+            SELECT ref, hc_instant(\(effectiveFrom.microsecondsSinceEpoch)), \(activatedBy)
+            FROM rule_set WHERE hash = \(identity.hash)
+            RETURNING activation_id
+            """,
+            logger: logger
+        )
+        for try await id in rows.decode(Int64.self) { return id }
+        throw RuleSetRegistrationError()
     }
 
     /// Every activation, oldest first.

@@ -168,7 +168,7 @@ public struct Projection: Sendable {
 
         let newAreaEvents = try await transaction.archiveAreaEvents(decoded.areaEvents)
         for archived in decoded.areaEvents where newAreaEvents.contains(archived.position) {
-            if let job = reevaluation(after: archived.event, areas: areas) {
+            if let job = AreaReevaluation(affectedBy: archived.event) {
                 try await transaction.enqueue(job)
             }
             areas.apply(archived.event)
@@ -223,28 +223,6 @@ public struct Projection: Sendable {
     /// The people a new area event may concern: for a designation, those present in the area (or a
     /// descendant) during its window; for a retraction, those present in the retracted
     /// designation's area at any time.
-    private func reevaluation(after event: CloudEvent, areas: RiskAreaMap) -> AreaReevaluation? {
-        guard let area = AreaCode(event.subject) else { return nil }
-        switch event.payload {
-        case .riskArea(let designation):
-            return AreaReevaluation(
-                areas: area.coveredCodes,
-                windowStart: designation.effectiveFrom,
-                windowEnd: designation.effectiveUntil,
-                trigger: event.reference
-            )
-        case .retraction:
-            return AreaReevaluation(
-                areas: area.coveredCodes,
-                windowStart: nil,
-                windowEnd: nil,
-                trigger: event.reference
-            )
-        default:
-            return nil
-        }
-    }
-
     struct DecodedBatch {
         var personEvents: [ArchivedEvent] = []
         var areaEvents: [ArchivedEvent] = []

@@ -317,6 +317,25 @@ struct GatewayOptions: ParsableArguments {
         GatewayConfiguration().overridesPerOfficePerHour
     )
     @Option(
+        name: .customLong("designation-hold-over"),
+        help: """
+            A designation that would turn more than this many people red is held for a second operator \
+            (HC_DESIGNATION_HOLD_OVER).
+            """
+    )
+    var designationHoldOver: Int = Env.int("HC_DESIGNATION_HOLD_OVER", GatewayConfiguration().designationHoldOver)
+    @Option(
+        name: .customLong("designation-impact-seconds"),
+        help: """
+            Seconds the gateway may spend counting a designation's impact; not done by then, it is held \
+            (HC_DESIGNATION_IMPACT_SECONDS).
+            """
+    )
+    var designationImpactSeconds: Int = Env.int(
+        "HC_DESIGNATION_IMPACT_SECONDS",
+        GatewayConfiguration().designationImpactBudget.wholeSeconds
+    )
+    @Option(
         name: .customLong("max-clock-skew-seconds"),
         help: """
             How far an event's time may lie ahead of the gateway's clock; it is still recorded when accepted \
@@ -367,6 +386,8 @@ struct GatewayOptions: ParsableArguments {
         configuration.overridesPerOfficerPerHour = overridesPerOfficerPerHour
         configuration.overridesPerOfficePerHour = overridesPerOfficePerHour
         configuration.maximumClockSkew = .seconds(maximumClockSkewSeconds)
+        configuration.designationHoldOver = designationHoldOver
+        configuration.designationImpactBudget = .seconds(designationImpactSeconds)
         return configuration
     }
 }

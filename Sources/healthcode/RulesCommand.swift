@@ -49,11 +49,18 @@ struct Rules: AsyncParsableCommand {
 
     struct Activate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Store a rule set file and make it decide from an instant on (recorded, never undone)."
+            abstract: "Store a rule set file and make it decide from an instant on (recorded, never undone).",
+            discussion: """
+                Everyone is first evaluated under the rule set in force and under this one (as `healthcode \
+                impact --rules FILE` does). If more than --hold-over people would turn red, the activation is \
+                held instead (printed as `held #ID`) until another operator approves it with `healthcode \
+                approvals approve ID --by NAME`.
+                """
         )
         @Argument(help: "The rule set file.") var file: String
         @Option(help: "When it takes effect (RFC 3339; default now).") var effective: String?
         @Option(help: "Who activates it (recorded with the activation).") var by: String
+        @OptionGroup var impact: ImpactOptions
         @OptionGroup var postgres: PostgresOptions
 
         func run() async throws {
@@ -68,13 +75,38 @@ struct Rules: AsyncParsableCommand {
             }
             guard !by.isEmpty else { throw ValidationError("--by must name who activates the rule set") }
             let body = try [UInt8](Data(contentsOf: URL(fileURLWithPath: file)))
-            let activation = try await Rules.withStore(postgres) {
-                try await $0.activate(body: body, effectiveFrom: effectiveFrom, activatedBy: by)
+            do { _ = try RuleSet.decode(body) } catch { throw ValidationError("\(file): \(error)") }
+            let configured = try RulesOptions.parse([]).ruleSet()
+            let logger = Logger(label: "healthcode.rules")
+            let proposal = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) {
+                client in
+                let bar = try await impact.progress(client, logger: logger)
+                defer { bar.finish() }
+                return try await Backbone.proposeRuleSet(
+                    file: body,
+                    effectiveFrom: effectiveFrom,
+                    by: by,
+                    threshold: impact.holdOver,
+                    workers: impact.workers,
+                    postgres: client,
+                    configured: configured,
+                    progress: { bar.advance(by: $0) },
+                    logger: logger
+                )
             }
-            print(
-                "activated \(activation.ruleSet.id) \(activation.ruleSet.version) \(activation.ruleSet.hash) "
-                    + "from \(activation.effectiveFrom.rfc3339) by \(activation.activatedBy)"
-            )
+            switch proposal {
+            case .activated(let activation, let report):
+                print(
+                    "activated \(activation.ruleSet.id) \(activation.ruleSet.version) \(activation.ruleSet.hash) "
+                        + "from \(activation.effectiveFrom.rfc3339) by \(activation.activatedBy); "
+                        + "\(report.changed) of \(report.people) people change, \(report.turningRed) turn red"
+                )
+            case .held(let id, let report):
+                print(
+                    "held #\(id): \(report.turningRed) people would turn red (over \(impact.holdOver)); another operator "
+                        + "decides with healthcode approvals approve|reject \(id) --by NAME"
+                )
+            }
         }
     }
 

@@ -59,6 +59,7 @@ struct GatewayCommand: AsyncParsableCommand {
 
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var rules: RulesOptions
     @OptionGroup var http: HTTPOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
@@ -72,10 +73,11 @@ struct GatewayCommand: AsyncParsableCommand {
             configuration: postgres.configuration(for: .gateway).clientConfiguration(),
             backgroundLogger: logger
         )
+        let configuration = gateway.configuration(topic: kafka.configuration, timeouts: http.timeouts)
         let services = try Gateway.build(
-            configuration: gateway.configuration(topic: kafka.configuration, timeouts: http.timeouts),
+            configuration: configuration,
             pseudonymizer: try pseudonym.pseudonymizer(),
-            stores: .postgres(client, logger: logger),
+            stores: .postgres(client, configuration: configuration, ruleSet: try rules.ruleSet(), logger: logger),
             metrics: metrics,
             logger: logger
         )

@@ -128,10 +128,11 @@ struct UpCommand: AsyncParsableCommand {
             ruleSet: ruleSet,
             logger: logger
         )
+        let gatewayConfiguration = gateway.configuration(topic: topic, timeouts: http.timeouts)
         let gatewayServices = try Gateway.build(
-            configuration: gateway.configuration(topic: topic, timeouts: http.timeouts),
+            configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(gatewayClient, logger: logger),
+            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: ruleSet, logger: logger),
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger

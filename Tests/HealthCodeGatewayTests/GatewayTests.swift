@@ -81,6 +81,7 @@ import Testing
         configuration base: GatewayConfiguration = GatewayConfiguration(),
         retractionTargets: any RetractionTargets = InMemoryRetractionTargets(),
         reviewOffices: any ReviewOffices = InMemoryReviewOffices(),
+        designations: InMemoryDesignations = InMemoryDesignations(),
         registry: ((GatewayConfiguration) -> PublisherRegistry)? = nil,
         producerRebuildDelay: Duration = .seconds(1),
         producerCreated: @Sendable (KafkaProducer) -> Void = { _ in },
@@ -104,6 +105,7 @@ import Testing
             configuration: configuration,
             retractionTargets: retractionTargets,
             reviewOffices: reviewOffices,
+            designations: designations,
             now: { Self.fixedNow },
             logger: logger
         )
@@ -316,6 +318,7 @@ import Testing
             configuration: GatewayConfiguration(),
             retractionTargets: InMemoryRetractionTargets(),
             reviewOffices: InMemoryReviewOffices(),
+            designations: InMemoryDesignations(),
             now: { GatewayTests.fixedNow },
             logger: Logger(label: "test")
         )

@@ -196,7 +196,7 @@ struct TestBackbone: Sendable {
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(gatewayClient, logger: logger),
+            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: ruleSet, logger: logger),
             onServerRunning: { port in
                 ports.gateway = port
                 started.ready()

@@ -161,7 +161,7 @@ struct OverloadTests {
         let gateway = try Gateway.build(
             configuration: configuration,
             pseudonymizer: backbone.pseudonymizer,
-            stores: .postgres(client, logger: logger),
+            stores: .postgres(client, configuration: configuration, ruleSet: backbone.ruleSet, logger: logger),
             onServerRunning: { bound in
                 port.withLock { $0 = bound }
                 started.ready()

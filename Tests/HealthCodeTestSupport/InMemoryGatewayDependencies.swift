@@ -132,14 +132,64 @@ extension GatewayStores {
     public static func inMemory(
         publishers: @escaping @Sendable () throws -> [PublisherRecord],
         retractionTargets: any RetractionTargets = InMemoryRetractionTargets(),
-        reviewOffices: any ReviewOffices = InMemoryReviewOffices()
+        reviewOffices: any ReviewOffices = InMemoryReviewOffices(),
+        designations: InMemoryDesignations = InMemoryDesignations()
     ) -> GatewayStores {
         GatewayStores(
             publishers: InMemoryPublisherDirectory(publishers),
             retractionTargets: retractionTargets,
             reviewOffices: reviewOffices,
-            assertionUses: InMemoryAssertionUses()
+            assertionUses: InMemoryAssertionUses(),
+            designations: designations,
+            heldDesignations: designations
         )
+    }
+}
+
+/// Designation oversight in memory: holds the designations whose area `holding` names (none by default), and
+/// hands approved ones to the release; or fails every measurement when `failing`.
+public final class InMemoryDesignations: DesignationOversight, HeldDesignations, Sendable {
+    struct State {
+        var held: [(id: Int64, event: [UInt8], approved: Bool, published: Bool)] = []
+    }
+
+    private let holding: Set<String>
+    private let failing: Bool
+    private let state = Mutex(State())
+
+    public init(holding: Set<String> = [], failing: Bool = false) {
+        self.holding = holding
+        self.failing = failing
+    }
+
+    public func hold(_ event: CloudEvent, from publisher: String) async throws -> Int64? {
+        if failing { throw RedactedError("postgres server: sqlstate 57P01") }
+        guard holding.contains(event.subject) else { return nil }
+        return state.withLock { state in
+            let id = Int64(state.held.count + 1)
+            state.held.append((id, event.jsonBytes(), false, false))
+            return id
+        }
+    }
+
+    /// Approves held designation `id`.
+    public func approve(_ id: Int64) {
+        state.withLock { state in
+            for index in state.held.indices where state.held[index].id == id { state.held[index].approved = true }
+        }
+    }
+
+    /// Ids of the held designations appended to the log.
+    public var published: [Int64] { state.withLock { $0.held.filter(\.published).map(\.id) } }
+
+    public func unpublishedApprovals() async throws -> [(id: Int64, event: [UInt8])] {
+        state.withLock { $0.held.filter { $0.approved && !$0.published }.map { ($0.id, $0.event) } }
+    }
+
+    public func markPublished(_ ids: [Int64]) async throws {
+        state.withLock { state in
+            for index in state.held.indices where ids.contains(state.held[index].id) { state.held[index].published = true }
+        }
     }
 }
 
