@@ -18,6 +18,8 @@ struct HealthCode: AsyncParsableCommand {
             Publishers.self,
             Reviews.self,
             Rules.self,
+            Impact.self,
+            Approvals.self,
             Analysts.self,
             Platforms.self,
             Audit.self,

@@ -62,7 +62,7 @@ CREATE TRIGGER held_change_no_truncate BEFORE TRUNCATE ON held_change
 -- pruned for other rules): pseudonymised data only, as the query API reads.
 GRANT SELECT, INSERT ON held_change TO hc_gateway;
 GRANT UPDATE (published_at) ON held_change TO hc_gateway;
-GRANT SELECT ON person_state, person_presence, rule_set, rule_set_activation TO hc_gateway;
+GRANT SELECT ON person_state, person_presence, rule_set TO hc_gateway;  -- rule_set_activation: below
 
 DO $$
 DECLARE
@@ -72,6 +72,8 @@ BEGIN
         EXECUTE format('GRANT hc_audit_owner TO %I', current_user);
     END IF;
     ALTER TABLE held_change OWNER TO hc_audit_owner;
+    -- Granted as a member of its owner (0015 made hc_audit_owner own the activations).
+    GRANT SELECT ON rule_set_activation TO hc_gateway;
     EXECUTE format('GRANT SELECT, INSERT, UPDATE ON held_change TO %I', current_user);
     IF NOT superuser THEN
         EXECUTE format('REVOKE hc_audit_owner FROM %I', current_user);
