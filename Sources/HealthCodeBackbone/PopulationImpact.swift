@@ -10,9 +10,8 @@ import Synchronization
 /// default); a state pruned for other rules than one of the two is folded anew from the archive first, so
 /// that the report is what the whole histories give.
 public struct PopulationImpact: Sendable {
-    /// Pseudonyms are 32 lowercase hex digits: 16 ranges by the first digit spread them evenly (other
-    /// subjects fall into the first or last range; none is missed).
-    static let rangeBounds: [String?] = [nil] + "123456789abcdef".map { String($0) } + [nil]
+    /// Ranges per worker: a few more than workers, so that one slow range does not leave the others idle.
+    static let rangesPerWorker = 4
 
     let scan: PersonStateScan
     private let logger: Logger
@@ -35,11 +34,15 @@ public struct PopulationImpact: Sendable {
         samplesPerLine: Int = 5,
         progress: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws -> ImpactReport {
-        let ranges = (0..<(Self.rangeBounds.count - 1)).map { (Self.rangeBounds[$0] ?? "", Self.rangeBounds[$0 + 1]) }
+        let workers = max(1, workers)
+        let bounds = try await scan.bounds(parts: workers * Self.rangesPerWorker, people: try await scan.people())
+        let lower = [""] + bounds
+        let upper: [String?] = bounds + [nil]
+        let ranges = Array(zip(lower, upper))
         return try await withThrowingTaskGroup(of: ImpactReport.self) { group in
             var next = 0
             var total = ImpactReport(samplesPerLine: samplesPerLine)
-            for _ in 0..<max(1, workers) where next < ranges.count {
+            for _ in 0..<workers where next < ranges.count {
                 let range = ranges[next]
                 next += 1
                 group.addTask {
@@ -143,11 +146,19 @@ extension Backbone {
             logger: logger
         )
         let current = try await rules.policy(at: instant, maximumAge: .zero)
-        let areas = try await RiskAreaCatalog(archive: ProjectionStore(client: postgres, logger: logger), logger: logger)
-            .refresh()
+        let areas = try await RiskAreaCatalog(
+            archive: ProjectionStore(client: postgres, logger: logger),
+            logger: logger
+        )
+        .refresh()
         switch change {
         case .ruleSet(let file, _):
-            return PolicyComparison(current: current, proposed: Policy(ruleSet: try RuleSet.decode(file)), areas: areas, at: instant)
+            return PolicyComparison(
+                current: current,
+                proposed: Policy(ruleSet: try RuleSet.decode(file)),
+                areas: areas,
+                at: instant
+            )
         case .designation(let event):
             guard !event.isPersonEvent else {
                 throw ProposedChangeError(

@@ -122,7 +122,12 @@ public struct FreshnessBenchmark: Sendable {
         let gateway = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: try ruleSet(), logger: logger),
+            stores: .postgres(
+                gatewayClient,
+                configuration: gatewayConfiguration,
+                ruleSet: try ruleSet(),
+                logger: logger
+            ),
             onServerRunning: { port in
                 ports.withLock { $0.gateway = port }
                 started.ready()

@@ -21,7 +21,9 @@ struct BenchBackbone: Sendable {
     var ruleSet: RuleSet {
         get throws {
             try RuleSet.decode(
-                [UInt8](try Data(contentsOf: servers.root.appendingPathComponent("projections/rules/reference-v1.json")))
+                [UInt8](
+                    try Data(contentsOf: servers.root.appendingPathComponent("projections/rules/reference-v1.json"))
+                )
             )
         }
     }

@@ -112,6 +112,16 @@ public struct Policy: Sendable {
     /// none. An event known at `knownAt` whose `time` lies after `at` counts from its `time` on: an analyst's
     /// "as known today" about a past instant, or, live, an event published ahead of the gateway's clock
     /// within the accepted skew, which ends the code exactly when it happens.
+    /// The status ``evaluate(_:areas:at:knownAt:)`` decides, without its reasons or `validUntil`: what counting
+    /// a population's transitions needs (``PolicyComparison``), at a fraction of the cost.
+    public func status(_ person: PersonState, areas: RiskAreaMap, at: Instant, knownAt: Instant? = nil) -> CodeStatus {
+        let at = at.microsecondsSinceEpoch
+        let knownAt = (knownAt ?? Instant(microsecondsSinceEpoch: at)).microsecondsSinceEpoch
+        var evaluation = Evaluation(person: person, areas: areas, at: at, knownAt: knownAt, policy: self)
+        evaluation.fire()
+        return evaluation.status(at: at)
+    }
+
     public func evaluate(
         _ person: PersonState,
         areas: RiskAreaMap,

@@ -97,13 +97,15 @@ public struct ImpactReport: Sendable, Equatable {
 
     /// Every line: the transitions towards red first, then by count (most first), area and transition.
     public var lines: [Line] {
-        moved.map { Line(area: $0.key.area, transition: $0.key.transition, count: $0.value.count, samples: $0.value.samples) }
-            .sorted { lhs, rhs in
-                if (lhs.transition.to == .red) != (rhs.transition.to == .red) { return lhs.transition.to == .red }
-                if lhs.count != rhs.count { return lhs.count > rhs.count }
-                if lhs.area != rhs.area { return (lhs.area?.value ?? 0) < (rhs.area?.value ?? 0) }
-                return lhs.transition < rhs.transition
-            }
+        moved.map {
+            Line(area: $0.key.area, transition: $0.key.transition, count: $0.value.count, samples: $0.value.samples)
+        }
+        .sorted { lhs, rhs in
+            if (lhs.transition.to == .red) != (rhs.transition.to == .red) { return lhs.transition.to == .red }
+            if lhs.count != rhs.count { return lhs.count > rhs.count }
+            if lhs.area != rhs.area { return (lhs.area?.value ?? 0) < (rhs.area?.value ?? 0) }
+            return lhs.transition < rhs.transition
+        }
     }
 
     /// The report as JSON (what `healthcode impact --format json` prints and an approval keeps).
@@ -198,8 +200,8 @@ public struct PolicyComparison: Sendable {
 
     /// Records `subject`'s code now and under the change in `report`.
     public func compare(_ state: PersonState, of subject: String, into report: inout ImpactReport) {
-        let from = current.evaluate(state, areas: currentAreas, at: at).status
-        let to = proposed.evaluate(state, areas: proposedAreas, at: at).status
+        let from = current.status(state, areas: currentAreas, at: at)
+        let to = proposed.status(state, areas: proposedAreas, at: at)
         report.record(subject, area: state.lastKnownArea, from: from, to: to)
     }
 }
@@ -211,7 +213,8 @@ extension PersonState {
         let journey = travels.max { $0.arrivedAt < $1.arrivedAt }
         let declared = declarations.filter { $0.location != nil }.max { $0.stamp.time < $1.stamp.time }
         switch (journey, declared) {
-        case (let journey?, let declared?): return declared.stamp.time > journey.arrivedAt ? declared.location : journey.to
+        case (let journey?, let declared?):
+            return declared.stamp.time > journey.arrivedAt ? declared.location : journey.to
         case (let journey?, nil): return journey.to
         case (nil, let declared?): return declared.location
         case (nil, nil): return nil

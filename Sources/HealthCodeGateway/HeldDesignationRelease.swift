@@ -52,7 +52,10 @@ public final class HeldDesignationRelease: Service, Sendable {
             do {
                 let outcome = try await publishApproved()
                 if outcome.failed > 0 {
-                    logger.warning("approved designations not appended; tried again", metadata: ["failed": "\(outcome.failed)"])
+                    logger.warning(
+                        "approved designations not appended; tried again",
+                        metadata: ["failed": "\(outcome.failed)"]
+                    )
                 }
             } catch {
                 logger.warning("held designations not released this time", metadata: ["error": "\(error)"])

@@ -84,7 +84,9 @@ public struct HeldChangeStore: Sendable {
 
     /// Held changes, oldest first; decided ones too with `includeDecided`.
     public func changes(includeDecided: Bool) async throws -> [HeldChange] {
-        try await Self.changes(client.query(Self.select(where: includeDecided ? "true" : "status = 'held'"), logger: logger))
+        try await Self.changes(
+            client.query(Self.select(where: includeDecided ? "true" : "status = 'held'"), logger: logger)
+        )
     }
 
     /// Approves or rejects held change `id` as `operator`, who must not be the one who asked for it. Approving

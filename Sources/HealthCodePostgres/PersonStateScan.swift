@@ -21,6 +21,29 @@ public struct PersonStateScan: Sendable {
         return 0
     }
 
+    /// Pseudonyms that split the people into `parts` ranges of about the same size (fewer when there are
+    /// few people), from a sample of about 20,000 rows: `parts - 1` ascending bounds, so that each range is one
+    /// worker's share whatever the subjects look like.
+    public func bounds(parts: Int, people: Int) async throws -> [String] {
+        guard parts > 1, people > 1 else { return [] }
+        let percent = min(100, 100 * 20_000 / Double(people))
+        let rows = try await client.query(
+            PostgresQuery(
+                unsafeSQL: "SELECT subject FROM person_state TABLESAMPLE SYSTEM (\(percent)) ORDER BY subject"
+            ),
+            logger: logger
+        )
+        var sample: [String] = []
+        for try await subject in rows.decode(String.self) { sample.append(subject) }
+        guard sample.count >= parts else { return [] }
+        var bounds: [String] = []
+        for part in 1..<parts {
+            let bound = sample[sample.count * part / parts]
+            if bounds.last != bound { bounds.append(bound) }
+        }
+        return bounds
+    }
+
     /// Hands each state of the people whose pseudonyms are in `range` (byte-wise, `upperBound` nil: no end)
     /// to `body`, in pseudonym order, as rows arrive.
     /// - Throws: ``PersonStateScanError`` naming the person when a state does not decode.
@@ -37,7 +60,7 @@ public struct PersonStateScan: Sendable {
             """,
             logger: logger
         )
-        for try await (subject, json) in rows.decode((String, String).self) {
+        for try await (subject, json) in rows.decode((String, ByteBuffer).self) {
             try await body(subject, try Self.state(json, of: subject))
         }
     }
@@ -62,14 +85,14 @@ public struct PersonStateScan: Sendable {
             """,
             logger: logger
         )
-        for try await (subject, json) in rows.decode((String, String).self) {
+        for try await (subject, json) in rows.decode((String, ByteBuffer).self) {
             guard try await body(subject, try Self.state(json, of: subject)) else { return }
         }
     }
 
-    private static func state(_ json: String, of subject: String) throws -> PersonState {
+    private static func state(_ json: ByteBuffer, of subject: String) throws -> PersonState {
         do {
-            return try PersonState(storedJSON: json.utf8)
+            return try PersonState(storedJSON: json.readableBytesView)
         } catch {
             throw PersonStateScanError(subject: subject, reason: error.description)
         }

@@ -35,7 +35,14 @@ public struct RuleSetVersionStore: Sendable {
     ) async throws -> RuleSetActivation {
         let ruleSet = try RuleSet.decode(body)
         let id = try await client.withTransaction(logger: logger) { transaction in
-            try await Self.activate(body, ruleSet, effectiveFrom: effectiveFrom, by: activatedBy, on: transaction, logger)
+            try await Self.activate(
+                body,
+                ruleSet,
+                effectiveFrom: effectiveFrom,
+                by: activatedBy,
+                on: transaction,
+                logger
+            )
         }
         guard let activation = try await activations().first(where: { $0.activationID == id }) else {
             throw RuleSetRegistrationError()

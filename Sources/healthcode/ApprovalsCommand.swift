@@ -61,8 +61,13 @@ struct Approvals: AsyncParsableCommand {
         }
     }
 
-    static func decide(_ id: Int64, approve: Bool, by: String, kafka: KafkaOptions, postgres: PostgresOptions) async throws
-    {
+    static func decide(
+        _ id: Int64,
+        approve: Bool,
+        by: String,
+        kafka: KafkaOptions,
+        postgres: PostgresOptions
+    ) async throws {
         guard !by.isEmpty else { throw ValidationError("--by must name who decides") }
         let logger = Logger(label: "healthcode.approvals")
         let decided = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) {

@@ -60,6 +60,35 @@ struct BenchHistory: AsyncParsableCommand {
     }
 }
 
+/// `healthcode bench impact`: the blast radius of a rule set over a population against reading every state once.
+struct BenchImpact: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "impact",
+        abstract: "Benchmark `healthcode impact` over a population against one read of every state, on private servers."
+    )
+
+    @Option(help: "People with a state.") var people = 1_000_000
+    @Option(help: "Events folded into each state.") var eventsPerPerson = 4
+    @Option(help: "Evaluations at once (default: one per core).") var workers = ProcessInfo.processInfo
+        .activeProcessorCount
+
+    func validate() throws {
+        guard (1_000...50_000_000).contains(people) else { throw ValidationError("--people must be 1000...50000000") }
+        guard (1...100).contains(eventsPerPerson) else { throw ValidationError("--events-per-person must be 1...100") }
+        guard (1...256).contains(workers) else { throw ValidationError("--workers must be 1...256") }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.impact")
+        logger.logLevel = .info
+        var options = ImpactBenchmark.Options(root: try benchmarkRoot())
+        options.people = people
+        options.eventsPerPerson = eventsPerPerson
+        options.workers = workers
+        print(try await ImpactBenchmark(options: options, logger: logger).run().summary)
+    }
+}
+
 /// `healthcode bench lookup`: code lookups/s and latency against pgbench's point-select ceiling.
 struct BenchLookup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -65,7 +65,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
-            BenchFreshness.self, BenchHostile.self, BenchHistory.self,
+            BenchFreshness.self, BenchHostile.self, BenchHistory.self, BenchImpact.self,
         ]
     )
 }

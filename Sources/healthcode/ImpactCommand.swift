@@ -123,7 +123,8 @@ struct Impact: AsyncParsableCommand {
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         out += "\n  \(ProgressBar.grouped(report.people)) people evaluated in \(String(format: "%.1f", seconds)) s"
-        out += "; \(ProgressBar.grouped(report.changed)) would change, \(ProgressBar.grouped(report.turningRed)) turn red"
+        out +=
+            "; \(ProgressBar.grouped(report.changed)) would change, \(ProgressBar.grouped(report.turningRed)) turn red"
         out += report.turningRed > holdOver ? " (over \(holdOver): an activation would be held)\n" : "\n"
         for (transition, count) in report.byTransition.sorted(by: { $0.key < $1.key }) {
             out += "  \(transition.from.rawValue) → \(transition.to.rawValue): \(ProgressBar.grouped(count))\n"

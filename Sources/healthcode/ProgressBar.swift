@@ -47,7 +47,8 @@ final class ProgressBar: Sendable {
         let fraction = total > 0 ? min(1, Double(done) / Double(total)) : 1
         let filled = Int(fraction * 30)
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: 30 - filled)
-        var line = "[\(bar)] \(String(format: "%3d", Int(fraction * 100)))%  \(Self.grouped(done))/\(Self.grouped(total))"
+        var line =
+            "[\(bar)] \(String(format: "%3d", Int(fraction * 100)))%  \(Self.grouped(done))/\(Self.grouped(total))"
         line += " \(unit)  \(Self.grouped(Int(rate)))/s"
         if rate > 0, done < total { line += "  ETA \(Int((Double(total - done) / rate).rounded(.up))) s" }
         return line

@@ -78,7 +78,8 @@ struct Rules: AsyncParsableCommand {
             do { _ = try RuleSet.decode(body) } catch { throw ValidationError("\(file): \(error)") }
             let configured = try RulesOptions.parse([]).ruleSet()
             let logger = Logger(label: "healthcode.rules")
-            let proposal = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) {
+            let proposal = try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger)
+            {
                 client in
                 let bar = try await impact.progress(client, logger: logger)
                 defer { bar.finish() }

@@ -63,11 +63,19 @@ struct PolicyImpactTests {
                     .replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"").utf8
             )
         )
-        let byRules = PolicyComparison(current: policy, proposed: Policy(ruleSet: longer), areas: RiskAreaMap(), at: Self.at)
+        let byRules = PolicyComparison(
+            current: policy,
+            proposed: Policy(ruleSet: longer),
+            areas: RiskAreaMap(),
+            at: Self.at
+        )
         var rules = ImpactReport()
         byRules.compare(traveller.person, of: "p-1", into: &rules)
         byRules.compare(contact.person, of: "p-2", into: &rules)
-        #expect(rules.turningRed == 1 && rules.lines.first?.samples == ["p-2"], "a contact 20 days ago: red for 28 days")
+        #expect(
+            rules.turningRed == 1 && rules.lines.first?.samples == ["p-2"],
+            "a contact 20 days ago: red for 28 days"
+        )
         #expect(rules.lines.first?.area == nil, "a contact says nothing of where the person is")
     }
 

@@ -44,6 +44,13 @@ struct PolicyPropertyTests {
                     let decision = history.evaluate(at: at, knownAt: knownAt)
                     let expected = LiteralPolicy(events: prefix, at: at, knownAt: knownAt ?? at).decision()
                     #expect(decision.status == expected.status, "status at \(at)")
+                    let status = Repository.referencePolicy.status(
+                        history.person,
+                        areas: history.areas,
+                        at: at,
+                        knownAt: knownAt
+                    )
+                    #expect(status == decision.status, "status alone at \(at)")
                     #expect(decision.validUntil == expected.validUntil, "validUntil at \(at)")
                     #expect(decision.reasons.map(\.rule) == expected.rules, "reasons at \(at)")
                     statuses[decision.status, default: 0] += 1

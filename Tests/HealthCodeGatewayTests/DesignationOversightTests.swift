@@ -30,8 +30,14 @@ import Testing
     func held() async throws {
         let log = IngestionTests.RecordingLog()
         let designations = InMemoryDesignations(holding: ["420106"])
-        let body = [designation(id: "d1", area: "420106"), designation(id: "d2", area: "110101")].joined(separator: "\n")
-        guard case .processed(let results) = await try ingestion(log, designations).ingest(Array(body.utf8), from: Self.council)
+        let body = [designation(id: "d1", area: "420106"), designation(id: "d2", area: "110101")].joined(
+            separator: "\n"
+        )
+        guard
+            case .processed(let results) = await try ingestion(log, designations).ingest(
+                Array(body.utf8),
+                from: Self.council
+            )
         else {
             Issue.record("the batch was not processed")
             return
@@ -41,7 +47,12 @@ import Testing
         #expect(log.records.withLock { $0.map(\.key) } == ["110101"])
 
         // Approved by a second operator, the release appends it once.
-        let release = HeldDesignationRelease(designations: designations, log: log, interval: .seconds(5), logger: Logger(label: "t"))
+        let release = HeldDesignationRelease(
+            designations: designations,
+            log: log,
+            interval: .seconds(5),
+            logger: Logger(label: "t")
+        )
         #expect(try await release.publishApproved() == (0, 0), "nothing approved yet")
         designations.approve(1)
         #expect(try await release.publishApproved() == (1, 0))

@@ -16,7 +16,9 @@ struct ImpactTests {
     /// The reference rule set with 28-day contact and observation windows (version 1.1.0).
     static func longerFile() throws -> [UInt8] {
         let reference = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json"),
+            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                "projections/rules/reference-v1.json"
+            ),
             encoding: .utf8
         )
         return Array(
@@ -37,7 +39,9 @@ struct ImpactTests {
             switch index % 4 {
             case 0: payload = .exposure(Exposure(kind: .closeContact))
             case 1:
-                payload = .travel(Travel(mode: .train, from: AreaCode("110101")!, to: AreaCode("440106")!, arrivedAt: time))
+                payload = .travel(
+                    Travel(mode: .train, from: AreaCode("110101")!, to: AreaCode("440106")!, arrivedAt: time)
+                )
             case 2: payload = .testResult(TestResult(test: .pcr, result: .positive, lab: "lab-1"))
             default: payload = .testResult(TestResult(test: .antigen, result: .positive, lab: "lab-1"))
             }
@@ -65,7 +69,10 @@ struct ImpactTests {
         let backbone = try await projected(people)
         let longer = try Self.longerFile()
         try await backbone.withDatabase { client in
-            let pruned = try await count(client, "SELECT count(*) FROM person_state WHERE state::text LIKE '%prunedFor%'")
+            let pruned = try await count(
+                client,
+                "SELECT count(*) FROM person_state WHERE state::text LIKE '%prunedFor%'"
+            )
             #expect(pruned >= 30, "the old contacts were pruned under 14 days: they must be folded anew")
             let comparison = try await Backbone.comparison(
                 of: .ruleSet(file: longer, effectiveFrom: now),
@@ -176,7 +183,9 @@ struct ImpactTests {
     func commands() async throws {
         let now = Instant.now()
         let backbone = try await projected(Self.population(now: now))
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(LocalInfrastructure.uniqueName("impact"))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            LocalInfrastructure.uniqueName("impact")
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let rules = directory.appendingPathComponent("longer.json")
@@ -223,7 +232,9 @@ struct ImpactTests {
         var backbone = try await TestBackbone.make(partitions: 2)
         // A rule set under which presence in a high-risk area is red, so that a designation turns people red.
         let reference = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json"),
+            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                "projections/rules/reference-v1.json"
+            ),
             encoding: .utf8
         )
         backbone.ruleSet = try RuleSet.decode(
@@ -270,7 +281,9 @@ struct ImpactTests {
             try await probe.waitUntilCaughtUp()
             let areaEvents = { try await count(probe.client, "SELECT count(*) FROM area_event_archive") }
             #expect(try await areaEvents() == 1, "the held designation is not in the log")
-            let held = try await HeldChangeStore(client: probe.client, logger: testLogger()).changes(includeDecided: false)
+            let held = try await HeldChangeStore(client: probe.client, logger: testLogger()).changes(
+                includeDecided: false
+            )
             // The count stops at the first person over the threshold: bounded work on the gateway.
             #expect(held.first?.kind == .designation && held.first?.turningRed == 3)
             #expect(held.first?.requestedBy == "urn:hc:publisher:test-state-council")

@@ -188,7 +188,9 @@ public final class InMemoryDesignations: DesignationOversight, HeldDesignations,
 
     public func markPublished(_ ids: [Int64]) async throws {
         state.withLock { state in
-            for index in state.held.indices where ids.contains(state.held[index].id) { state.held[index].published = true }
+            for index in state.held.indices where ids.contains(state.held[index].id) {
+                state.held[index].published = true
+            }
         }
     }
 }
