@@ -246,7 +246,8 @@ struct ImpactTests {
             )
         )
         #expect(backbone.ruleSet.contentHash != (try RuleSet.decode(Array(reference.utf8))).contentHash)
-        try await backbone.withRunningBackbone(configureGateway: { $0.designationHoldOver = 2 }) { gateway, _, probe in
+        let holdOverTwo: (inout GatewayConfiguration) -> Void = { $0.designationHoldOver = 2 }
+        try await backbone.withRunningBackbone(configureGateway: holdOverTwo) { gateway, _, probe in
             let travellers = (0..<4).map { index in
                 Events.travel(
                     id: "t\(index)",
