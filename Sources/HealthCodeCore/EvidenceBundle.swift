@@ -184,40 +184,9 @@ public struct EvidenceBundle: Sendable {
         out.string(String(decoding: ruleSetFile, as: UTF8.self))
         out.raw("},\n")
         out.key("events")
-        out.raw("[")
-        for (index, entry) in events.enumerated() {
-            out.raw(index == 0 ? "\n" : ",\n")
-            out.raw("{")
-            out.key("sha256")
-            out.string(entry.sha256)
-            out.raw(",")
-            out.key("counted")
-            out.bool(entry.counted)
-            out.raw(",")
-            out.key("why")
-            out.string(entry.why)
-            out.raw(",")
-            out.key("event")
-            out.bytes += entry.event.jsonBytes()
-            out.raw("}")
-        }
-        out.raw("\n],\n")
+        Self.write(events.map { ($0.sha256, $0.counted, $0.why, $0.event) }, to: &out)
         out.key("areaEvents")
-        out.raw("[")
-        for (index, entry) in areaEvents.enumerated() {
-            out.raw(index == 0 ? "\n" : ",\n")
-            out.raw("{")
-            out.key("sha256")
-            out.string(entry.sha256)
-            out.raw(",")
-            out.key("counted")
-            out.bool(entry.counted)
-            out.raw(",")
-            out.key("event")
-            out.bytes += entry.event.jsonBytes()
-            out.raw("}")
-        }
-        out.raw("\n],\n")
+        Self.write(areaEvents.map { ($0.sha256, $0.counted, nil, $0.event) }, to: &out)
         out.key("result")
         out.bytes += decision.evaluationLine(subject: subject)
         out.raw(",\n")
@@ -228,6 +197,35 @@ public struct EvidenceBundle: Sendable {
         out.string(digest)
         out.raw("\n}\n")
         return out.bytes
+    }
+}
+
+extension EvidenceBundle {
+    /// An array of marked events, one per line.
+    fileprivate static func write(
+        _ entries: [(sha256: String, counted: Bool, why: String?, event: CloudEvent)],
+        to out: inout JSONWriter
+    ) {
+        out.raw("[")
+        for (index, entry) in entries.enumerated() {
+            out.raw(index == 0 ? "\n" : ",\n")
+            out.raw("{")
+            out.key("sha256")
+            out.string(entry.sha256)
+            out.raw(",")
+            out.key("counted")
+            out.bool(entry.counted)
+            if let why = entry.why {
+                out.raw(",")
+                out.key("why")
+                out.string(why)
+            }
+            out.raw(",")
+            out.key("event")
+            out.bytes += entry.event.jsonBytes()
+            out.raw("}")
+        }
+        out.raw("\n],\n")
     }
 }
 
