@@ -25,6 +25,7 @@ struct HealthCode: AsyncParsableCommand {
             DeadLetters.self,
             Evaluate.self,
             ExplainCommand.self,
+            RebuildCommand.self,
             Bench.self,
         ]
     )
@@ -62,7 +63,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
-            BenchFreshness.self, BenchHostile.self, BenchHistory.self,
+            BenchFreshness.self, BenchHostile.self, BenchHistory.self, BenchRebuild.self,
         ]
     )
 }
