@@ -26,7 +26,18 @@ extension RebuildStore: RebuildStorage {
     public func withRebuildTransaction<Result: Sendable>(
         _ body: (any RebuildSession) async throws -> Result
     ) async throws -> Result {
-        try await withTransaction { try await body($0) }
+        // A rebuild's own refusals pass as they are; anything else from the database is redacted.
+        do {
+            return try await withTransaction { try await body($0) }
+        } catch let error as PostgresTransactionError {
+            if let refusal = error.closureError as? RebuildError { throw refusal }
+            if error.closureError is CancellationError { throw CancellationError() }
+            throw RedactedError(SafeErrorDescription(error).description)
+        } catch let error as RebuildError {
+            throw error
+        } catch {
+            return try await redactingErrors { throw error }
+        }
     }
 }
 
