@@ -70,6 +70,8 @@ public struct Rebuild: Sendable {
         public var ruleSet: RuleSetIdentity?
         /// Whether this run resumed a rebuild that had stopped.
         public var resumed: Bool
+        /// Whether it switched (see `switching` in ``Rebuild/run(rules:activatedBy:switching:progress:)``).
+        public var switched: Bool
     }
 
     private let storage: any RebuildStorage
@@ -105,10 +107,13 @@ public struct Rebuild: Sendable {
 
     /// Runs a rebuild to its switch, or resumes the one that stopped. `rules`: a stored rule set (its hash or
     /// `id@version`) that decides every code and is activated from the rebuild's instant by the switch, audited
-    /// as `activatedBy`; `nil`: the rule sets in force as activated.
+    /// as `activatedBy`; `nil`: the rule sets in force as activated. Without `switching`, it stops once caught
+    /// up (the fresh tables ready, nothing switched): a later run catches up again and switches, in a quiet
+    /// hour for instance.
     public func run(
         rules: String?,
         activatedBy: String?,
+        switching: Bool = true,
         progress: @escaping @Sendable (Progress) -> Void = { _ in }
     ) async throws -> Summary {
         let (rebuild, resumed, override) = try await start(rules: rules, activatedBy: activatedBy)
@@ -137,6 +142,19 @@ public struct Rebuild: Sendable {
             record.areaSequence = tail.areaSequence
             caughtUp += people
             if people <= configuration.switchTail { break }
+        }
+        guard switching else {
+            return Summary(
+                rebuild: record.id,
+                people: built.people,
+                events: built.events,
+                caughtUp: caughtUp,
+                verified: 0,
+                decisionsLogged: 0,
+                ruleSet: record.ruleSet,
+                resumed: resumed,
+                switched: false
+            )
         }
         let (verified, logged, last) = try await storage.withRebuildTransaction { session in
             try await session.lockLiveTables()
@@ -167,7 +185,8 @@ public struct Rebuild: Sendable {
             verified: verified,
             decisionsLogged: logged,
             ruleSet: record.ruleSet,
-            resumed: resumed
+            resumed: resumed,
+            switched: true
         )
     }
 

@@ -29,11 +29,16 @@ struct RebuildCommand: AsyncParsableCommand {
         var workers = Rebuild.Configuration().workers
         @Option(help: "Codes re-evaluated independently before the switch.")
         var sample = Rebuild.Configuration().sampleSize
+        @Option(help: "Archive rows per transaction of the bulk build (each one a checkpoint to resume from).")
+        var chunkEvents = Rebuild.Configuration().chunkEvents
+        @Flag(help: "Build and catch up, but do not switch: a later `healthcode rebuild` catches up again and switches.")
+        var noSwitch = false
         @OptionGroup var postgres: PostgresOptions
 
         func validate() throws {
             guard workers > 0 else { throw ValidationError("--workers must be 1 or more") }
             guard sample >= 0 else { throw ValidationError("--sample must be 0 or more") }
+            guard chunkEvents > 0 else { throw ValidationError("--chunk-events must be 1 or more") }
             if rules != nil, by?.isEmpty != false { throw ValidationError("--rules needs --by NAME: who activates it") }
         }
 
@@ -41,11 +46,19 @@ struct RebuildCommand: AsyncParsableCommand {
             var configuration = Rebuild.Configuration()
             configuration.workers = workers
             configuration.sampleSize = sample
+            configuration.chunkEvents = chunkEvents
             let bar = RebuildProgressBar()
             let summary = try await RebuildCommand.withRebuild(postgres, configuration) {
-                try await $0.run(rules: rules, activatedBy: by) { bar.update($0) }
+                try await $0.run(rules: rules, activatedBy: by, switching: !noSwitch) { bar.update($0) }
             }
             bar.finish()
+            guard summary.switched else {
+                print(
+                    "rebuild \(summary.rebuild) built and caught up, not switched: \(summary.people) people, "
+                        + "\(summary.events) events; run `healthcode rebuild` again to switch"
+                )
+                return
+            }
             print(
                 "rebuild \(summary.rebuild) switched\(summary.resumed ? " (resumed)" : ""): \(summary.people) people, "
                     + "\(summary.events) events, \(summary.caughtUp) caught up, \(summary.verified) codes verified, "

@@ -213,23 +213,35 @@ struct RebuildTests {
             until: { _ in try await totalApplied(backbone) >= events.count },
             gracefully: true
         )
-        // Stopped (as a crash would: the chunk in flight rolls back) once a few chunks are in.
-        let stop = Mutex(false)
-        let stopped = Task {
-            try await Self.rebuild(backbone, { $0.chunkEvents = 300 }) { progress in
-                if progress.events >= 2_000 { stop.withLock { $0 = true } }
-            }
+        // A `healthcode rebuild` process killed (SIGKILL: the chunk in flight rolls back) once a few chunks are in.
+        var environment = ProcessInfo.processInfo.environment
+        environment["HC_PG_HOST"] = LocalInfrastructure.postgresHost
+        environment["HC_PG_PORT"] = "\(backbone.postgresPort)"
+        environment["HC_PG_DATABASE"] = backbone.database
+        let process = Process()
+        process.executableURL = healthcodeExecutable
+        process.arguments = ["rebuild", "--chunk-events", "50", "--workers", "1"]
+        process.environment = environment
+        process.currentDirectoryURL = LocalInfrastructure.repositoryRoot
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await backbone.withDatabase({
+            try await count($0, "SELECT coalesce(sum(events), 0)::int8 FROM rebuild_range")
+        }) < 1_000 {
+            guard ContinuousClock.now < deadline, process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(2))
         }
-        while !stop.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(5)) }
-        stopped.cancel()
-        _ = await stopped.result
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
         let (done, total) = try await backbone.withDatabase { client in
             (
                 try await count(client, "SELECT coalesce(sum(events), 0)::int8 FROM rebuild_range"),
                 try await count(client, "SELECT count(*) FROM event_archive")
             )
         }
-        #expect(done >= 2_000 && done < total, "stopped midway: \(done) of \(total)")
+        #expect(done >= 1_000 && done < total, "stopped midway: \(done) of \(total)")
         let states = try await backbone.withDatabase { try await count($0, "SELECT count(*) FROM person_state_rebuild") }
         #expect(states > 0)
 
@@ -251,16 +263,12 @@ struct RebuildTests {
             until: { _ in try await totalApplied(backbone) >= events.count },
             gracefully: true
         )
-        // Stopped once the fresh tables are built, before the switch.
-        let built = Mutex(false)
-        let first = Task {
-            try await Self.rebuild(backbone, progress: { progress in
-                if progress.phase == .catchingUp { built.withLock { $0 = true } }
-            })
+        // Built and caught up, not switched.
+        let prepared = try await backbone.withDatabase { client in
+            try await Backbone.rebuild(postgres: client, configuration: .init(), configured: backbone.ruleSet, logger: testLogger())
+                .run(rules: nil, activatedBy: nil, switching: false)
         }
-        while !built.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(1)) }
-        first.cancel()
-        _ = await first.result
+        #expect(!prepared.switched)
         let tampered = try await backbone.withDatabase { client in
             try await count(
                 client,
