@@ -67,6 +67,12 @@ struct RebuildTests {
         try await backbone.withRunningBackbone { _, api, probe in
             try await publish(first, to: backbone)
             try await waitForApplied(first.count, backbone)
+            // The designations' re-evaluations done too: the live codes are current.
+            let deadline = ContinuousClock.now + .seconds(60)
+            while try await backbone.withDatabase({ try await count($0, "SELECT count(*) FROM area_reevaluations") }) > 0 {
+                guard ContinuousClock.now < deadline else { throw TestFailure("re-evaluations pending") }
+                try await Task.sleep(for: .milliseconds(50))
+            }
 
             // A quiet rebuild first: every code equals the live one, so the switch logs no change.
             let quiet = try await Self.rebuild(backbone)
@@ -352,6 +358,23 @@ struct RebuildTests {
                 """
             )
             #expect(differentCodes == 0)
+            if differentCodes > 0 {
+                for try await row in try await client.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT a.subject || ' ' || a.status || ' ' || coalesce(a.valid_until::text, '-') || ' '
+                                   || a.evaluated_at::text || ' ' || a.decision::text || ' | ' || b.status || ' '
+                                   || coalesce(b.valid_until::text, '-') || ' ' || b.evaluated_at::text || ' '
+                                   || b.decision::text
+                            FROM person_code\(live) a JOIN person_code\(previous) b USING (subject)
+                            WHERE a.decision::text <> b.decision::text LIMIT 3
+                            """
+                    ),
+                    logger: testLogger()
+                ).decode(String.self) {
+                    print("different code: \(row)")
+                }
+            }
             let differentPresences = try await count(
                 client,
                 """
