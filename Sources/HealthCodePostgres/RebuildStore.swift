@@ -221,8 +221,14 @@ public struct RebuildConnection: Sendable {
             SELECT subject, source, event_id, type, hc_micros(time), hc_micros(recorded_time), body::text
             FROM event_archive WHERE subject >= \(low)
             """
-        if let next { query.sql += " AND subject > $\(query.binds.count + 1)"; query.binds.append(next) }
-        if let high { query.sql += " AND subject < $\(query.binds.count + 1)"; query.binds.append(high) }
+        if let next {
+            query.sql += " AND subject > $\(query.binds.count + 1)"
+            query.binds.append(next)
+        }
+        if let high {
+            query.sql += " AND subject < $\(query.binds.count + 1)"
+            query.binds.append(high)
+        }
         query.sql += " ORDER BY subject LIMIT \(max(1, limit))"
         var people = try await Self.group(connection.query(query, logger: logger))
         let rows = people.reduce(0) { $0 + $1.events.count }

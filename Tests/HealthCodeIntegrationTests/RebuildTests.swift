@@ -46,6 +46,7 @@ struct RebuildTests {
         _ configure: (inout Rebuild.Configuration) -> Void = { _ in },
         rules: String? = nil,
         by: String? = nil,
+        switching: Bool = true,
         progress: @escaping @Sendable (Rebuild.Progress) -> Void = { _ in }
     ) async throws -> Rebuild.Summary {
         var configuration = Rebuild.Configuration()
@@ -54,7 +55,7 @@ struct RebuildTests {
         let settings = configuration
         return try await backbone.withDatabase { client in
             try await Backbone.rebuild(postgres: client, configuration: settings, configured: backbone.ruleSet, logger: testLogger())
-                .run(rules: rules, activatedBy: by, progress: progress)
+                .run(rules: rules, activatedBy: by, switching: switching, progress: progress)
         }
     }
 
@@ -63,7 +64,10 @@ struct RebuildTests {
         let backbone = try await TestBackbone.make(partitions: 4)
         let anchor = Instant.now()
         let events = Self.history(people: 600, anchor: anchor)
-        let (first, second) = (Array(events[..<(events.count / 2)]), Array(events[(events.count / 2)...]))
+        let third = events.count / 3
+        let (first, second, last) = (
+            Array(events[..<third]), Array(events[third..<(2 * third)]), Array(events[(2 * third)...])
+        )
         try await backbone.withRunningBackbone { _, api, probe in
             try await publish(first, to: backbone)
             try await waitForApplied(first.count, backbone)
@@ -89,13 +93,19 @@ struct RebuildTests {
                 ).dropPrevious()
             }
 
-            // Then one while events keep arriving: the tail is caught up and switched in with the live tables
-            // locked; the projector writes into the switched tables from then on.
-            async let arriving: Void = publish(second, to: backbone)
-            let busy = try await Self.rebuild(backbone) { $0.chunkEvents = 500 }
+            // Then one built ahead, while more people and events arrive: they are the tail its catch-up folds.
+            let prepared = try await Self.rebuild(backbone, { $0.chunkEvents = 500 }, switching: false)
+            #expect(!prepared.switched)
+            try await publish(second, to: backbone)
+            try await waitForApplied(first.count + second.count, backbone)
+            // Switched while events keep arriving: the last tail is folded with the live tables locked; the
+            // projector writes into the switched tables from then on.
+            async let arriving: Void = publish(last, to: backbone)
+            let busy = try await Self.rebuild(backbone)
             try await arriving
             try await waitForApplied(events.count, backbone)
-            #expect(busy.people > 0)
+            #expect(busy.resumed && busy.switched)
+            #expect(busy.caughtUp >= Set(second.map(\.subject)).count, "the people of the tail, and any later")
 
             // After the switch: new events for a new person and an old one reach the switched tables.
             let workload = ProjectorWorkload(people: 600, eventsPerPerson: 8, anchor: anchor)
