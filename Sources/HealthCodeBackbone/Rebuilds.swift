@@ -76,7 +76,12 @@ extension RebuildConnection: RebuildSession {
     }
 
     public func archivedPeople(in range: RebuildRange, limit: Int) async throws -> ArchiveChunk {
-        let (people, exhausted) = try await archivedPeople(low: range.low, high: range.high, after: range.next, limit: limit)
+        let (people, exhausted) = try await archivedPeople(
+            low: range.low,
+            high: range.high,
+            after: range.next,
+            limit: limit
+        )
         return ArchiveChunk(people: people, exhausted: exhausted)
     }
 

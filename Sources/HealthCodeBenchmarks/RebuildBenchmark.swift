@@ -69,7 +69,12 @@ public struct RebuildBenchmark: Sendable {
             return try await Backbone.withPostgres(configuration, logger: logger) { client in
                 var settings = Rebuild.Configuration()
                 settings.workers = options.workers
-                let rebuild = Backbone.rebuild(postgres: client, configuration: settings, configured: rules, logger: logger)
+                let rebuild = Backbone.rebuild(
+                    postgres: client,
+                    configuration: settings,
+                    configured: rules,
+                    logger: logger
+                )
                 let phases = PhaseClock()
                 let started = ContinuousClock.now
                 let summary = try await rebuild.run(rules: nil, activatedBy: nil) { progress in

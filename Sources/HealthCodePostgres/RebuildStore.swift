@@ -433,7 +433,9 @@ public struct RebuildConnection: Sendable {
 
     /// The indexes of the rebuilt tables named `<table><suffix>`: the table's base name, the index's, its
     /// definition and whether it is the primary key.
-    private func indexes(of suffix: String) async throws -> [(table: String, name: String, definition: String, primary: Bool)] {
+    private func indexes(
+        of suffix: String
+    ) async throws -> [(table: String, name: String, definition: String, primary: Bool)] {
         let names = RebuildStore.rebuiltTables.map { $0 + suffix }
         let rows = try await connection.query(
             """
@@ -457,7 +459,9 @@ public struct RebuildConnection: Sendable {
         of rebuild: Int64,
         positions: [(topic: String, partition: Int32, next: Int64)],
         areaSequence: Int64
-    ) async throws -> (subjects: [String], areaCodes: [String], positions: [(String, Int32, Int64)], areaSequence: Int64) {
+    ) async throws -> (
+        subjects: [String], areaCodes: [String], positions: [(String, Int32, Int64)], areaSequence: Int64
+    ) {
         let (topics, partitions, offsets) = try await livePositions()
         var newSequence = areaSequence
         for try await sequence in try await connection.query(
@@ -551,7 +555,9 @@ public struct RebuildConnection: Sendable {
     }
 
     /// Up to `limit` fresh codes picked at random.
-    public func sampleCodes(limit: Int) async throws -> [(subject: String, decision: CodeDecision, evaluatedAt: Instant)] {
+    public func sampleCodes(
+        limit: Int
+    ) async throws -> [(subject: String, decision: CodeDecision, evaluatedAt: Instant)] {
         let rows = try await connection.query(
             """
             SELECT c.subject, c.decision::text, r.id, r.version, r.hash, hc_micros(c.evaluated_at)
@@ -637,7 +643,9 @@ public struct RebuildConnection: Sendable {
         }
         for index in fresh {
             try await connection.query(
-                PostgresQuery(unsafeSQL: "ALTER INDEX \(index.name) RENAME TO \(index.name.dropLast("_rebuild".count))"),
+                PostgresQuery(
+                    unsafeSQL: "ALTER INDEX \(index.name) RENAME TO \(index.name.dropLast("_rebuild".count))"
+                ),
                 logger: logger
             )
         }

@@ -129,7 +129,15 @@ public struct Rebuild: Sendable {
             let ranges = try await storage.withRebuildTransaction { try await $0.ranges(of: record.id) }
             built = (ranges.reduce(0) { $0 + $1.events }, ranges.reduce(0) { $0 + $1.people })
         }
-        progress(Progress(phase: .catchingUp, events: built.events, totalEvents: record.totalEvents, people: built.people, eventsThisRun: 0))
+        progress(
+            Progress(
+                phase: .catchingUp,
+                events: built.events,
+                totalEvents: record.totalEvents,
+                people: built.people,
+                eventsThisRun: 0
+            )
+        )
         var caughtUp = 0
         for _ in 0..<configuration.catchUpRounds {
             let (tail, people) = try await storage.withRebuildTransaction { session in
@@ -202,7 +210,8 @@ public struct Rebuild: Sendable {
                 guard let stored = try await session.storedRuleSet(named: rules) else {
                     throw RebuildError(
                         code: "unknown-rule-set",
-                        context: "no stored rule set is named \(rules) (a hash sha256:… or id@version; see `rules list`)"
+                        context:
+                            "no stored rule set is named \(rules) (a hash sha256:… or id@version; see `rules list`)"
                     )
                 }
                 let ruleSet: RuleSet
@@ -210,11 +219,15 @@ public struct Rebuild: Sendable {
                     throw RebuildError(code: "rule-set-unreadable", context: "\(rules): \(error)")
                 }
                 guard activatedBy?.isEmpty == false else {
-                    throw RebuildError(code: "activation-unattributed", context: "--rules needs --by NAME: who activates it")
+                    throw RebuildError(
+                        code: "activation-unattributed",
+                        context: "--rules needs --by NAME: who activates it"
+                    )
                 }
                 override = (stored.identity, Policy(ruleSet: ruleSet))
             }
-            if let latest = try await session.latestRebuild(), latest.phase == .building || latest.phase == .catchingUp {
+            if let latest = try await session.latestRebuild(), latest.phase == .building || latest.phase == .catchingUp
+            {
                 guard latest.ruleSet == override?.identity else {
                     throw RebuildError(
                         code: "rebuild-in-progress",
@@ -227,7 +240,8 @@ public struct Rebuild: Sendable {
             guard try await !session.previousTablesExist() else {
                 throw RebuildError(
                     code: "previous-tables-kept",
-                    context: "the tables the last switch replaced are kept for rollback; run `healthcode rebuild drop-previous` first"
+                    context:
+                        "the tables the last switch replaced are kept for rollback; run `healthcode rebuild drop-previous` first"
                 )
             }
             let record = try await session.beginRebuild(
@@ -247,7 +261,9 @@ public struct Rebuild: Sendable {
         progress: @escaping @Sendable (Progress) -> Void
     ) async throws -> (events: Int, people: Int) {
         let ranges = try await storage.withRebuildTransaction { try await $0.ranges(of: rebuild.id) }
-        let areas = try await storage.withRebuildTransaction { try await RiskAreaSnapshot.read(from: $0, through: rebuild.areaSequence) }
+        let areas = try await storage.withRebuildTransaction {
+            try await RiskAreaSnapshot.read(from: $0, through: rebuild.areaSequence)
+        }
         let policy = policyAt(rebuild.evaluatedAt)
         let queue = Shared(ranges.filter { !$0.done })
         let tally = Shared(
@@ -268,7 +284,8 @@ public struct Rebuild: Sendable {
                         while !range.done {
                             try Task.checkCancellation()
                             range = try await buildChunk(of: range, rebuild: rebuild, policy: policy, areas: areas) {
-                                events, people in
+                                events,
+                                people in
                                 progress(
                                     tally.withLock {
                                         $0.events += events
@@ -297,7 +314,9 @@ public struct Rebuild: Sendable {
     ) async throws -> RebuildRange {
         try await storage.withRebuildTransaction { session in
             let chunk = try await session.archivedPeople(in: range, limit: configuration.chunkEvents)
-            let people = chunk.people.map { fold($0.subject, $0.events, policy: policy, areas: areas, at: rebuild.evaluatedAt) }
+            let people = chunk.people.map {
+                fold($0.subject, $0.events, policy: policy, areas: areas, at: rebuild.evaluatedAt)
+            }
             try await session.write(people, replacing: false)
             let events = chunk.people.reduce(0) { $0 + $1.events.count }
             var next = range
@@ -319,7 +338,13 @@ public struct Rebuild: Sendable {
     }
 
     /// One person folded as the projector folds them, and their code at `instant`.
-    private func fold(_ subject: String, _ events: [CloudEvent], policy: Policy, areas: RiskAreaMap, at instant: Instant)
+    private func fold(
+        _ subject: String,
+        _ events: [CloudEvent],
+        policy: Policy,
+        areas: RiskAreaMap,
+        at instant: Instant
+    )
         -> RebuiltPerson
     {
         var state = PersonState()

@@ -116,7 +116,13 @@ public struct RebuiltPerson: Sendable {
     /// Where the person's archived events place them (``CloudEvent/presences``), one row each.
     public var presences: [Presence]
 
-    public init(subject: String, state: PersonState, decision: CodeDecision, evaluatedAt: Instant, presences: [Presence]) {
+    public init(
+        subject: String,
+        state: PersonState,
+        decision: CodeDecision,
+        evaluatedAt: Instant,
+        presences: [Presence]
+    ) {
         self.subject = subject
         self.state = state
         self.decision = decision

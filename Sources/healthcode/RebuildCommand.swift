@@ -31,7 +31,9 @@ struct RebuildCommand: AsyncParsableCommand {
         var sample = Rebuild.Configuration().sampleSize
         @Option(help: "Archive rows per transaction of the bulk build (each one a checkpoint to resume from).")
         var chunkEvents = Rebuild.Configuration().chunkEvents
-        @Flag(help: "Build and catch up, but do not switch: a later `healthcode rebuild` catches up again and switches.")
+        @Flag(
+            help: "Build and catch up, but do not switch: a later `healthcode rebuild` catches up again and switches."
+        )
         var noSwitch = false
         @OptionGroup var postgres: PostgresOptions
 
@@ -87,7 +89,11 @@ struct RebuildCommand: AsyncParsableCommand {
                     + "\(events)/\(rebuild.totalEvents) events, \(ranges.filter(\.done).count)/\(ranges.count) ranges, "
                     + "rules \(rebuild.ruleSet?.hash ?? "in force")"
             )
-            print(previous ? "previous tables kept (rollback possible; drop with `rebuild drop-previous`)" : "no previous tables")
+            print(
+                previous
+                    ? "previous tables kept (rollback possible; drop with `rebuild drop-previous`)"
+                    : "no previous tables"
+            )
         }
     }
 
@@ -117,7 +123,9 @@ struct RebuildCommand: AsyncParsableCommand {
         settings.maximumConnections = max(settings.maximumConnections, configuration.workers + 1)
         let ruleSet = try configuredRuleSet()
         return try await Backbone.withPostgres(settings.clientConfiguration(), logger: logger) {
-            try await body(Backbone.rebuild(postgres: $0, configuration: configuration, configured: ruleSet, logger: logger))
+            try await body(
+                Backbone.rebuild(postgres: $0, configuration: configuration, configured: ruleSet, logger: logger)
+            )
         }
     }
 

@@ -54,12 +54,19 @@ struct RebuildTests {
         configure(&configuration)
         let settings = configuration
         return try await backbone.withDatabase { client in
-            try await Backbone.rebuild(postgres: client, configuration: settings, configured: backbone.ruleSet, logger: testLogger())
-                .run(rules: rules, activatedBy: by, switching: switching, progress: progress)
+            try await Backbone.rebuild(
+                postgres: client,
+                configuration: settings,
+                configured: backbone.ruleSet,
+                logger: testLogger()
+            )
+            .run(rules: rules, activatedBy: by, switching: switching, progress: progress)
         }
     }
 
-    @Test("a rebuild beside a running projector equals the archive's fold; the projector and API go on after the switch")
+    @Test(
+        "a rebuild beside a running projector equals the archive's fold; the projector and API go on after the switch"
+    )
     func rebuildBesideLiveProjector() async throws {
         let backbone = try await TestBackbone.make(partitions: 4)
         let anchor = Instant.now()
@@ -73,7 +80,9 @@ struct RebuildTests {
             try await waitForApplied(first.count, backbone)
             // The designations' re-evaluations done too: the live codes are current.
             let deadline = ContinuousClock.now + .seconds(60)
-            while try await backbone.withDatabase({ try await count($0, "SELECT count(*) FROM area_reevaluations") }) > 0 {
+            while try await backbone.withDatabase({ try await count($0, "SELECT count(*) FROM area_reevaluations") })
+                > 0
+            {
                 guard ContinuousClock.now < deadline else { throw TestFailure("re-evaluations pending") }
                 try await Task.sleep(for: .milliseconds(50))
             }
@@ -166,7 +175,9 @@ struct RebuildTests {
         )
         // The longer rule set is stored (effective far ahead, so it decides nothing yet).
         let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent("projections/rules/reference-v1.json"),
+            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                "projections/rules/reference-v1.json"
+            ),
             encoding: .utf8
         )
         let longer = Array(
@@ -176,7 +187,11 @@ struct RebuildTests {
         let longerHash = try RuleSet.decode(longer).contentHash
         _ = try await backbone.withDatabase {
             try await RuleSetVersionStore(client: $0, logger: testLogger())
-                .activate(body: longer, effectiveFrom: Instant(rfc3339: "2100-01-01T00:00:00Z")!, activatedBy: "ops-store")
+                .activate(
+                    body: longer,
+                    effectiveFrom: Instant(rfc3339: "2100-01-01T00:00:00Z")!,
+                    activatedBy: "ops-store"
+                )
         }
         let refused = await #expect(throws: RebuildError.self) {
             try await Self.rebuild(backbone, rules: "sha256:unknown", by: "ops-1")
@@ -258,7 +273,9 @@ struct RebuildTests {
             )
         }
         #expect(done >= 1_000 && done < total, "stopped midway: \(done) of \(total)")
-        let states = try await backbone.withDatabase { try await count($0, "SELECT count(*) FROM person_state_rebuild") }
+        let states = try await backbone.withDatabase {
+            try await count($0, "SELECT count(*) FROM person_state_rebuild")
+        }
         #expect(states > 0)
 
         let summary = try await Self.rebuild(backbone, { $0.chunkEvents = 300 })
@@ -281,8 +298,13 @@ struct RebuildTests {
         )
         // Built and caught up, not switched.
         let prepared = try await backbone.withDatabase { client in
-            try await Backbone.rebuild(postgres: client, configuration: .init(), configured: backbone.ruleSet, logger: testLogger())
-                .run(rules: nil, activatedBy: nil, switching: false)
+            try await Backbone.rebuild(
+                postgres: client,
+                configuration: .init(),
+                configured: backbone.ruleSet,
+                logger: testLogger()
+            )
+            .run(rules: nil, activatedBy: nil, switching: false)
         }
         #expect(!prepared.switched)
         let tampered = try await backbone.withDatabase { client in
@@ -416,7 +438,9 @@ struct RebuildTests {
                 var kept = try PersonState(storedJSON: Array(old.utf8))
                 // The live state was pruned at its last batch, the rebuilt one at the rebuild: same facts at
                 // the later horizon.
-                if let horizon = fresh.prunedBefore { kept.prune(before: horizon, for: Policy(ruleSet: backbone.ruleSet)) }
+                if let horizon = fresh.prunedBefore {
+                    kept.prune(before: horizon, for: Policy(ruleSet: backbone.ruleSet))
+                }
                 if fresh != kept { differentStates.append(subject) }
             }
             #expect(differentStates.isEmpty, "\(differentStates.prefix(5))")
