@@ -31,6 +31,12 @@ extension RebuildStore: RebuildStorage {
             return try await withTransaction { try await body($0) }
         } catch let error as PostgresTransactionError {
             if let refusal = error.closureError as? RebuildError { throw refusal }
+            // The server broke a lock cycle (deadlock_detected) or a lock wait ran out (lock_not_available).
+            if let state = (error.closureError as? PSQLError)?.serverInfo?[.sqlState],
+                state == "40P01" || state == "55P03"
+            {
+                throw RebuildError(code: RebuildError.lockConflict, context: "sqlstate \(state); rolled back")
+            }
             if error.closureError is CancellationError { throw CancellationError() }
             throw RedactedError(SafeErrorDescription(error).description)
         } catch let error as RebuildError {

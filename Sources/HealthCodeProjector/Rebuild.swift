@@ -142,7 +142,7 @@ public struct Rebuild: Sendable {
         for _ in 0..<configuration.catchUpRounds {
             let (tail, people) = try await storage.withRebuildTransaction { session in
                 let tail = try await session.tail(of: record)
-                let people = try await refold(tail, areasAfter: record.areaSequence, in: session, policyAt: policyAt)
+                let people = try await refold(tail, in: session, policyAt: policyAt)
                 try await session.advance(record.id, past: tail)
                 return (tail, people)
             }
@@ -164,22 +164,22 @@ public struct Rebuild: Sendable {
                 switched: false
             )
         }
-        let (verified, logged, last) = try await storage.withRebuildTransaction { session in
-            try await session.lockLiveTables()
-            let tail = try await session.tail(of: record)
-            let people = try await refold(tail, areasAfter: record.areaSequence, in: session, policyAt: policyAt)
-            try await session.advance(record.id, past: tail)
-            let counts = try await session.counts()
-            guard counts.states == counts.archivedPeople, counts.codes == counts.archivedPeople else {
-                throw RebuildError(
-                    code: "verification-failed",
-                    context: "the fresh tables hold \(counts.states) states and \(counts.codes) codes for "
-                        + "\(counts.archivedPeople) people in the archive; nothing was switched"
-                )
+        // The switch takes the live tables from under the projector and the re-evaluator, which lock them in
+        // orders of their own (a code read, then states): the server may break a lock cycle by rolling the
+        // switch back. It is tried again, at once: the tail it had folded is folded again.
+        var attempt = 0
+        var switched: (verified: Int, logged: Int, last: Int)?
+        while switched == nil {
+            attempt += 1
+            do {
+                switched = try await switchOver(record, policyAt: policyAt)
+            } catch let error as RebuildError
+                where error.code == RebuildError.lockConflict && attempt < Self.switchAttempts
+            {
+                logger.notice("the switch lost a lock conflict; trying again", metadata: ["attempt": "\(attempt)"])
             }
-            let verified = try await verifySample(in: session, policyAt: policyAt)
-            return (verified, try await session.switchTables(record), people)
         }
+        let (verified, logged, last) = switched ?? (0, 0, 0)
         caughtUp += last
         logger.notice(
             "rebuild switched",
@@ -196,6 +196,34 @@ public struct Rebuild: Sendable {
             resumed: resumed,
             switched: true
         )
+    }
+
+    /// Times the switch is tried when it loses a lock conflict.
+    static let switchAttempts = 5
+
+    /// The switch, in one transaction: the live tables locked against writers, the last tail folded, the
+    /// counts and a sample verified, the tables renamed. Returns the codes verified, the decision-log entries
+    /// appended and the people of the last tail.
+    private func switchOver(
+        _ record: RebuildRecord,
+        policyAt: @escaping @Sendable (Instant) -> Policy
+    ) async throws -> (verified: Int, logged: Int, last: Int) {
+        try await storage.withRebuildTransaction { session in
+            try await session.lockLiveTables()
+            let tail = try await session.tail(of: record)
+            let people = try await refold(tail, in: session, policyAt: policyAt)
+            try await session.advance(record.id, past: tail)
+            let counts = try await session.counts()
+            guard counts.states == counts.archivedPeople, counts.codes == counts.archivedPeople else {
+                throw RebuildError(
+                    code: "verification-failed",
+                    context: "the fresh tables hold \(counts.states) states and \(counts.codes) codes for "
+                        + "\(counts.archivedPeople) people in the archive; nothing was switched"
+                )
+            }
+            let verified = try await verifySample(in: session, policyAt: policyAt)
+            return (verified, try await session.switchTables(record), people)
+        }
     }
 
     /// The rebuild to work on: the unfinished one (it must have been started with the same `rules`), or a new
@@ -367,7 +395,6 @@ public struct Rebuild: Sendable {
     /// designation archived; returns how many.
     private func refold(
         _ tail: RebuildTail,
-        areasAfter sequence: Int64,
         in session: any RebuildSession,
         policyAt: (Instant) -> Policy
     ) async throws -> Int {
@@ -422,6 +449,10 @@ public struct RebuildError: Error, CustomStringConvertible, Equatable {
     }
 
     public var description: String { "\(code): \(context)" }
+
+    /// The code of a transaction that lost a lock conflict (a deadlock the server broke, a lock wait that ran
+    /// out) and rolled back: trying again is safe.
+    public static let lockConflict = "lock-conflict"
 }
 
 /// Every activation's policy, read once for a rebuild (a rebuild decides by the activations recorded when it ran).
