@@ -348,6 +348,35 @@ struct RebuildTests {
         let (status, output) = try await AnalystCommandTests.healthcode(["rebuild"], on: backbone)
         #expect(status == 0)
         #expect(output.contains("switched: 100 people"), "\(output)")
+        // The switched tables are the live ones in every respect: indexes, the code-change triggers, grants.
+        let (indexes, triggers, apiReads, projectorWrites) = try await backbone.withDatabase { client in
+            (
+                try await count(
+                    client,
+                    """
+                    SELECT count(*) FROM pg_indexes WHERE indexname IN
+                        ('person_state_pkey', 'person_code_pkey', 'person_code_due', 'person_presence_area')
+                    """
+                ),
+                try await count(
+                    client,
+                    "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'person_code'::regclass AND NOT tgisinternal"
+                ),
+                try await count(
+                    client,
+                    "SELECT count(*) FROM unnest(ARRAY['person_state', 'person_code', 'person_presence']) t "
+                        + "WHERE has_table_privilege('hc_api', t, 'SELECT')"
+                ),
+                try await count(
+                    client,
+                    "SELECT count(*) FROM unnest(ARRAY['person_state', 'person_code', 'person_presence']) t "
+                        + "WHERE has_table_privilege('hc_projector', t, 'INSERT, UPDATE, DELETE')"
+                )
+            )
+        }
+        #expect(indexes == 4)
+        #expect(triggers == 2)
+        #expect(apiReads == 3 && projectorWrites == 3)
         let (again, _) = try await AnalystCommandTests.healthcode(["rebuild"], on: backbone)
         #expect(again != 0, "a second rebuild waits for drop-previous")
         let (_, shown) = try await AnalystCommandTests.healthcode(["rebuild", "status"], on: backbone)
