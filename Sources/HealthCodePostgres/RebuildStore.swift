@@ -678,6 +678,29 @@ public struct RebuildConnection: Sendable {
         return true
     }
 
+    /// Drops the fresh tables of an unfinished rebuild and records it abandoned; `false` if none was unfinished.
+    public func abandon() async throws -> Bool {
+        let rows = try await connection.query(
+            """
+            UPDATE rebuild_progress SET phase = 'abandoned', updated_at = now()
+            WHERE phase IN ('building', 'catching-up')
+            RETURNING rebuild_id
+            """,
+            logger: logger
+        )
+        var abandoned = false
+        for try await _ in rows { abandoned = true }
+        guard abandoned else { return false }
+        try await connection.query(
+            PostgresQuery(
+                unsafeSQL: "DROP TABLE IF EXISTS "
+                    + RebuildStore.rebuiltTables.map { "\($0)_rebuild" }.joined(separator: ", ")
+            ),
+            logger: logger
+        )
+        return true
+    }
+
     /// The small numbers by which codes reference rule sets, registering any not yet in `rule_set`.
     private func references(_ identities: [RuleSetIdentity]) async throws -> [Int16] {
         try await PostgresProjectionTransaction(connection: connection, ruleSets: ruleSets, logger: logger)

@@ -105,6 +105,14 @@ public struct Rebuild: Sendable {
         }
     }
 
+    /// Gives up the unfinished rebuild (one whose verification failed, or started with rules no longer
+    /// wanted): its fresh tables are dropped; the live ones are untouched. The next run starts anew.
+    public func abandon() async throws {
+        guard try await storage.withRebuildTransaction({ try await $0.abandon() }) else {
+            throw RebuildError(code: "no-unfinished-rebuild", context: "no rebuild is unfinished")
+        }
+    }
+
     /// Runs a rebuild to its switch, or resumes the one that stopped. `rules`: a stored rule set (its hash or
     /// `id@version`) that decides every code and is activated from the rebuild's instant by the switch, audited
     /// as `activatedBy`; `nil`: the rule sets in force as activated. Without `switching`, it stops once caught
@@ -260,7 +268,7 @@ public struct Rebuild: Sendable {
                     throw RebuildError(
                         code: "rebuild-in-progress",
                         context: "rebuild \(latest.id) with rules \(latest.ruleSet?.hash ?? "in force") is unfinished; "
-                            + "rerun it with the same --rules to resume it"
+                            + "rerun it with the same --rules to resume it, or `healthcode rebuild abandon` it"
                     )
                 }
                 return (latest, true, override?.policy)

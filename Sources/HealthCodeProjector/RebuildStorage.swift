@@ -22,6 +22,8 @@ public struct RebuildRecord: Sendable, Equatable {
         case switched
         /// The replaced tables are dropped.
         case dropped
+        /// Given up before its switch (`healthcode rebuild abandon`): its fresh tables are dropped.
+        case abandoned
     }
 
     public var id: Int64
@@ -218,4 +220,6 @@ public protocol RebuildSession: AreaEventArchive, RuleSetActivations {
     func switchTables(_ rebuild: RebuildRecord) async throws -> Int
     /// Drops the `*_previous` tables; `false` if there were none.
     func dropPrevious() async throws -> Bool
+    /// Drops the fresh tables of an unfinished rebuild and records it abandoned; `false` if none was unfinished.
+    func abandon() async throws -> Bool
 }

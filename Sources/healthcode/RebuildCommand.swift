@@ -12,7 +12,7 @@ struct RebuildCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rebuild",
         abstract: "Rebuild person states, codes and presences from the archive beside the live ones, then switch.",
-        subcommands: [Run.self, Status.self, DropPrevious.self],
+        subcommands: [Run.self, Status.self, DropPrevious.self, Abandon.self],
         defaultSubcommand: Run.self
     )
 
@@ -107,6 +107,18 @@ struct RebuildCommand: AsyncParsableCommand {
         func run() async throws {
             try await RebuildCommand.withRebuild(postgres, Rebuild.Configuration()) { try await $0.dropPrevious() }
             print("dropped person_state_previous, person_code_previous, person_presence_previous")
+        }
+    }
+
+    struct Abandon: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give up the unfinished rebuild (e.g. after a failed verification): drop its fresh tables."
+        )
+        @OptionGroup var postgres: PostgresOptions
+
+        func run() async throws {
+            try await RebuildCommand.withRebuild(postgres, Rebuild.Configuration()) { try await $0.abandon() }
+            print("abandoned the unfinished rebuild; the live tables are untouched")
         }
     }
 

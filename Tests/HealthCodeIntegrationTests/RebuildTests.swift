@@ -332,6 +332,11 @@ struct RebuildTests {
         }
         #expect(previous == 0, "nothing switched")
         #expect(unfinished == 1)
+        // Given up, the next rebuild starts anew from the archive and switches.
+        let (abandoned, _) = try await AnalystCommandTests.healthcode(["rebuild", "abandon"], on: backbone)
+        #expect(abandoned == 0)
+        let fresh = try await Self.rebuild(backbone)
+        #expect(!fresh.resumed && fresh.switched)
     }
 
     @Test("healthcode rebuild, status and drop-previous as an operator runs them")

@@ -16,7 +16,8 @@
 -- before it on (a projector transaction is far shorter; see the BRIN index below).
 CREATE TABLE rebuild_progress (
     rebuild_id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    phase               text        NOT NULL CHECK (phase IN ('building', 'catching-up', 'switched', 'dropped')),
+    phase               text        NOT NULL
+                                    CHECK (phase IN ('building', 'catching-up', 'switched', 'dropped', 'abandoned')),
     evaluated_at        timestamptz NOT NULL,
     rule_set            smallint,
     activated_by        text,
