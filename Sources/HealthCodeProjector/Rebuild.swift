@@ -128,14 +128,14 @@ public struct Rebuild: Sendable {
         let timeline = try await RuleSetCatalogSnapshot.read(from: storage, configured: configured)
         let policyAt: @Sendable (Instant) -> Policy = { instant in override ?? timeline.policy(at: instant) }
         var record = rebuild
-        var built = (events: 0, people: 0)
+        var built = (events: 0, people: 0, thisRun: 0)
         if record.phase == .building {
             built = try await build(record, policyAt: policyAt, progress: progress)
             try await storage.withRebuildTransaction { try await $0.finishBuild(record.id) }
             record.phase = .catchingUp
         } else {
             let ranges = try await storage.withRebuildTransaction { try await $0.ranges(of: record.id) }
-            built = (ranges.reduce(0) { $0 + $1.events }, ranges.reduce(0) { $0 + $1.people })
+            built = (ranges.reduce(0) { $0 + $1.events }, ranges.reduce(0) { $0 + $1.people }, 0)
         }
         progress(
             Progress(
@@ -143,7 +143,7 @@ public struct Rebuild: Sendable {
                 events: built.events,
                 totalEvents: record.totalEvents,
                 people: built.people,
-                eventsThisRun: 0
+                eventsThisRun: built.thisRun
             )
         )
         var caughtUp = 0
@@ -295,7 +295,7 @@ public struct Rebuild: Sendable {
         _ rebuild: RebuildRecord,
         policyAt: @escaping @Sendable (Instant) -> Policy,
         progress: @escaping @Sendable (Progress) -> Void
-    ) async throws -> (events: Int, people: Int) {
+    ) async throws -> (events: Int, people: Int, thisRun: Int) {
         let ranges = try await storage.withRebuildTransaction { try await $0.ranges(of: rebuild.id) }
         let areas = try await storage.withRebuildTransaction {
             try await RiskAreaSnapshot.read(from: $0, through: rebuild.areaSequence)
@@ -337,7 +337,7 @@ public struct Rebuild: Sendable {
             }
             try await workers.waitForAll()
         }
-        return tally.withLock { ($0.events, $0.people) }
+        return tally.withLock { ($0.events, $0.people, $0.eventsThisRun) }
     }
 
     /// Folds, evaluates and writes the next chunk of `range`, with its checkpoint, in one transaction.
