@@ -73,9 +73,17 @@ public struct ProjectorBenchmark: Sendable {
     }
 
     public func run() async throws -> Result {
+        try await run(then: { _ in }).projection
+    }
+
+    /// Runs the benchmark and, once the projector has stopped and before the COPY ceiling is measured, `then`
+    /// on the database it filled (`bench rebuild` rebuilds that projection side by side with these numbers).
+    public func run<Then: Sendable>(
+        then: (PostgresClient.Configuration) async throws -> Then
+    ) async throws -> (projection: Result, then: Then) {
         let servers = try await ScratchServers.start(root: options.root)
         do {
-            let result = try await measure(on: servers)
+            let result = try await measure(on: servers, then: then)
             await servers.stop()
             return result
         } catch {
@@ -84,7 +92,10 @@ public struct ProjectorBenchmark: Sendable {
         }
     }
 
-    private func measure(on servers: ScratchServers) async throws -> Result {
+    private func measure<Then: Sendable>(
+        on servers: ScratchServers,
+        then: (PostgresClient.Configuration) async throws -> Then
+    ) async throws -> (projection: Result, then: Then) {
         let database = "bench"
         var topic = EventTopicConfiguration()
         topic.bootstrapServers = [servers.kafkaBootstrapServers]
@@ -152,8 +163,9 @@ public struct ProjectorBenchmark: Sendable {
         let (walAfter, stored) = try await Backbone.withPostgres(configuration, logger: logger) {
             (try await walPosition($0), try await projectionBytes($0))
         }
+        let after = try await then(configuration)
         let copyRate = try await copyCeiling(configuration)
-        return Result(
+        let result = Result(
             events: events.count,
             eventsPerSecond: Double(applied) / seconds(elapsed),
             copyRowsPerSecond: copyRate,
@@ -161,6 +173,7 @@ public struct ProjectorBenchmark: Sendable {
             walBytesPerEvent: Double(walAfter - walBefore) / Double(events.count),
             storedBytesPerEvent: Double(stored) / Double(events.count)
         )
+        return (result, after)
     }
 
     /// The server's current WAL insert position, in bytes since the start of the WAL.

@@ -28,6 +28,7 @@ struct HealthCode: AsyncParsableCommand {
             Evaluate.self,
             ExplainCommand.self,
             Evidence.self,
+            RebuildCommand.self,
             Bench.self,
         ]
     )
@@ -65,7 +66,7 @@ struct Bench: AsyncParsableCommand {
         abstract: "Benchmarks that print ratios against a baseline measured in the same run.",
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
-            BenchFreshness.self, BenchHostile.self, BenchHistory.self, BenchImpact.self,
+            BenchFreshness.self, BenchHostile.self, BenchHistory.self, BenchImpact.self, BenchRebuild.self,
         ]
     )
 }
