@@ -199,17 +199,6 @@ public enum EventDecoder {
         guard case .object(let dataMembers) = dataValue else {
             throw envelope.wrongType("data", expected: "an object", actual: dataValue)
         }
-        let data = FieldReader(members: dataMembers, path: "data.")
-        let payload: EventPayload
-        switch type {
-        case .testResult: payload = .testResult(try decodeTestResult(data))
-        case .travel: payload = .travel(try decodeTravel(data, time: time))
-        case .declaration: payload = .declaration(try decodeDeclaration(data))
-        case .exposure: payload = .exposure(try decodeExposure(data))
-        case .riskArea: payload = .riskArea(try decodeRiskArea(data))
-        case .review: payload = .review(try decodeReview(data, time: time))
-        case .retraction: payload = .retraction(try decodeRetraction(data))
-        }
         return CloudEvent(
             id: id,
             source: source,
@@ -219,7 +208,71 @@ public enum EventDecoder {
             dataContentType: dataContentType,
             dataSchema: dataSchema,
             traceParent: traceParent,
-            payload: payload
+            payload: try payload(type, FieldReader(members: dataMembers, path: "data."), time: time)
+        )
+    }
+
+    /// The typed `data` of an event of `type`, checked field by field.
+    private static func payload(
+        _ type: EventType,
+        _ data: FieldReader,
+        time: Instant
+    ) throws(EventValidationError) -> EventPayload {
+        switch type {
+        case .testResult: .testResult(try decodeTestResult(data))
+        case .travel: .travel(try decodeTravel(data, time: time))
+        case .declaration: .declaration(try decodeDeclaration(data))
+        case .exposure: .exposure(try decodeExposure(data))
+        case .riskArea: .riskArea(try decodeRiskArea(data))
+        case .review: .review(try decodeReview(data, time: time))
+        case .retraction: .retraction(try decodeRetraction(data))
+        }
+    }
+
+    /// An archived event from the archive's columns (validated when the event was accepted, so taken as they
+    /// are) and its remainder (``CloudEvent/archivedRemainder()``: the optional attributes and `data`, whose
+    /// fields are checked as in ``decode(_:)``). No envelope is written out and parsed again: replays,
+    /// explanations and rebuilds read archived events by the million.
+    static func decodeArchived(
+        _ remainder: [UInt8],
+        id: String,
+        source: String,
+        typeName: String,
+        subject: String,
+        time: Instant,
+        recordedTime: Instant?
+    ) throws(EventValidationError) -> CloudEvent {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(remainder, limits: .event)
+        } catch {
+            throw malformed(error)
+        }
+        guard case .object(let members) = value else {
+            throw EventValidationError(code: .malformedJSON, fieldPath: "", reason: "an archived remainder must be a JSON object")
+        }
+        guard let type = FieldReader.enumCase(EventType.self, typeName) else {
+            throw EventValidationError(
+                code: .unsupportedType,
+                fieldPath: "type",
+                reason: "must be one of " + EventType.allCases.map(\.rawValue).joined(separator: ", ")
+            )
+        }
+        let rest = FieldReader(members: members, path: "")
+        guard let dataValue = rest.value("data") else { throw rest.missing("data") }
+        guard case .object(let dataMembers) = dataValue else {
+            throw rest.wrongType("data", expected: "an object", actual: dataValue)
+        }
+        return CloudEvent(
+            id: id,
+            source: source,
+            subject: subject,
+            time: time,
+            recordedTime: recordedTime,
+            dataContentType: try rest.optionalString("datacontenttype"),
+            dataSchema: try rest.optionalString("dataschema"),
+            traceParent: try rest.optionalString("traceparent"),
+            payload: try payload(type, FieldReader(members: dataMembers, path: "data."), time: time)
         )
     }
 

@@ -42,27 +42,15 @@ extension CloudEvent {
         recordedTime: Instant?,
         remainder: String
     ) throws(EventValidationError) -> CloudEvent {
-        var out = JSONWriter(capacity: 192 + remainder.utf8.count)
-        writeHead(
-            into: &out,
+        try EventDecoder.decodeArchived(
+            Array(remainder.utf8),
             id: id,
             source: source,
-            type: type,
+            typeName: type,
             subject: subject,
             time: time,
             recordedTime: recordedTime
         )
-        var rest = Array(remainder.utf8)
-        guard rest.count > 2, rest.first == UInt8(ascii: "{") else {
-            throw EventValidationError(
-                code: .malformedJSON,
-                fieldPath: "",
-                reason: "an archived remainder must be a JSON object"
-            )
-        }
-        rest[0] = UInt8(ascii: ",")
-        out.bytes.append(contentsOf: rest)
-        return try EventDecoder.decode(out.bytes)
     }
 
     /// `{"specversion":"1.0","id":…,"source":…,"type":…,"subject":…,"time":…[,"recordedtime":…]`.
