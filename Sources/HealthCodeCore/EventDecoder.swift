@@ -249,7 +249,11 @@ public enum EventDecoder {
             throw malformed(error)
         }
         guard case .object(let members) = value else {
-            throw EventValidationError(code: .malformedJSON, fieldPath: "", reason: "an archived remainder must be a JSON object")
+            throw EventValidationError(
+                code: .malformedJSON,
+                fieldPath: "",
+                reason: "an archived remainder must be a JSON object"
+            )
         }
         guard let type = FieldReader.enumCase(EventType.self, typeName) else {
             throw EventValidationError(
