@@ -101,7 +101,15 @@ struct Impact: AsyncParsableCommand {
             FileHandle.standardOutput.write(Data(report.jsonBytes() + Array("\n".utf8)))
         case .text:
             let elapsed = started.duration(to: .now)
-            print(Self.text(report, comparison, holdOver: impact.holdOver, top: top, elapsed: elapsed), terminator: "")
+            let text = Self.text(
+                report,
+                comparison,
+                designation: designation != nil,
+                holdOver: impact.holdOver,
+                top: top,
+                elapsed: elapsed
+            )
+            print(text, terminator: "")
         }
     }
 
@@ -109,6 +117,7 @@ struct Impact: AsyncParsableCommand {
     static func text(
         _ report: ImpactReport,
         _ comparison: PolicyComparison,
+        designation: Bool,
         holdOver: Int,
         top: Int,
         elapsed: Duration
@@ -116,10 +125,12 @@ struct Impact: AsyncParsableCommand {
         let current = comparison.current.ruleSet
         let proposed = comparison.proposed.ruleSet
         var out = "impact at \(comparison.at.rfc3339): rule set \(current.id) \(current.version)"
-        if proposed.contentHash != current.contentHash {
-            out += " → \(proposed.id) \(proposed.version) (\(proposed.contentHash))"
-        } else {
+        if designation {
             out += ", with the designation"
+        } else if proposed.contentHash == current.contentHash {
+            out += " → the same rule set"
+        } else {
+            out += " → \(proposed.id) \(proposed.version) (\(proposed.contentHash))"
         }
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         out += "\n  \(ProgressBar.grouped(report.people)) people evaluated in \(String(format: "%.1f", seconds)) s"

@@ -211,6 +211,7 @@ struct ImpactTests {
         #expect(report?["people"] as? Int == 120 && report?["turningRed"] as? Int == 30)
         let (_, byArea) = try await run(["impact", "--designation", designation.path])
         #expect(byArea.contains("30 would change, 0 turn red"), "\(byArea)")
+        #expect(byArea.contains(": rule set reference-v1 1.0.0, with the designation\n"))
         #expect(byArea.contains("  440106  green   yellow  30      "), "the travellers, by their last area")
         #expect(try await run(["impact"]).0 != 0)
         #expect(try await run(["impact", "--rules", designation.path]).0 != 0, "not a rule set")
