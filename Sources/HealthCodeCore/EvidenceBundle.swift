@@ -76,7 +76,7 @@ public struct EvidenceBundle: Sendable {
             AreaEntry(
                 event: event,
                 counted: Self.notCounted(event, at: at, knownAt: knownAt) == nil,
-                sha256: Self.sha256(event.jsonBytes())
+                sha256: sha256Name(of: event.jsonBytes())
             )
         }
     }
@@ -115,7 +115,7 @@ public struct EvidenceBundle: Sendable {
                 event: event,
                 counted: notCounted(event, at: at, knownAt: knownAt) == nil,
                 why: why,
-                sha256: sha256(event.jsonBytes())
+                sha256: sha256Name(of: event.jsonBytes())
             )
         }
     }
@@ -129,11 +129,8 @@ public struct EvidenceBundle: Sendable {
         return nil
     }
 
-    /// `sha256:<hex>` of `bytes`, the form rule-set hashes have.
-    static func sha256(_ bytes: [UInt8]) -> String { sha256Name(of: bytes) }
-
     /// The SHA-256 of the result line.
-    public var resultSha256: String { Self.sha256(decision.evaluationLine(subject: subject)) }
+    public var resultSha256: String { sha256Name(of: decision.evaluationLine(subject: subject)) }
 
     /// The hash that names the whole bundle (see the type's documentation).
     public var digest: String {
@@ -141,7 +138,7 @@ public struct EvidenceBundle: Sendable {
         lines += events.map(\.sha256)
         lines += areaEvents.map(\.sha256)
         lines.append(resultSha256)
-        return Self.sha256(Array(lines.joined(separator: "\n").utf8))
+        return sha256Name(of: Array(lines.joined(separator: "\n").utf8))
     }
 
     /// The bundle's file.

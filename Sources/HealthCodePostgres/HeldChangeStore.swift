@@ -94,17 +94,8 @@ public struct HeldChangeStore: Sendable {
     /// `operator`); returns the change as decided.
     /// - Throws: ``HeldChangeRefusal``.
     public func decide(_ id: Int64, approve: Bool, by operatorName: String) async throws -> HeldChange {
-        do {
-            return try await decision(id, approve: approve, by: operatorName)
-        } catch let error as PostgresTransactionError {
-            // A refusal is the answer, not a database failure.
-            if let refusal = error.closureError as? HeldChangeRefusal { throw refusal }
-            throw error
-        }
-    }
-
-    private func decision(_ id: Int64, approve: Bool, by operatorName: String) async throws -> HeldChange {
-        try await client.withTransaction(logger: logger) { transaction in
+        // A refusal is the answer, not a database failure: rethrown as it is.
+        try await client.withTransactionRethrowing(logger: logger) { transaction in
             let rows = try await transaction.query(Self.select(id: id), logger: logger)
             guard let change = try await Self.changes(rows).first else {
                 throw HeldChangeRefusal(code: "unknown", heldID: id)

@@ -14,17 +14,11 @@ public struct ReviewOfficeStore: Sendable {
         self.logger = logger
     }
 
-    /// Runs `body` in one transaction; what `body` throws is rethrown as it is (a ``RegistryError`` stays
-    /// one) once the transaction rolled back.
+    /// Runs `body` in one transaction; what `body` throws (a ``RegistryError`` stays one) is rethrown.
     private func transaction<Result: Sendable>(
         _ body: (PostgresConnection) async throws -> Result
     ) async throws -> Result {
-        do {
-            return try await client.withTransaction(logger: logger) { try await body($0) }
-        } catch let error as PostgresTransactionError {
-            if let bodyError = error.closureError, error.rollbackError == nil { throw bodyError }
-            throw error
-        }
+        try await client.withTransactionRethrowing(logger: logger, body)
     }
 
     // MARK: Officers

@@ -592,7 +592,7 @@ struct RulesOptions: ParsableArguments {
         } else if let found = ProjectFiles.locate("projections/rules/reference-v1.json") {
             url = found
         } else {
-            throw ValidationError("projections/rules/reference-v1.json not found; pass --rules FILE")
+            throw ValidationError("projections/rules/reference-v1.json not found; set HC_RULES or pass --rules FILE")
         }
         let bytes = try [UInt8](Data(contentsOf: url))
         do {

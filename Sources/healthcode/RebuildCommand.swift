@@ -133,25 +133,13 @@ struct RebuildCommand: AsyncParsableCommand {
         var settings = postgres.configuration
         settings.statementTimeout = nil
         settings.maximumConnections = max(settings.maximumConnections, configuration.workers + 1)
-        let ruleSet = try configuredRuleSet()
+        // Decides before any activation, as the projector has it (HC_RULES, else the reference file).
+        let ruleSet = try RulesOptions.parse([]).ruleSet()
         return try await Backbone.withPostgres(settings.clientConfiguration(), logger: logger) {
             try await body(
                 Backbone.rebuild(postgres: $0, configuration: configuration, configured: ruleSet, logger: logger)
             )
         }
-    }
-
-    /// The rule set that decides before any activation, as the projector has it (HC_RULES, else the reference).
-    private static func configuredRuleSet() throws -> RuleSet {
-        let url: URL
-        if let path = ProcessInfo.processInfo.environment["HC_RULES"] {
-            url = URL(fileURLWithPath: path)
-        } else if let found = ProjectFiles.locate("projections/rules/reference-v1.json") {
-            url = found
-        } else {
-            throw ValidationError("projections/rules/reference-v1.json not found; set HC_RULES")
-        }
-        return try RuleSet.decode([UInt8](Data(contentsOf: url)))
     }
 }
 
