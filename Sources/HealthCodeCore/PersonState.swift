@@ -199,12 +199,15 @@ public struct PersonState: Sendable, Hashable {
     /// everything; an evaluation before the horizon replays it (``answers(at:for:)``). A state pruned for
     /// another policy is left as it is: it has to be folded anew from the archive
     /// (``init(relevant:leftOut:prunedBefore:for:)``).
+    ///
+    /// A horizon behind the state's own (another process's clock; a projector transaction that read its clock,
+    /// then waited while a rebuild's switch folded the person at a later instant) cannot move the horizon back:
+    /// the state cannot answer instants it already left facts out for. It prunes at its own horizon instead,
+    /// so that what arrived meanwhile is left out as the whole history pruned there would leave it out.
     public mutating func prune(before horizon: Instant, for policy: Policy) {
-        let limit = horizon.microsecondsSinceEpoch
-        // A horizon behind the last one (another clock) would leave the state answering earlier instants it
-        // can no longer answer; what arrived meanwhile is left out at the next horizon instead.
-        guard limit >= (prunedBefore?.microsecondsSinceEpoch ?? Int64.min) else { return }
         guard prunedFor == nil || prunedFor == policy.pruningSignature else { return }
+        let horizon = max(horizon, prunedBefore ?? horizon)
+        let limit = horizon.microsecondsSinceEpoch
         let lifetimes = policy.factLifetimes
         var left: Set<EventReference> = []
         func over(_ time: Int64, after lifetime: Int64?) -> Bool {

@@ -125,9 +125,13 @@ struct PrunedStatePropertyTests {
         #expect(differed > 0, "the stale pruned state would have answered wrongly: the test exercises the guard")
     }
 
-    @Test("pruning after every event, at rising horizons, gives the state pruned once at the end")
+    /// Horizons mostly rise, and now and then one is behind the last: a projector transaction that read its clock,
+    /// then waited for a lock while a rebuild's switch folded the same person at a later instant (or another
+    /// process's clock). What arrives then is left out at the state's own horizon at once.
+    @Test("pruning after every event, at horizons that mostly rise, gives the state pruned once at the last horizon")
     func incrementalPruningMatchesPruningOnce() throws {
         var generator = SplitMix64(seed: 99)
+        var behind = 0
         for events in PolicyPropertyTests.histories() {
             var incremental = PersonState()
             var horizon = PolicyPropertyTests.t0
@@ -137,7 +141,12 @@ struct PrunedStatePropertyTests {
             for event in events where event.isPersonEvent && archived.insert(event.reference).inserted {
                 incremental.apply(event)
                 if generator.next() % 3 == 0 { horizon = horizon + Duration.seconds(Int64(generator.next() % 400_000)) }
-                incremental.prune(before: horizon, for: Repository.referencePolicy)
+                var batchHorizon = horizon
+                if generator.next() % 5 == 0 {
+                    batchHorizon = horizon - Duration.seconds(Int64(generator.next() % 2_000_000))
+                    behind += 1
+                }
+                incremental.prune(before: batchHorizon, for: Repository.referencePolicy)
                 // What the projector stores and reads back between batches.
                 incremental = try PersonState(storedJSON: incremental.storedJSON())
             }
@@ -146,6 +155,7 @@ struct PrunedStatePropertyTests {
             #expect(incremental == once)
             #expect(incremental.eventCount == once.eventCount)
         }
+        #expect(behind > 100)
     }
 
     @Test("rising evaluations (explanations) give the whole history's reasons at every instant, for any knownAt")
