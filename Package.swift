@@ -136,6 +136,20 @@ let package = Package(
             swiftSettings: strictSwift,
             plugins: ["EmbedOpenAPI"]
         ),
+        // The web console, served by the query API under /console: pages rendered on the server, SVG charts.
+        .target(
+            name: "HealthCodeConsole",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeHTTP",
+                "HealthCodeAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Demo population and the HTTP publisher that loads it through the gateway.
         .target(
             name: "HealthCodeDemo",
@@ -158,6 +172,7 @@ let package = Package(
                 "HealthCodeGateway",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
+                "HealthCodeConsole",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -206,6 +221,7 @@ let package = Package(
                 "HealthCodeAPI",
                 "HealthCodeBackbone",
                 "HealthCodeBenchmarks",
+                "HealthCodeConsole",
                 "HealthCodeDemo",
                 "HealthCodeHTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -228,6 +244,7 @@ let package = Package(
                 "HealthCodeBackbone",
                 "HealthCodeCore",
                 "HealthCodeAPI",
+                "HealthCodeConsole",
                 "HealthCodeGateway",
                 "HealthCodeLocalServers",
                 "HealthCodePostgres",
@@ -259,6 +276,17 @@ let package = Package(
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
+            name: "HealthCodeConsoleTests",
+            dependencies: [
+                "HealthCodeAPI",
+                "HealthCodeConsole",
+                "HealthCodeCore",
+                "HealthCodeTestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: strictSwift
         ),

@@ -247,14 +247,12 @@ public struct CodeQueries: Sendable {
 
     /// `policy` over `subject`'s history and the current designations, to evaluate at many instants
     /// (`at`, `knownAt`) from `earliest` on without reading them again.
-    public func evaluator(
-        for subject: String,
-        from earliest: Instant,
-        policy: Policy
-    ) async throws -> @Sendable (Instant, Instant) -> CodeDecision {
-        let state = try await state(of: subject, answering: earliest, policy: policy) ?? PersonState()
-        let areas = try await catalog.designations(maximumAge: refreshInterval)
-        return { at, knownAt in policy.evaluate(state, areas: areas, at: at, knownAt: knownAt) }
+    public func replay(of subject: String, from earliest: Instant, policy: Policy) async throws -> PersonReplay {
+        PersonReplay(
+            state: try await state(of: subject, answering: earliest, policy: policy) ?? PersonState(),
+            areas: try await catalog.designations(maximumAge: refreshInterval),
+            policy: policy
+        )
     }
 
     /// `events` (a person's archive) to evaluate with `policy` at rising instants with the current designations.
@@ -278,5 +276,23 @@ public struct CodeQueries: Sendable {
             state.apply(archived.event)
         }
         return state
+    }
+}
+
+/// A person's history and the designations, read once, evaluated at many instants (from the earliest the
+/// replay was made for on).
+public struct PersonReplay: Sendable {
+    let state: PersonState
+    let areas: RiskAreaMap
+    let policy: Policy
+
+    /// The code at `at` as known at `knownAt`.
+    public func decision(at: Instant, knownAt: Instant) -> CodeDecision {
+        policy.evaluate(state, areas: areas, at: at, knownAt: knownAt)
+    }
+
+    /// The events withdrawn by retractions visible at `at` as known at `knownAt`.
+    public func retracted(at: Instant, knownAt: Instant) -> Set<EventReference> {
+        state.retractedEvents(at: at, knownAt: knownAt)
     }
 }

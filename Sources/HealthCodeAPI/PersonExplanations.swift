@@ -19,6 +19,9 @@ public struct PersonExplanation: Sendable, Encodable {
         public var recordedTime: Instant
         /// Whether it counts for this explanation: `time <= at` and `recordedTime <= knownAt`.
         public var known: Bool
+        /// Whether a retraction by its publisher, visible at `at` as known at `knownAt`, withdrew it: it then
+        /// counts for nothing.
+        public var retracted: Bool
         /// The rules whose firing it supports.
         public var firingRules: [String]
     }
@@ -139,7 +142,9 @@ public struct PersonExplanations: Sendable {
         let timeline = try await records.timeline(of: subject, at: at, before: page, limit: limit)
         // Judged by the rules in force at `knownAt` unless named (the decision names them).
         let policy = try await queries.policy(knownAt: knownAt, ruleSet: ruleSet)
-        let decision = try await queries.evaluator(for: subject, from: at, policy: policy)(at, knownAt)
+        let replay = try await queries.replay(of: subject, from: at, policy: policy)
+        let decision = replay.decision(at: at, knownAt: knownAt)
+        let retracted = replay.retracted(at: at, knownAt: knownAt)
         // The rules whose start this page looks for: on the first page those firing at `at`, on an earlier
         // page those still firing at the later page's earliest event.
         let open = page.map { Set($0.openRules) } ?? Set(decision.reasons.map(\.rule))
@@ -202,6 +207,7 @@ public struct PersonExplanations: Sendable {
                 time: event.time,
                 recordedTime: event.recordedTime,
                 known: event.time <= at && event.recordedTime <= knownAt,
+                retracted: retracted.contains(reference),
                 firingRules: decision.reasons.filter { $0.events.contains(reference) }.map(\.rule)
             )
         }
@@ -219,4 +225,62 @@ public struct PersonExplanations: Sendable {
                 } : nil
         )
     }
+
+    /// The person's status over `[from, to]` as known at `knownAt`, as spans of one status each: the code
+    /// evaluated at `from`, at every instant in `instants` inside the window (event times: where a status can
+    /// start), at every end of a rule found on the way (where one can stop), and at `samples` evenly spaced
+    /// instants (designations start and end between events). Judged as ``explain(_:at:knownAt:ruleSet:page:limit:)``
+    /// judges. A change between two evaluated instants that neither an event, a rule's end nor a sample shows
+    /// is drawn from the next evaluated instant.
+    public func statusHistory(
+        _ subject: String,
+        from: Instant,
+        to: Instant,
+        knownAt: Instant,
+        ruleSet: Policy? = nil,
+        instants: [Instant],
+        samples: Int = 48
+    ) async throws -> [StatusSpan] {
+        guard from < to else { return [] }
+        let policy = try await queries.policy(knownAt: knownAt, ruleSet: ruleSet)
+        let replay = try await queries.replay(of: subject, from: from, policy: policy)
+        let width = to.microsecondsSinceEpoch - from.microsecondsSinceEpoch
+        var points = Set(instants.filter { $0 >= from && $0 <= to })
+        points.insert(from)
+        let count = max(1, samples)
+        for step in 0..<count {
+            points.insert(
+                Instant(microsecondsSinceEpoch: from.microsecondsSinceEpoch + width / Int64(count) * Int64(step))
+            )
+        }
+        var decided: [Instant: CodeStatus] = [:]
+        // Twice: the ends of the rules firing at the first pass's instants are where the second pass looks too.
+        for _ in 0..<2 {
+            var ends = Set<Instant>()
+            for instant in points where decided[instant] == nil {
+                let decision = replay.decision(at: instant, knownAt: knownAt)
+                decided[instant] = decision.status
+                for reason in decision.reasons {
+                    if let until = reason.until, until > from, until <= to { ends.insert(until) }
+                }
+                if let until = decision.validUntil, until > from, until <= to { ends.insert(until) }
+            }
+            points.formUnion(ends)
+        }
+        var spans: [StatusSpan] = []
+        for instant in decided.keys.sorted() {
+            let status = decided[instant] ?? .green
+            if let last = spans.last, last.status == status { continue }
+            if !spans.isEmpty { spans[spans.count - 1].until = instant }
+            spans.append(StatusSpan(from: instant, until: to, status: status))
+        }
+        return spans
+    }
+}
+
+/// A stretch of time over which a person's code kept one status.
+public struct StatusSpan: Sendable, Hashable, Encodable {
+    public var from: Instant
+    public var until: Instant
+    public var status: CodeStatus
 }

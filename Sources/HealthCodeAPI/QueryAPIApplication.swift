@@ -8,10 +8,12 @@ import Metrics
 
 /// What the query API answers with: codes, lookups by raw identifier, explanations and exports.
 public struct QueryAPI: Sendable {
-    let queries: CodeQueries
-    let explanations: PersonExplanations
+    /// Codes and replays (the console reads through them too).
+    public let queries: CodeQueries
+    public let explanations: PersonExplanations
     let records: any PersonRecords
-    let analysts: AnalystAccess
+    /// Analyst authentication and the audit trail every read goes through.
+    public let analysts: AnalystAccess
     let pseudonymizer: Pseudonymizer
     let issuer: CodeIssuer
     /// Verifies signed codes of this issuer and of the trusted regions (their keys, ``TrustedKeySets``).
@@ -25,8 +27,10 @@ public struct QueryAPI: Sendable {
     let verificationRequiresHolder: Bool
     /// Holder checks in progress (each costs tens of milliseconds of a core; verification is public).
     let holderChecks: Admission
-    let readTimeout: Duration
-    let bodyReadTimeout: Duration
+    /// Longest a request waits on PostgreSQL before it is answered 503.
+    public let readTimeout: Duration
+    /// Longest a request body may take to arrive.
+    public let bodyReadTimeout: Duration
 
     /// - Parameters:
     ///   - pseudonymizer: hashes the raw identifiers of code lookups (the gateway's key).
@@ -82,6 +86,9 @@ public struct QueryAPI: Sendable {
 /// (checkpoint platforms, analysts), every read audited: `GET /v1/people/{pseudonym}/code`. Analysts:
 /// `GET /v1/people/{pseudonym}/explain` and `…/export`.
 public enum QueryAPIApplication {
+    /// Routes served beside the API's own, given the assembled API (the web console adds its pages).
+    public typealias AdditionalRoutes = @Sendable (QueryAPI, Router<BasicRequestContext>) -> Void
+
     /// Largest code-lookup body: `{"subject": …}` with an identifier of at most 128 characters.
     static let maximumLookupBytes = 1024
     /// Longest identifier (of a lookup, or a holder's document in a verification).
@@ -117,13 +124,16 @@ public enum QueryAPIApplication {
         var holderChecked: Bool?
     }
 
-    /// Builds the router. `now` is the clock (injectable for tests).
+    /// Builds the router. `now` is the clock (injectable for tests); `additionalRoutes` adds what else the
+    /// process serves beside the API (the web console).
     public static func router(
         api: QueryAPI,
         now: @escaping @Sendable () -> Instant,
-        metrics: (@Sendable () -> [UInt8])? = nil
+        metrics: (@Sendable () -> [UInt8])? = nil,
+        additionalRoutes: AdditionalRoutes? = nil
     ) -> Router<BasicRequestContext> {
         let router = Router(context: BasicRequestContext.self)
+        additionalRoutes?(api, router)
         OperationalRoutes.add(to: router, metrics: metrics)
         router.get("openapi.json") { _, _ -> Response in
             JSONResponse.written(ByteBuffer(string: QueryAPIOpenAPI.document))
@@ -603,11 +613,12 @@ public enum QueryAPIApplication {
         configuration: QueryAPIConfiguration,
         now: @escaping @Sendable () -> Instant,
         metrics: (@Sendable () -> [UInt8])? = nil,
+        additionalRoutes: AdditionalRoutes? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) -> some ApplicationProtocol {
         Application(
-            router: router(api: api, now: now, metrics: metrics),
+            router: router(api: api, now: now, metrics: metrics, additionalRoutes: additionalRoutes),
             server: configuration.timeouts.server,
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port),

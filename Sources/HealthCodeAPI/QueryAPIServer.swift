@@ -24,6 +24,7 @@ public struct QueryAPIServer: Sendable {
         createSigningKey: Bool = false,
         now: @escaping @Sendable () -> Instant = Instant.now,
         metrics: (@Sendable () -> [UInt8])? = nil,
+        additionalRoutes: QueryAPIApplication.AdditionalRoutes? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) async throws -> QueryAPIServer {
@@ -40,6 +41,7 @@ public struct QueryAPIServer: Sendable {
             configuration: configuration,
             now: now,
             metrics: metrics,
+            additionalRoutes: additionalRoutes,
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -63,7 +65,7 @@ public struct QueryAPIServer: Sendable {
         )
     }
 
-    /// What ``build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``
+    /// What ``build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:additionalRoutes:onServerRunning:logger:)``
     /// serves, without the server: for the router (``QueryAPIApplication/router(api:now:metrics:)``).
     public static func assemble(
         configuration: QueryAPIConfiguration,

@@ -152,7 +152,7 @@ public enum Backbone {
     /// `codeReadPostgres`; see ``EventLoopCodeReads``), the listener that keeps its ``CodeCache``
     /// coherent (one more connection to `codeReadPostgres`) and its HTTP server, in that order.
     /// `postgres` serves everything else and must run in the same group, before them. See
-    /// ``QueryAPIServer/build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:onServerRunning:logger:)``.
+    /// ``QueryAPIServer/build(configuration:stores:ruleSet:pseudonymizer:createSigningKey:now:metrics:additionalRoutes:onServerRunning:logger:)``.
     public static func queryAPI(
         configuration: QueryAPIConfiguration,
         postgres: PostgresClient,

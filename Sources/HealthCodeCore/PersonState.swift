@@ -240,6 +240,17 @@ public struct PersonState: Sendable, Hashable {
         prunedFor = policy.pruningSignature
     }
 
+    /// The events retracted by retractions visible at `at` as known at `knownAt` (a retraction withdraws its own
+    /// publisher's event): what an evaluation then leaves out, and what an explanation shows struck through.
+    public func retractedEvents(at: Instant, knownAt: Instant) -> Set<EventReference> {
+        Set(
+            retractions.lazy.filter {
+                $0.stamp.isVisible(at: at.microsecondsSinceEpoch, knownAt: knownAt.microsecondsSinceEpoch)
+            }
+            .map(\.target)
+        )
+    }
+
     /// Every area code the person's travels and declarations mention: a new designation for code C can only
     /// change the codes of persons with a visited area that C covers.
     public var visitedAreas: Set<AreaCode> {

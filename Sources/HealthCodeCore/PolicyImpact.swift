@@ -49,6 +49,16 @@ public struct ImpactReport: Sendable, Equatable {
         self.samplesPerLine = samplesPerLine
     }
 
+    /// A report as read back (``init(storedJSON:)``).
+    init(people: Int, unchanged: [CodeStatus: Int], lines: [Line], samplesPerLine: Int) {
+        self.samplesPerLine = samplesPerLine
+        self.people = people
+        self.unchanged = unchanged
+        for line in lines {
+            moved[Key(area: line.area, transition: line.transition)] = (line.count, line.samples)
+        }
+    }
+
     /// Counts one person whose code would be `to` instead of `from`.
     public mutating func record(_ subject: String, area: AreaCode?, from: CodeStatus, to: CodeStatus) {
         people += 1

@@ -326,6 +326,40 @@ extension JSONWriter {
     }
 }
 
+extension ImpactReport {
+    /// A report from ``jsonBytes()`` (as a held change keeps it); throws ``StoredJSONError`` naming the field
+    /// that is wrong.
+    public init(storedJSON bytes: some Collection<UInt8>) throws(StoredJSONError) {
+        let document = try StoredDocument.parse(bytes, name: "impact-report")
+        var unchanged: [CodeStatus: Int] = [:]
+        if let counts = try document.member("unchanged") {
+            for status in CodeStatus.allCases {
+                if let count = try counts.member(status.rawValue) { unchanged[status] = try count.integer() }
+            }
+        }
+        var samplesPerLine = 0
+        var lines: [Line] = []
+        for line in try document.array("transitions") {
+            let samples = try line.array("samples").map { (sample) throws(StoredJSONError) in try sample.string() }
+            samplesPerLine = max(samplesPerLine, samples.count)
+            lines.append(
+                Line(
+                    area: try line.optional("area") { (area) throws(StoredJSONError) in try area.area() },
+                    transition: Transition(from: try line.enumeration("from"), to: try line.enumeration("to")),
+                    count: try line.required("count").integer(),
+                    samples: samples
+                )
+            )
+        }
+        self.init(
+            people: try document.required("people").integer(),
+            unchanged: unchanged,
+            lines: lines,
+            samplesPerLine: max(samplesPerLine, 5)
+        )
+    }
+}
+
 /// A value inside a stored document, with its path for errors.
 private struct StoredDocument {
     let value: JSONValue

@@ -1,0 +1,250 @@
+import HealthCodeCore
+
+/// What the console needs beyond the query API, as ports: PostgreSQL's stores in production (assembled by
+/// `HealthCodeBackbone`), in-memory ones in tests.
+public protocol ConsoleOperations: Sendable {
+    /// Whether the analyst may approve or reject held changes.
+    func mayApprove(analyst: String) async throws -> Bool
+    /// What the dashboard shows, its histories from `since` on.
+    func dashboard(since: Instant) async throws -> DashboardFacts
+    /// Held changes: those waiting first, then the latest decided ones.
+    func proposals() async throws -> [Proposal]
+    func proposal(_ id: Int64) async throws -> Proposal?
+    /// Approves or rejects a held change as `analyst`; throws ``ProposalRefusal`` when it may not be.
+    func decide(_ id: Int64, approve: Bool, by analyst: String) async throws -> Proposal
+    /// The evidence bundle (JSON) of a person's code at `at` as known at `knownAt`, judged by the rule set
+    /// `ruleSet` names (nil: the one in force at `knownAt`), with who asked and why in its context.
+    func evidence(
+        of subject: String,
+        at: Instant,
+        knownAt: Instant,
+        ruleSet: String?,
+        context: [(name: String, value: String)]
+    ) async throws -> [UInt8]
+}
+
+/// How many codes have each colour.
+public struct ColourCounts: Sendable, Hashable {
+    public var green: Int
+    public var yellow: Int
+    public var red: Int
+
+    public init(green: Int = 0, yellow: Int = 0, red: Int = 0) {
+        self.green = green
+        self.yellow = yellow
+        self.red = red
+    }
+
+    public var total: Int { green + yellow + red }
+
+    public subscript(status: CodeStatus) -> Int {
+        switch status {
+        case .green: green
+        case .yellow: yellow
+        case .red: red
+        }
+    }
+}
+
+/// The dashboard's facts, read at once.
+public struct DashboardFacts: Sendable {
+    /// Codes now, per district a person was last known in (`nil`: none known).
+    public var codesByArea: [(area: AreaCode?, counts: ColourCounts)]
+    /// Codes over time (samples, ascending).
+    public var codesOverTime: [(at: Instant, counts: ColourCounts)]
+    public var feeds: [PublisherFeedFacts]
+    public var projectors: [ProjectorFacts]
+    public var deadLetters: DeadLetterFacts
+    /// Review overrides held for a second officer (their ids, offices, officers and when).
+    public var heldOverrides: [HeldOverrideFacts]
+
+    public init(
+        codesByArea: [(area: AreaCode?, counts: ColourCounts)],
+        codesOverTime: [(at: Instant, counts: ColourCounts)],
+        feeds: [PublisherFeedFacts],
+        projectors: [ProjectorFacts],
+        deadLetters: DeadLetterFacts,
+        heldOverrides: [HeldOverrideFacts]
+    ) {
+        self.codesByArea = codesByArea
+        self.codesOverTime = codesOverTime
+        self.feeds = feeds
+        self.projectors = projectors
+        self.deadLetters = deadLetters
+        self.heldOverrides = heldOverrides
+    }
+
+    /// Codes now, everywhere.
+    public var codesNow: ColourCounts {
+        codesByArea.reduce(into: ColourCounts()) {
+            $0.green += $1.counts.green
+            $0.yellow += $1.counts.yellow
+            $0.red += $1.counts.red
+        }
+    }
+}
+
+/// One publisher's feed: when its latest event was archived and how many per minute lately.
+public struct PublisherFeedFacts: Sendable, Hashable {
+    public var publisher: String
+    public var lastEventAt: Instant
+    /// Events archived per minute (minutes with none are absent), ascending.
+    public var perMinute: [Minute]
+
+    public struct Minute: Sendable, Hashable {
+        public var minute: Instant
+        public var events: Int
+
+        public init(minute: Instant, events: Int) {
+            self.minute = minute
+            self.events = events
+        }
+    }
+
+    public init(publisher: String, lastEventAt: Instant, perMinute: [Minute]) {
+        self.publisher = publisher
+        self.lastEventAt = lastEventAt
+        self.perMinute = perMinute
+    }
+}
+
+/// A projector's last report of its health.
+public struct ProjectorFacts: Sendable, Hashable {
+    public var member: String
+    public var reportedAt: Instant
+    /// `progressing`, `idle`, `not-progressing`, …
+    public var state: String
+    /// Messages waiting.
+    public var lag: Int64
+    public var secondsSinceLastCommit: Double?
+    public var assignedPartitions: Int
+    public var healthy: Bool
+
+    public init(
+        member: String,
+        reportedAt: Instant,
+        state: String,
+        lag: Int64,
+        secondsSinceLastCommit: Double?,
+        assignedPartitions: Int,
+        healthy: Bool
+    ) {
+        self.member = member
+        self.reportedAt = reportedAt
+        self.state = state
+        self.lag = lag
+        self.secondsSinceLastCommit = secondsSinceLastCommit
+        self.assignedPartitions = assignedPartitions
+        self.healthy = healthy
+    }
+}
+
+/// Messages parked as dead letters: how many wait, and the latest few (where and why, never their bytes).
+public struct DeadLetterFacts: Sendable, Hashable {
+    public var waiting: Int
+    public var latest: [Parked]
+
+    public struct Parked: Sendable, Hashable {
+        public var topic: String
+        public var partition: Int32
+        public var offset: Int64
+        public var reason: String
+        public var parkedAt: Instant
+
+        public init(topic: String, partition: Int32, offset: Int64, reason: String, parkedAt: Instant) {
+            self.topic = topic
+            self.partition = partition
+            self.offset = offset
+            self.reason = reason
+            self.parkedAt = parkedAt
+        }
+    }
+
+    public init(waiting: Int, latest: [Parked]) {
+        self.waiting = waiting
+        self.latest = latest
+    }
+}
+
+/// A review override held for a second officer.
+public struct HeldOverrideFacts: Sendable, Hashable {
+    public var id: Int64
+    public var office: String
+    public var officer: String
+    public var heldAt: Instant
+
+    public init(id: Int64, office: String, officer: String, heldAt: Instant) {
+        self.id = id
+        self.office = office
+        self.officer = officer
+        self.heldAt = heldAt
+    }
+}
+
+/// A change held for a second operator (a rule set or a designation that would turn many people red) with
+/// the impact report that held it.
+public struct Proposal: Sendable {
+    public enum Kind: String, Sendable {
+        case ruleSet = "rule-set"
+        case designation
+    }
+
+    public enum Status: String, Sendable {
+        case held, approved, rejected
+    }
+
+    public var id: Int64
+    public var kind: Kind
+    /// What it is, in a line: `reference-v1@1.1.0`, `designation of 420106 as high`.
+    public var title: String
+    public var effectiveFrom: Instant?
+    public var turningRed: Int
+    public var threshold: Int
+    public var impact: ImpactReport
+    public var requestedBy: String
+    public var requestedAt: Instant
+    public var status: Status
+    public var decidedBy: String?
+    public var decidedAt: Instant?
+
+    public init(
+        id: Int64,
+        kind: Kind,
+        title: String,
+        effectiveFrom: Instant?,
+        turningRed: Int,
+        threshold: Int,
+        impact: ImpactReport,
+        requestedBy: String,
+        requestedAt: Instant,
+        status: Status,
+        decidedBy: String?,
+        decidedAt: Instant?
+    ) {
+        self.id = id
+        self.kind = kind
+        self.title = title
+        self.effectiveFrom = effectiveFrom
+        self.turningRed = turningRed
+        self.threshold = threshold
+        self.impact = impact
+        self.requestedBy = requestedBy
+        self.requestedAt = requestedAt
+        self.status = status
+        self.decidedBy = decidedBy
+        self.decidedAt = decidedAt
+    }
+}
+
+/// Why a held change could not be decided: `unknown`, `decided` or `same-operator`.
+public struct ProposalRefusal: Error, Sendable, Hashable, CustomStringConvertible {
+    public var code: String
+    public var detail: String
+
+    public init(code: String, detail: String) {
+        self.code = code
+        self.detail = detail
+    }
+
+    public var description: String { "\(code): \(detail)" }
+}
