@@ -94,7 +94,7 @@ extension RebuildConnection: RebuildSession {
     public func write(_ people: [RebuiltPerson], replacing: Bool) async throws {
         try await write(
             states: people.map { ($0.subject, $0.state) },
-            codes: people.map { ($0.subject, $0.decision, $0.evaluatedAt) },
+            codes: people.map { ($0.subject, $0.decision, $0.evaluatedAt, $0.state.lastKnownArea) },
             presences: people.flatMap { person in person.presences.map { (person.subject, $0) } },
             replacing: replacing
         )

@@ -305,39 +305,67 @@ public struct PostgresProjectionTransaction: AreaEventArchive, Sendable {
         )
     }
 
-    /// Writes people's materialised codes and announces the `changed` ones on ``CodeChanges/channel``.
-    /// The announcement is part of this transaction: listeners hear of it when it commits, never
-    /// before and never for a rolled-back write.
+    /// Writes people's materialised codes, each with the area it is counted in (the person's last known area),
+    /// moves their counts in the code census (`code_census`, migration 0018) and announces the `changed` ones on
+    /// ``CodeChanges/channel``.
+    ///
+    /// One statement: every code written takes one from the census row of its stored area and colour (read in
+    /// the statement's snapshot, before the write: exactly what was counted) and adds one to its new area and
+    /// colour, in `shard`'s rows, locked in a fixed order. The announcement is part of this transaction:
+    /// listeners hear of it when it commits, never before and never for a rolled-back write.
     public func saveCodes(
-        _ codes: [(subject: String, decision: CodeDecision)],
+        _ codes: [(subject: String, decision: CodeDecision, area: AreaCode?)],
         evaluatedAt: Instant,
-        changed: [String]
+        changed: [String],
+        shard: CounterShard
     ) async throws {
         guard !codes.isEmpty else { return }
         let subjects = codes.map(\.subject)
         let statuses = codes.map(\.decision.status.rawValue)
         let validUntil = codes.map { $0.decision.validUntil?.microsecondsSinceEpoch ?? Int64.min }
         let decisions = codes.map { String(decoding: $0.decision.storedJSON(), as: UTF8.self) }
+        let areas = codes.map { $0.area?.value ?? Self.unknownArea }
         let ruleSets = try await references(codes.map(\.decision.ruleSet))
         let evaluated = evaluatedAt.microsecondsSinceEpoch
         let announcements = CodeChanges.payloads(changed)
-        // One statement: the write runs whether or not the notifications select anything.
+        // One statement: the write and the census run whether or not the notifications select anything.
         try await connection.query(
             """
-            WITH saved AS (
-                INSERT INTO person_code (subject, status, valid_until, decision, rule_set, evaluated_at)
-                SELECT s, st, hc_instant(v), d::json, r, hc_instant(\(evaluated))
+            WITH stored AS (
+                SELECT area_code, status FROM person_code WHERE subject = ANY(\(subjects)::text[])
+            ), saved AS (
+                INSERT INTO person_code (subject, status, valid_until, decision, rule_set, evaluated_at, area_code)
+                SELECT s, st, hc_instant(v), d::json, r, hc_instant(\(evaluated)), nullif(a, \(Self.unknownArea))
                 FROM unnest(\(subjects)::text[], \(statuses)::text[], \(validUntil)::int8[], \(decisions)::text[],
-                            \(ruleSets)::int2[]) AS x(s, st, v, d, r)
+                            \(ruleSets)::int2[], \(areas)::int4[]) AS x(s, st, v, d, r, a)
                 ON CONFLICT (subject) DO UPDATE
                     SET status = excluded.status, valid_until = excluded.valid_until, decision = excluded.decision,
-                        rule_set = excluded.rule_set, evaluated_at = excluded.evaluated_at
+                        rule_set = excluded.rule_set, evaluated_at = excluded.evaluated_at,
+                        area_code = excluded.area_code
+                RETURNING area_code, status
+            ), moved AS (
+                SELECT area_code, status, sum(n) AS n
+                FROM (SELECT area_code, status, 1 AS n FROM saved
+                      UNION ALL SELECT area_code, status, -1 FROM stored) AS m
+                GROUP BY area_code, status HAVING sum(n) <> 0
+            ), counted AS (
+                INSERT INTO code_census (area_code, status, shard, codes)
+                SELECT area_code, status, coalesce(\(shard.partition)::int4, \(unescaped: Self.sharedShard)), n
+                FROM moved ORDER BY area_code, status
+                ON CONFLICT ON CONSTRAINT code_census_key DO UPDATE SET codes = code_census.codes + excluded.codes
             )
             SELECT pg_notify(\(CodeChanges.channel), n) FROM unnest(\(announcements)::text[]) AS a(n)
             """,
             logger: logger
         )
     }
+
+    /// Stands for "no area" in an array of area codes (no area code is 0).
+    static let unknownArea: Int32 = 0
+
+    /// The counter shard of a transaction of no partition (``CounterShard/shared``, migration 0018): one of 16,
+    /// picked by the connection, so that concurrent transactions rarely share one.
+    static let sharedShard = "-2 - pg_backend_pid() % 16"
 
     /// Serialises transactions that read designations against those that add them: every projector
     /// transaction takes this lock shared before it reads the designations; one that archives new

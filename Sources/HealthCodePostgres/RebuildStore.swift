@@ -5,7 +5,8 @@ import NIOCore
 import PostgresNIO
 
 /// PostgreSQL side of a blue/green rebuild (migration 0016): fresh tables created LIKE the live ones and
-/// bulk-copied, checkpoints, the tail the live projector archived meanwhile, and the switch by renaming.
+/// bulk-copied, checkpoints, the tail the live projector archived meanwhile, and the switch by renaming, which
+/// also counts the code census (migration 0018) anew from the fresh codes.
 ///
 /// The rebuilt tables are the derived ones, ``rebuiltTables``: person states, codes and presences. The archives,
 /// the decision log, positions, dead letters, audits and registries are shared and never rebuilt. Tables are
@@ -277,7 +278,7 @@ public struct RebuildConnection: Sendable {
     /// Writes people into the fresh tables with COPY; with `replacing`, their rows there are deleted first.
     public func write(
         states: [(subject: String, state: PersonState)],
-        codes: [(subject: String, decision: CodeDecision, evaluatedAt: Instant)],
+        codes: [(subject: String, decision: CodeDecision, evaluatedAt: Instant, area: AreaCode?)],
         presences: [(subject: String, presence: Presence)],
         replacing: Bool
     ) async throws {
@@ -303,18 +304,19 @@ public struct RebuildConnection: Sendable {
 
         buffer.clear()
         let references = try await references(codes.map(\.decision.ruleSet))
-        for ((subject, decision, evaluatedAt), reference) in zip(codes, references) {
+        for ((subject, decision, evaluatedAt, area), reference) in zip(codes, references) {
             CopyText.field(subject, to: &buffer)
             CopyText.field(decision.status.rawValue, to: &buffer)
             CopyText.field(decision.validUntil?.rfc3339, to: &buffer)
             CopyText.field(decision.storedJSON(), to: &buffer)
             CopyText.field(String(reference), to: &buffer)
-            CopyText.last(evaluatedAt.rfc3339, to: &buffer)
+            CopyText.field(evaluatedAt.rfc3339, to: &buffer)
+            CopyText.last(area.map { String($0.value) }, to: &buffer)
         }
         try await copy(
             buffer,
             into: "person_code_rebuild",
-            columns: ["subject", "status", "valid_until", "decision", "rule_set", "evaluated_at"]
+            columns: ["subject", "status", "valid_until", "decision", "rule_set", "evaluated_at", "area_code"]
         )
 
         buffer.clear()
@@ -649,6 +651,8 @@ public struct RebuildConnection: Sendable {
                 logger: logger
             )
         }
+        // The code census counted the previous codes: counted anew from the fresh ones (migration 0018).
+        try await connection.query("SELECT hc_recount_code_census()", logger: logger)
         // The query APIs' kept codes are the previous tables': every one is dropped when this commits.
         try await connection.query("SELECT pg_notify(\(CodeChanges.channel), \(CodeChanges.flushAll))", logger: logger)
         try await connection.query(

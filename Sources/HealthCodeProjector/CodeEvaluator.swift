@@ -1,9 +1,9 @@
 import HealthCodeCore
 import Metrics
 
-/// Evaluates people's codes inside a projector transaction, writes the materialised codes, announces
-/// the changed ones to query APIs (``CodeChanges``) and appends every change of status or end instant
-/// to the decision log.
+/// Evaluates people's codes inside a projector transaction, writes the materialised codes (each counted in
+/// the code census under the person's last known area), announces the changed ones to query APIs
+/// (``CodeChanges``) and appends every change of status or end instant to the decision log.
 struct CodeEvaluator: Sendable {
     let policy: Policy
 
@@ -11,21 +11,22 @@ struct CodeEvaluator: Sendable {
         self.policy = policy
     }
 
-    /// Returns the number of codes that changed.
+    /// Returns the number of codes that changed. The census counts move in `shard`'s rows.
     func evaluate(
         _ people: [String: StoredPerson],
         areas: RiskAreaMap,
         at instant: Instant,
         trigger: (String) -> EventReference?,
+        shard: CounterShard,
         in transaction: any ProjectionTransaction
     ) async throws -> Int {
-        var codes: [(subject: String, decision: CodeDecision)] = []
+        var codes: [(subject: String, decision: CodeDecision, area: AreaCode?)] = []
         var changes: [DecisionRecord] = []
         var changed: [String] = []
         codes.reserveCapacity(people.count)
         for (subject, person) in people {
             let decision = policy.evaluate(person.state, areas: areas, at: instant)
-            codes.append((subject, decision))
+            codes.append((subject, decision, person.state.lastKnownArea))
             let old = person.code
             // Any difference an answer shows (reasons too) makes the API drop its kept copy.
             if old != decision { changed.append(subject) }
@@ -41,7 +42,7 @@ struct CodeEvaluator: Sendable {
                 )
             }
         }
-        try await transaction.saveCodes(codes, evaluatedAt: instant, changed: changed)
+        try await transaction.saveCodes(codes, evaluatedAt: instant, changed: changed, shard: shard)
         try await transaction.appendDecisions(changes)
         for change in changes where change.oldStatus != change.decision.status {
             Counter(label: "hc_projector_decisions_total", dimensions: [("status", change.decision.status.rawValue)])

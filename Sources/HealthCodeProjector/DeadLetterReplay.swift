@@ -37,7 +37,7 @@ public struct DeadLetterReplay: Sendable {
                 continue
             }
             try await store.withProjectionTransaction { transaction in
-                _ = try await projection.project(decoded, in: transaction)
+                _ = try await projection.project(decoded, shard: .shared, in: transaction)
                 try await transaction.markReplayed(stored.id)
             }
             outcomes.append(Outcome(id: stored.id, failure: nil))

@@ -90,21 +90,24 @@ public struct Projection: Sendable {
         let decoded = decode(messages, topic: batch.topic, partition: batch.partition)
         let started = ContinuousClock.now
 
-        let outcome = try await store.withProjectionTransaction { transaction -> ProjectionOutcome in
+        let (outcome, ingest) = try await store.withProjectionTransaction {
+            transaction -> (ProjectionOutcome, [PublisherIngest]) in
             if let fenced = try await movePosition(of: batch, from: position, to: next, in: transaction) {
-                return fenced
+                return (fenced, [])
             }
-            let (newEvents, changes) = try await project(decoded, in: transaction)
+            let projected = try await project(decoded, shard: .partition(batch.partition), in: transaction)
             try await transaction.recordDeadLetters(decoded.deadLetters)
-            return .applied(
+            let outcome = ProjectionOutcome.applied(
                 next: next,
                 events: messages.count,
-                newEvents: newEvents,
+                newEvents: projected.newEvents,
                 deadLetters: decoded.deadLetters.count,
-                codeChanges: changes
+                codeChanges: projected.codeChanges
             )
+            return (outcome, projected.ingest)
         }
         transactionTimer.record(duration: ContinuousClock.now - started)
+        recordFeeds(ingest)
         if case .applied(_, let events, _, let deadLetters, _) = outcome {
             eventsCounter.increment(by: events)
             batchSizeRecorder.record(events)
@@ -154,10 +157,24 @@ public struct Projection: Sendable {
         return .fenced(storedPosition: stored ?? 0)
     }
 
-    /// Archives, folds and evaluates decoded events inside `transaction`; returns how many events
-    /// were new (not archived before) and how many codes changed. Shared by batches and by the
-    /// replay of dead letters.
-    func project(_ decoded: DecodedBatch, in transaction: any ProjectionTransaction) async throws -> (Int, Int) {
+    /// What ``project(_:shard:in:)`` did.
+    struct Projected {
+        /// Events not archived before.
+        var newEvents: Int
+        /// Codes whose status or end changed.
+        var codeChanges: Int
+        /// The new events per publisher, as added to the publishers' feeds.
+        var ingest: [PublisherIngest]
+    }
+
+    /// Archives, folds and evaluates decoded events inside `transaction`, and adds the new events to their
+    /// publishers' feeds; the operational counters (code census, feeds) move in `shard`'s rows. Shared by
+    /// batches and by the replay of dead letters.
+    func project(
+        _ decoded: DecodedBatch,
+        shard: CounterShard,
+        in transaction: any ProjectionTransaction
+    ) async throws -> Projected {
         // Designations are read only after the lock: see ProjectionTransaction.lockDesignations.
         try await transaction.lockDesignations(exclusive: !decoded.areaEvents.isEmpty)
         var areas = try await catalog.refresh(from: transaction)
@@ -167,7 +184,10 @@ public struct Projection: Sendable {
         let policy = rules.policy(at: evaluatedAt)
 
         let newAreaEvents = try await transaction.archiveAreaEvents(decoded.areaEvents)
+        // The publisher of each newly archived event, for the publishers' feeds.
+        var sources: [String] = []
         for archived in decoded.areaEvents where newAreaEvents.contains(archived.position) {
+            sources.append(archived.event.source)
             if let job = AreaReevaluation(affectedBy: archived.event) {
                 try await transaction.enqueue(job)
             }
@@ -179,12 +199,15 @@ public struct Projection: Sendable {
         var presences: [(subject: String, presence: Presence)] = []
         for archived in decoded.personEvents where newEvents.contains(archived.position) {
             let event = archived.event
+            sources.append(event.source)
             newEventsBySubject[event.subject, default: []].append(event)
             for presence in event.presences {
                 presences.append((event.subject, presence))
             }
         }
         try await transaction.recordPresences(presences)
+        let ingest = PublisherIngest.tally(sources)
+        try await transaction.recordIngest(ingest, shard: shard)
 
         let (people, foldedAnew) = try await transaction.loadPeople(
             Array(newEventsBySubject.keys),
@@ -207,6 +230,7 @@ public struct Projection: Sendable {
             areas: areas,
             at: evaluatedAt,
             trigger: { newEventsBySubject[$0]?.last?.reference },
+            shard: shard,
             in: transaction
         )
         for events in newEventsBySubject.values {
@@ -217,7 +241,20 @@ public struct Projection: Sendable {
                 )
             }
         }
-        return (newEvents.count + newAreaEvents.count, changes)
+        return Projected(newEvents: newEvents.count + newAreaEvents.count, codeChanges: changes, ingest: ingest)
+    }
+
+    /// Publishes a committed batch's feeds as metrics: events per publisher (`hc_publisher_events_total`) and,
+    /// for freshness, when a publisher's latest event was committed (`hc_publisher_last_event_timestamp_seconds`,
+    /// Unix seconds).
+    private func recordFeeds(_ ingest: [PublisherIngest]) {
+        guard !ingest.isEmpty else { return }
+        let committed = Double(now().microsecondsSinceEpoch) / 1e6
+        for feed in ingest {
+            let dimensions = [("publisher", feed.publisher)]
+            Counter(label: "hc_publisher_events_total", dimensions: dimensions).increment(by: feed.events)
+            Gauge(label: "hc_publisher_last_event_timestamp_seconds", dimensions: dimensions).record(committed)
+        }
     }
 
     /// The people a new area event may concern: for a designation, those present in the area (or a

@@ -14,6 +14,13 @@ public protocol ProjectionStorage: AreaEventArchive, RuleSetActivations {
 
     /// Dead letters in arrival order; replayed ones only with `includeReplayed`.
     func deadLetters(includeReplayed: Bool, limit: Int) async throws -> [StoredDeadLetter]
+
+    /// Records a projector's status for the operators' dashboard, replacing its previous report.
+    func report(_ report: ProjectorReport) async throws
+    /// Samples the code census over time unless another projector did this minute, and when it did, deletes the
+    /// operational facts kept no longer. Returns whether it sampled.
+    @discardableResult
+    func sampleOperationalFacts() async throws -> Bool
 }
 
 /// The operations of one projection transaction (see ``ProjectionStorage``).
@@ -47,13 +54,17 @@ public protocol ProjectionTransaction: AreaEventArchive, RuleSetActivations {
         -> [String: (events: [CloudEvent], total: Int)]
     /// Writes people's folded states.
     func saveStates(_ people: [(subject: String, state: PersonState)]) async throws
-    /// Writes people's materialised codes and announces the `changed` ones when the transaction commits.
+    /// Writes people's materialised codes, each with the area it is counted in, moves their counts in the code
+    /// census (in `shard`'s rows) and announces the `changed` ones when the transaction commits.
     func saveCodes(
-        _ codes: [(subject: String, decision: CodeDecision)],
+        _ codes: [(subject: String, decision: CodeDecision, area: AreaCode?)],
         evaluatedAt: Instant,
-        changed: [String]
+        changed: [String],
+        shard: CounterShard
     )
         async throws
+    /// Adds the events each publisher had newly archived in this transaction to its feed (in `shard`'s rows).
+    func recordIngest(_ ingest: [PublisherIngest], shard: CounterShard) async throws
     /// Serialises transactions that read designations (shared) against those that add them (exclusive).
     func lockDesignations(exclusive: Bool) async throws
     /// Indexes where people were, for re-evaluation when their areas' designations change.

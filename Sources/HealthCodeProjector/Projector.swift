@@ -14,7 +14,7 @@ public struct Projector: Sendable {
     public let consumer: KafkaConsumer
     /// What `/health` reports.
     public let progress: ProjectorProgress
-    /// The projection loop and the re-evaluator, in the order they must start.
+    /// The projection loop, the re-evaluator and the reports to PostgreSQL, in the order they must start.
     public let services: [any Service]
 
     /// Assembles a projector; throws ``ConfigurationError`` for a setting out of bounds.
@@ -91,7 +91,14 @@ public struct Projector: Sendable {
             now: Instant.now,
             logger: logger
         )
-        return Projector(consumer: consumer, progress: progress, services: [service, reevaluator])
+        let reporter = ProgressReporter(
+            store: storage,
+            progress: progress,
+            configuration: configuration,
+            now: Instant.now,
+            logger: logger
+        )
+        return Projector(consumer: consumer, progress: progress, services: [service, reevaluator, reporter])
     }
 
     /// The projector's operational HTTP server: `/metrics`, and `/health` answering 503 when the

@@ -56,6 +56,13 @@ public struct ProjectorConfiguration: Sendable {
     /// How long the projector may hold no partition while the topic's messages wait unapplied before
     /// `/health` answers 503 `no-partitions` and the log says what it waits for. Default 60 s.
     public var unassignedAfter: Duration = .seconds(60)
+    /// How long messages may wait with nothing committed before the projector's status says
+    /// `not-progressing`, in its reports to PostgreSQL (``ProgressReporter``) as on `/health`. Default 30 s.
+    public var stallAfter: Duration = .seconds(30)
+    /// How often the projector reports its status to PostgreSQL (`projector_report`, read by the operators'
+    /// dashboard): a report older than a few intervals is from a projector that stopped or cannot reach the
+    /// database. Each report is one small upsert. Default 5 s.
+    public var reportInterval: Duration = .seconds(5)
 
     /// How a projector gets its partitions.
     public enum Assignment: String, Sendable, CaseIterable {
@@ -101,6 +108,8 @@ public struct ProjectorConfiguration: Sendable {
                 (maximumRetryDelay >= retryDelay, "maximumRetryDelay", "must be at least retryDelay"),
                 (watchInterval > .zero, "watchInterval", "must be more than 0"),
                 (unassignedAfter > .zero, "unassignedAfter", "must be more than 0"),
+                (stallAfter > .zero, "stallAfter", "must be more than 0"),
+                (reportInterval >= .milliseconds(100), "reportInterval", "must be at least 100 milliseconds"),
                 ((1...(64 << 20)).contains(fetchMinBytes), "fetchMinBytes", "must be between 1 and 67108864"),
                 (
                     fetchMaxWait >= .milliseconds(1) && fetchMaxWait <= .seconds(10), "fetchMaxWait",

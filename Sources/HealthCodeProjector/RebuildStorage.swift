@@ -215,8 +215,8 @@ public protocol RebuildSession: AreaEventArchive, RuleSetActivations {
     func sampleCodes(limit: Int) async throws -> [(subject: String, decision: CodeDecision, evaluatedAt: Instant)]
     /// Switches: appends a decision-log entry for every fresh code whose status or end differs from the live
     /// one, activates `rebuild`'s rule set (if any) from its instant, renames the live tables to `*_previous`
-    /// and the fresh ones to the live names, tells the query APIs to drop their kept codes and marks the
-    /// rebuild switched. Returns the decision-log entries appended.
+    /// and the fresh ones to the live names, counts the code census anew from the fresh codes, tells the query
+    /// APIs to drop their kept codes and marks the rebuild switched. Returns the decision-log entries appended.
     func switchTables(_ rebuild: RebuildRecord) async throws -> Int
     /// Drops the `*_previous` tables; `false` if there were none.
     func dropPrevious() async throws -> Bool

@@ -112,6 +112,7 @@ public struct Reevaluator: Service {
                 areas: areas,
                 at: instant,
                 trigger: { _ in nil },
+                shard: .shared,
                 in: transaction
             )
             dueCounter.increment(by: people.count)
@@ -134,6 +135,7 @@ public struct Reevaluator: Service {
                 areas: areas,
                 at: instant,
                 trigger: { _ in job.trigger },
+                shard: .shared,
                 in: transaction
             )
             try await transaction.advance(

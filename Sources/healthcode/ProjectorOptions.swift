@@ -77,6 +77,14 @@ struct ProjectorOptions: ParsableArguments {
         "HC_PROJECTOR_FETCH_MAX_WAIT_MS",
         ProjectorConfiguration().fetchMaxWait.wholeMilliseconds
     )
+    @Option(
+        name: .customLong("report-interval"),
+        help: "Seconds between the projector's status reports to PostgreSQL (HC_PROJECTOR_REPORT_INTERVAL)."
+    )
+    var reportIntervalSeconds: Int = Env.int(
+        "HC_PROJECTOR_REPORT_INTERVAL",
+        ProjectorConfiguration().reportInterval.wholeSeconds
+    )
 
     func validate() throws {
         guard ProjectorConfiguration.ReplacedLogAction(rawValue: onReplacedLog) != nil else {
@@ -97,6 +105,7 @@ struct ProjectorOptions: ParsableArguments {
         "group": "--group", "batchSize": "--batch-size", "maximumBatchesInFlight": "--batches-in-flight",
         "transactionTimeout": "--transaction-timeout", "unassignedAfter": "--unassigned-after",
         "fetchMinBytes": "--fetch-min-bytes", "fetchMaxWait": "--fetch-max-wait-ms",
+        "stallAfter": "--stall-after", "reportInterval": "--report-interval",
     ]
 
     func configuration(topic: EventTopicConfiguration) -> ProjectorConfiguration {
@@ -112,6 +121,8 @@ struct ProjectorOptions: ParsableArguments {
         configuration.unassignedAfter = .seconds(unassignedAfterSeconds)
         configuration.fetchMinBytes = fetchMinBytes
         configuration.fetchMaxWait = .milliseconds(fetchMaxWaitMilliseconds)
+        configuration.stallAfter = .seconds(stallAfterSeconds)
+        configuration.reportInterval = .seconds(reportIntervalSeconds)
         return configuration
     }
 }

@@ -272,6 +272,10 @@ struct PipelineTests {
         #expect(final.statuses == reference.statuses)
         #expect(final.decisionsPerPerson.values.allSatisfy { $0 >= 1 })
         #expect(final.repeatedDecisions == 0)
+        // The code census moved only with committed codes: the truncation emptied it, the cancelled run's
+        // transactions in flight rolled their counts back with their codes.
+        let verdict = try await ProjectionVerifier.verify(backbone)
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 }
 

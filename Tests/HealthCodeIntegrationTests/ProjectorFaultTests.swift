@@ -30,6 +30,10 @@ enum ProjectionVerifier {
         /// of docs/POLICY.md (``LiteralPolicy``) over their archived events; checked with `literal`.
         var literalMismatches: [String] = []
         var literalChecks = 0
+        /// Where the code census (`OperationsStore.codeCensus()`, kept incrementally) differs from a count of the
+        /// stored codes by colour and by their people's stored states' last known area; and people whose code
+        /// was counted in another area than their stored state's.
+        var censusMismatches: [String] = []
     }
 
     /// - Parameter literal: also check every `literal`-th person's code (by pseudonym order) against
@@ -81,15 +85,21 @@ enum ProjectionVerifier {
                 Set(archived.keys.sorted().enumerated().filter { $0.offset % max(step, 1) == 0 }.map(\.element))
             }
             let policy = Policy(ruleSet: backbone.ruleSet)
-            for try await (subject, state, decision, evaluatedAt) in try await client.query(
+            var census: [AreaCode?: CodeCensus] = [:]
+            for try await (subject, state, decision, evaluatedAt, status, area) in try await client.query(
                 """
-                SELECT s.subject, s.state::text, c.decision::text, hc_micros(c.evaluated_at)
+                SELECT s.subject, s.state::text, c.decision::text, hc_micros(c.evaluated_at), c.status, c.area_code
                 FROM person_state s LEFT JOIN person_code c USING (subject)
                 """,
                 logger: logger
-            ).decode((String, String, String?, Int64?).self) {
+            ).decode((String, String, String?, Int64?, String?, Int32?).self) {
                 verdict.people += 1
                 let stored = try PersonState(storedJSON: state.utf8)
+                if let status = status.flatMap(CodeStatus.init(rawValue:)) {
+                    let lastKnown = stored.lastKnownArea
+                    census[lastKnown, default: CodeCensus(area: lastKnown)][status] += 1
+                    if area != lastKnown?.value { verdict.censusMismatches.append("area of \(subject)") }
+                }
                 // The projector leaves out what can no longer matter (PersonState.prune): the same history
                 // folded at once and pruned at the same horizon holds the same facts. Only the count of events
                 // left out may differ: an event whose archive row was lost (a database that went back) after
@@ -151,8 +161,47 @@ enum ProjectionVerifier {
                 "SELECT count(*) FROM person_code WHERE valid_until < now() - interval '10 seconds'"
             )
             verdict.pendingAreaJobs = try await count(client, "SELECT count(*) FROM area_reevaluations")
+            verdict.censusMismatches += try await censusMismatches(
+                expected: census.values.map { $0 },
+                in: client,
+                logger: logger
+            )
             return verdict
         }
+    }
+
+    /// How the census kept by the projector differs from `expected` (a count of the stored codes) and from the
+    /// stored codes' colours.
+    static func censusMismatches(
+        expected: [CodeCensus],
+        in client: PostgresClient,
+        logger: Logger
+    ) async throws -> [String] {
+        var mismatches: [String] = []
+        let kept = try await OperationsStore(client: client, logger: logger).codeCensus()
+        let counted = CodeCensus.fold(
+            expected.flatMap { area in CodeStatus.allCases.map { (area: area.area, status: $0, codes: area[$0]) } }
+        )
+        if kept != counted {
+            let keptAreas = Dictionary(kept.map { ($0.area, $0) }, uniquingKeysWith: { first, _ in first })
+            let countedAreas = Dictionary(counted.map { ($0.area, $0) }, uniquingKeysWith: { first, _ in first })
+            for area in Set(keptAreas.keys).union(countedAreas.keys)
+            where keptAreas[area] != countedAreas[area] {
+                mismatches.append(
+                    "census of area \(area.map(\.description) ?? "unknown"): kept \(String(describing: keptAreas[area])), "
+                        + "counted \(String(describing: countedAreas[area]))"
+                )
+            }
+        }
+        for try await (status, codes) in try await client.query(
+            "SELECT status, count(*)::int8 FROM person_code GROUP BY status",
+            logger: logger
+        ).decode((String, Int64).self) {
+            guard let status = CodeStatus(rawValue: status) else { continue }
+            let total = kept.reduce(0) { $0 + $1[status] }
+            if total != codes { mismatches.append("census of \(status): kept \(total), person_code \(codes)") }
+        }
+        return mismatches
     }
 }
 
@@ -245,6 +294,7 @@ struct ProjectorCrashTests {
             "states differing from the archive: \(verdict.stateMismatches.prefix(5))"
         )
         #expect(verdict.codeMismatches.isEmpty, "codes differing from the policy: \(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
         #expect(
             verdict.decisionChainBreaks.isEmpty,
             "decision logs out of chain: \(verdict.decisionChainBreaks.prefix(5))"
@@ -347,6 +397,7 @@ struct ProjectorScaleOutTests {
             "states differing from the archive: \(verdict.stateMismatches.prefix(5))"
         )
         #expect(verdict.codeMismatches.isEmpty, "codes differing from the policy: \(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
         #expect(verdict.pendingAreaJobs == 0)
     }
 }
@@ -404,6 +455,7 @@ struct ProjectorOutageTests {
         #expect(verdict.archivedPersonEvents == expected)
         #expect(verdict.stateMismatches.isEmpty)
         #expect(verdict.codeMismatches.isEmpty)
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 
     @Test("broker unreachable mid-stream: the projector waits and resumes without losing its place")
@@ -416,6 +468,7 @@ struct ProjectorOutageTests {
         #expect(verdict.archivedPersonEvents == expected)
         #expect(verdict.stateMismatches.isEmpty)
         #expect(verdict.codeMismatches.isEmpty)
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 }
 

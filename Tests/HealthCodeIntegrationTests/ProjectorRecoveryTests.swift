@@ -33,6 +33,7 @@ struct ProjectorRecoveryTests {
             "states differing from the archive: \(verdict.stateMismatches.prefix(3))"
         )
         #expect(verdict.codeMismatches.isEmpty, "codes differing from the policy: \(verdict.codeMismatches.prefix(3))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
         #expect(
             verdict.decisionChainBreaks.isEmpty,
             "decision logs out of chain: \(verdict.decisionChainBreaks.prefix(3))"
@@ -209,6 +210,8 @@ struct ProjectorRecoveryTests {
                             logger: testLogger()
                         )
                     }
+                    // The census as a backup of one snapshot would hold it (the copies above are one by one).
+                    try await connection.query("SELECT hc_recount_code_census()", logger: testLogger())
                 }
             }
             #expect(

@@ -248,7 +248,12 @@ struct QueryAPITests {
                 ruleSetHash: backbone.ruleSet.contentHash
             )
             try await ProjectionStore(client: probe.client, logger: testLogger()).withTransaction { transaction in
-                try await transaction.saveCodes([(pseudonym, review)], evaluatedAt: Instant.now(), changed: [])
+                try await transaction.saveCodes(
+                    [(pseudonym, review, nil)],
+                    evaluatedAt: Instant.now(),
+                    changed: [],
+                    shard: .shared
+                )
             }
             _ = try await waitForStatus("yellow", within: .seconds(10))
             // Once it listens again, it must not answer the green it kept before it was cut off.

@@ -150,6 +150,7 @@ struct RebuildTests {
         #expect(verdict.people > 600)
         #expect(verdict.stateMismatches.isEmpty, "\(verdict.stateMismatches.prefix(5))")
         #expect(verdict.codeMismatches.isEmpty, "\(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
         #expect(verdict.decisionChainBreaks.isEmpty, "\(verdict.decisionChainBreaks.prefix(5))")
         try await expectPresencesFromArchive(backbone)
     }
@@ -193,6 +194,7 @@ struct RebuildTests {
         #expect(verdict.people == 40)
         #expect(verdict.stateMismatches.isEmpty, "\(verdict.stateMismatches.prefix(5))")
         #expect(verdict.codeMismatches.isEmpty, "\(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 
     @Test("a rebuild with another stored rule set decides by it, logs the changed codes and activates it, audited")
@@ -273,6 +275,7 @@ struct RebuildTests {
         following.ruleSet = try RuleSet.decode(longer)
         let verdict = try await ProjectionVerifier.verify(following)
         #expect(verdict.codeMismatches.isEmpty, "\(verdict.codeMismatches.prefix(5))")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
         #expect(verdict.decisionChainBreaks.isEmpty)
     }
 
@@ -330,6 +333,7 @@ struct RebuildTests {
         try await expectSameProjection(live: "", previous: "_previous", backbone)
         let verdict = try await ProjectionVerifier.verify(backbone)
         #expect(verdict.stateMismatches.isEmpty && verdict.codeMismatches.isEmpty)
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 
     @Test("a rebuilt code that differs from its independent re-evaluation stops the switch")
@@ -398,7 +402,8 @@ struct RebuildTests {
         let (status, output) = try await AnalystCommandTests.healthcode(["rebuild"], on: backbone)
         #expect(status == 0)
         #expect(output.contains("switched: 100 people"), "\(output)")
-        // The switched tables are the live ones in every respect: indexes, the code-change triggers, grants.
+        // The switched tables are the live ones in every respect: indexes, the code-change and census triggers,
+        // grants.
         let (indexes, triggers, apiReads, projectorWrites) = try await backbone.withDatabase { client in
             (
                 try await count(
@@ -425,7 +430,8 @@ struct RebuildTests {
             )
         }
         #expect(indexes == 4)
-        #expect(triggers == 2)
+        // The code-change announcements (0009) and the census's deleted and truncated codes (0018).
+        #expect(triggers == 4)
         #expect(apiReads == 3 && projectorWrites == 3)
         let (again, _) = try await AnalystCommandTests.healthcode(["rebuild"], on: backbone)
         #expect(again != 0, "a second rebuild waits for drop-previous")

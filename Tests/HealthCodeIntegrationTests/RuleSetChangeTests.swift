@@ -74,6 +74,7 @@ struct RuleSetChangeTests {
         let verdict = try await ProjectionVerifier.verify(longer)
         #expect(verdict.stateMismatches.isEmpty, "\(verdict.stateMismatches)")
         #expect(verdict.codeMismatches.isEmpty, "\(verdict.codeMismatches)")
+        #expect(verdict.censusMismatches.isEmpty, "\(verdict.censusMismatches.prefix(5))")
     }
 
     @Test("a running projector follows an activation: the next batch is decided by the rule set activated")

@@ -20,6 +20,8 @@ struct ProjectorConfigurationTests {
             ("unassignedAfter", { $0.unassignedAfter = .zero }),
             ("fetchMinBytes", { $0.fetchMinBytes = 0 }),
             ("fetchMaxWait", { $0.fetchMaxWait = .seconds(11) }),
+            ("stallAfter", { $0.stallAfter = .zero }),
+            ("reportInterval", { $0.reportInterval = .milliseconds(10) }),
         ]
         for (expected, refusal) in refusals(of: ProjectorConfiguration(), cases, validate: { try $0.validate() }) {
             #expect(refusal?.setting == expected)
