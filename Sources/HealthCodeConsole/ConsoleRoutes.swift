@@ -69,6 +69,16 @@ public struct Console: Sendable {
                 body: .init(byteBuffer: ByteBuffer(string: ConsoleStyle.stylesheet))
             )
         }
+        router.get("console/assets/icon.svg") { _, _ in
+            var headers = Self.securityHeaders
+            headers[.contentType] = "image/svg+xml"
+            headers[.cacheControl] = "public, max-age=86400"
+            return Response(
+                status: .ok,
+                headers: headers,
+                body: .init(byteBuffer: ByteBuffer(string: ConsoleStyle.icon))
+            )
+        }
         router.get("console/sign-in") { request, _ in
             if session(of: request) != nil { return Self.redirect("/console/dashboard") }
             let next = request.uri.queryParameters["next"].map(String.init)
@@ -433,6 +443,13 @@ public struct Console: Sendable {
             }
         } catch let refusal as ProposalRefusal {
             return try await proposal(id, notice: nil, problem: refusal.detail, session: session)
+        } catch is TransactionTimeout {
+            return Self.unavailable()
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            logger.error("console decision failed", metadata: ["held": "\(id)", "error": "\(type(of: error))"])
+            return Self.unavailable()
         }
         logger.notice(
             "held change decided in the console",

@@ -65,7 +65,7 @@ enum ConsoleStyle {
         dl.facts dd { margin: 0; }
         .legend .key { margin-right: 1rem; }
         svg.chart { width: 100%; height: auto; display: block; min-width: 640px; }
-        svg.bars { max-width: 640px; min-width: 320px; }
+        svg.chart.bars { max-width: 640px; min-width: 0; }
         svg text { font-size: 12px; fill: var(--ink); }
         svg .row-label { font-weight: 600; }
         svg .tick-label { fill: var(--muted); font-size: 11px; }
@@ -100,5 +100,11 @@ enum ConsoleStyle {
           form.pickers { display: grid; }
           svg.chart { min-width: 560px; }
         }
+        """
+
+    /// The console's icon: three bands, green, yellow and red.
+    static let icon = """
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="6" fill="#2da44e"/>\
+        <rect y="5" width="16" height="6" fill="#d4a72c"/><rect y="10" width="16" height="6" fill="#cf222e"/></svg>
         """
 }

@@ -131,6 +131,11 @@ enum Display {
         return value < 0 ? "-" + out : out
     }
 
+    /// `1 change waits`, `3 changes wait`.
+    static func counted(_ value: Int, _ one: String, _ many: String) -> String {
+        "\(count(value)) \(value == 1 ? one : many)"
+    }
+
     /// `45.2%` of `total`; `0%` when there is nothing.
     static func share(_ value: Int, of total: Int) -> String {
         guard total > 0 else { return "0%" }

@@ -30,7 +30,8 @@ enum Pages {
             <html lang="en"><head><meta charset="utf-8">\
             <meta name="viewport" content="width=device-width, initial-scale=1">\
             <title>\(title) · HealthCode console</title>\
-            <link rel="stylesheet" href="/console/assets/console.css"></head>\
+            <link rel="stylesheet" href="/console/assets/console.css">\
+            <link rel="icon" href="/console/assets/icon.svg" type="image/svg+xml"></head>\
             <body><a class="skip" href="#main">Skip to content</a>\
             <header><p class="brand">HealthCode console</p>\(navigation)</header>\
             <main id="main" tabindex="-1"><h1>\(title)</h1>\(content)</main></body></html>
@@ -250,7 +251,7 @@ enum Pages {
             <div><dt>all</dt><dd data-status="total">\(Display.count(codes.total))</dd></div></dl>\
             \(Charts.colourBars(codes, title: "Codes by colour now", id: "codes-bars"))</section>\
             <section aria-labelledby="history-heading"><h2 id="history-heading">Codes by colour over time</h2>\
-            \(Charts.colourLines(facts.codesOverTime, title: "Codes by colour over the last hours", id: "codes-lines"))</section>\
+            <div class="scroll">\(Charts.colourLines(facts.codesOverTime, title: "Codes by colour over the last hours", id: "codes-lines"))</div></section>\
             <section aria-labelledby="areas-heading"><h2 id="areas-heading">Codes by area</h2>\
             <div class="scroll"><table><caption>People by the district they were last known in, most red first \
             (at most 50 areas)</caption><thead><tr><th scope="col">Area</th><th scope="col">green</th>\
@@ -278,8 +279,9 @@ enum Pages {
             <th scope="col">Parked</th></tr></thead><tbody>\(letterRows)</tbody></table></div>
             """)</section>\
             <section aria-labelledby="held-heading"><h2 id="held-heading">Held overrides and approvals</h2>\
-            <p>\(Display.count(facts.heldOverrides.count)) review overrides wait for a second officer \
-            (<code>healthcode reviews approve</code>); \(Display.count(waiting.count)) changes wait for approval.</p>\
+            <p>\(Display.counted(facts.heldOverrides.count, "review override waits", "review overrides wait")) \
+            for a second officer (<code>healthcode reviews approve</code>); \
+            \(Display.counted(waiting.count, "change waits", "changes wait")) for approval.</p>\
             \(overrideRows.isEmpty ? .empty : """
             <div class="scroll"><table><caption>Held review overrides</caption><thead><tr><th scope="col">Id</th>\
             <th scope="col">Office</th><th scope="col">Officer</th><th scope="col">Held</th></tr></thead>\

@@ -334,7 +334,8 @@ extension ImpactReport {
         var unchanged: [CodeStatus: Int] = [:]
         if let counts = try document.member("unchanged") {
             for status in CodeStatus.allCases {
-                if let count = try counts.member(status.rawValue) { unchanged[status] = try count.integer() }
+                // The JSON writes every colour; the report keeps only those with people.
+                if let count = try counts.member(status.rawValue)?.integer(), count > 0 { unchanged[status] = count }
             }
         }
         var samplesPerLine = 0

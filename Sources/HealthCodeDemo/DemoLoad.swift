@@ -43,6 +43,9 @@ public struct DemoLoad: Service {
         /// Where a local user finds the reader key and the residents' key, for the summary's `curl` lines.
         public var readerKeyFile: String?
         public var residentKeyFile: String?
+        /// Where a local user finds the demo analyst's key, to sign in to the web console. Default: none (no
+        /// console line in the summary).
+        public var analystKeyFile: String?
 
         public init(gatewayURL: String, apiURL: String) {
             self.gatewayURL = gatewayURL
@@ -87,6 +90,9 @@ public struct DemoLoad: Service {
         try await ready()
         ConsoleOutput.line("gateway: \(configuration.gatewayURL)  (POST /v1/events)")
         ConsoleOutput.line("api:     \(configuration.apiURL)  (GET /v1/people/{pseudonym}/code)")
+        if configuration.analystKeyFile != nil {
+            ConsoleOutput.line("console: \(configuration.apiURL)/console  (sign in with the demo analyst's key)")
+        }
         if configuration.people > 0 {
             // Ctrl-C during the load stops it at once (a batch cut short is safe to send again:
             // events are idempotent), and the services behind it shut down after it.
@@ -192,9 +198,19 @@ public struct DemoLoad: Service {
               curl -H "Authorization: Bearer $(cat \(configuration.residentKeyFile ?? "KEY-FILE"))" \\
                 -d '{"subject":"\(DemoPopulation.rawIdentifier(0))"}' \(configuration.apiURL)/v1/code-lookups
               curl -d '{"token":"…","holder":"\(DemoPopulation.rawIdentifier(0))"}' \(configuration.apiURL)/v1/code-verifications
-            ────────────────────────────────────────────────────────────────
+            \(consoleLines(subject: subject))────────────────────────────────────────────────────────────────
             """
         )
+    }
+
+    /// How to see the red person in the web console, when `healthcode up` registered a demo analyst.
+    private func consoleLines(subject: String) -> String {
+        guard let file = configuration.analystKeyFile else { return "" }
+        return """
+            see it in the web console (sign in with the key in \(file) and a purpose; reads are audited):
+              \(configuration.apiURL)/console/people?subject=\(subject)
+
+            """
     }
 
     /// The API's code answer as lines for a person: status, each reason with its events, rule set.

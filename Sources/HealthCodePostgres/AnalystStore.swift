@@ -45,17 +45,53 @@ public struct AnalystStore: Sendable {
         self.logger = logger
     }
 
-    /// Registers an analyst with the SHA-256 (hex) of its API key.
-    public func add(id: String, apiKeySHA256 hash: String) async throws {
+    /// Registers an analyst with the SHA-256 (hex) of its API key; `mayApprove`: it may approve or reject held
+    /// changes in the console.
+    public func add(id: String, apiKeySHA256 hash: String, mayApprove: Bool = false) async throws {
         let rows = try await client.query(
             """
-            INSERT INTO analyst_credential (analyst_id, api_key_sha256) VALUES (\(id), \(hash))
+            INSERT INTO analyst_credential (analyst_id, api_key_sha256, may_approve)
+            VALUES (\(id), \(hash), \(mayApprove))
             ON CONFLICT (analyst_id) DO NOTHING RETURNING analyst_id
             """,
             logger: logger
         )
         for try await _ in rows.decode(String.self) { return }
         throw RegistryError(code: "already-registered", context: id)
+    }
+
+    /// Registers an analyst, or gives an existing one this key (active again) and right to approve: for a local
+    /// demo analyst registered anew at every start.
+    public func replace(id: String, apiKeySHA256 hash: String, mayApprove: Bool) async throws {
+        try await client.query(
+            """
+            INSERT INTO analyst_credential (analyst_id, api_key_sha256, may_approve)
+            VALUES (\(id), \(hash), \(mayApprove))
+            ON CONFLICT (analyst_id) DO UPDATE
+                SET api_key_sha256 = excluded.api_key_sha256, may_approve = excluded.may_approve, revoked_at = NULL
+            """,
+            logger: logger
+        )
+    }
+
+    /// Allows or forbids an analyst to approve or reject held changes in the console.
+    public func setMayApprove(_ id: String, _ mayApprove: Bool) async throws {
+        let rows = try await client.query(
+            "UPDATE analyst_credential SET may_approve = \(mayApprove) WHERE analyst_id = \(id) RETURNING analyst_id",
+            logger: logger
+        )
+        for try await _ in rows.decode(String.self) { return }
+        throw RegistryError(code: "not-found", context: id)
+    }
+
+    /// Whether an active analyst may approve or reject held changes.
+    public func mayApprove(_ id: String) async throws -> Bool {
+        let rows = try await client.query(
+            "SELECT may_approve FROM analyst_credential WHERE analyst_id = \(id) AND revoked_at IS NULL",
+            logger: logger
+        )
+        for try await value in rows.decode(Bool.self) { return value }
+        return false
     }
 
     /// Revokes an analyst's credential.

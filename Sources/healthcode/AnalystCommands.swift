@@ -8,7 +8,7 @@ struct Analysts: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analysts",
         abstract: "Manage the analysts that may read explanations and exports from the query API.",
-        subcommands: [Add.self, List.self, Revoke.self]
+        subcommands: [Add.self, List.self, Revoke.self, MayApprove.self]
     )
 
     struct Add: AsyncParsableCommand {
@@ -17,6 +17,7 @@ struct Analysts: AsyncParsableCommand {
         )
 
         @Argument(help: "Analyst id, e.g. a staff number.") var id: String
+        @Flag(help: "It may approve or reject held changes in the web console.") var mayApprove = false
         @OptionGroup var postgres: PostgresOptions
 
         func run() async throws {
@@ -25,7 +26,8 @@ struct Analysts: AsyncParsableCommand {
             try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
                 try await AnalystStore(client: client, logger: logger).add(
                     id: id,
-                    apiKeySHA256: AnalystAccess.hash(key)
+                    apiKeySHA256: AnalystAccess.hash(key),
+                    mayApprove: mayApprove
                 )
             }
             print("analyst \(id) registered; its API key (shown once, send as 'Authorization: Bearer KEY'")
@@ -63,6 +65,27 @@ struct Analysts: AsyncParsableCommand {
                 try await AnalystStore(client: client, logger: logger).revoke(id)
             }
             print("analyst \(id) revoked")
+        }
+    }
+}
+
+extension Analysts {
+    struct MayApprove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "may-approve",
+            abstract: "Allow an analyst to approve or reject held changes in the web console (--no: forbid it)."
+        )
+
+        @Argument(help: "Analyst id.") var id: String
+        @Flag(name: .customLong("no"), help: "Forbid it instead.") var forbid = false
+        @OptionGroup var postgres: PostgresOptions
+
+        func run() async throws {
+            let logger = Logger(label: "healthcode.analysts")
+            try await Backbone.withPostgres(postgres.configuration.clientConfiguration(), logger: logger) { client in
+                try await AnalystStore(client: client, logger: logger).setMayApprove(id, !forbid)
+            }
+            print("analyst \(id) \(forbid ? "may not" : "may") approve or reject held changes")
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HealthCodeAPI
 import HealthCodeBackbone
+import HealthCodeConsole
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeHTTP
@@ -55,6 +56,55 @@ struct ShutdownOptions: ParsableArguments {
     }
 
     var grace: Duration { .seconds(graceSeconds) }
+}
+
+/// The web console the query API serves (``ConsoleConfiguration``).
+struct ConsoleOptions: ParsableArguments {
+    @Flag(
+        name: .customLong("no-console"),
+        help: "Do not serve the web console under /console (HC_CONSOLE=off)."
+    )
+    var disabled = Env.string("HC_CONSOLE", "on") == "off"
+
+    @Flag(
+        name: .customLong("console-secure-cookies"),
+        help: """
+            Mark the console's session cookie Secure: set it wherever the console is reached over HTTPS \
+            (HC_CONSOLE_SECURE_COOKIES=1).
+            """
+    )
+    var secureCookies = Env.string("HC_CONSOLE_SECURE_COOKIES", "0") == "1"
+
+    @Option(
+        name: .customLong("console-idle-minutes"),
+        help: "Minutes without a request after which a console session ends (HC_CONSOLE_IDLE_MINUTES)."
+    )
+    var idleMinutes: Int = Env.int("HC_CONSOLE_IDLE_MINUTES", 30)
+
+    @Option(
+        name: .customLong("console-stale-feed-minutes"),
+        help: """
+            Minutes without an event after which the dashboard shows a publisher's feed as stale \
+            (HC_CONSOLE_STALE_FEED_MINUTES).
+            """
+    )
+    var staleFeedMinutes: Int = Env.int("HC_CONSOLE_STALE_FEED_MINUTES", 15)
+
+    var configuration: ConsoleConfiguration {
+        var configuration = ConsoleConfiguration()
+        configuration.enabled = !disabled
+        configuration.secureCookies = secureCookies
+        configuration.sessionIdleTimeout = .seconds(idleMinutes * 60)
+        configuration.staleFeedAfter = .seconds(staleFeedMinutes * 60)
+        return configuration
+    }
+
+    func validate() throws {
+        guard idleMinutes > 0, idleMinutes <= 8 * 60 else {
+            throw ValidationError("--console-idle-minutes must be 1 to 480 (sessions end 8 hours after sign-in)")
+        }
+        guard staleFeedMinutes > 0 else { throw ValidationError("--console-stale-feed-minutes must be at least 1") }
+    }
 }
 
 struct LoggingOptions: ParsableArguments {

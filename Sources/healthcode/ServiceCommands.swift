@@ -132,10 +132,11 @@ struct ProjectorCommand: AsyncParsableCommand {
 struct APICommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "api",
-        abstract: "Run the query API: GET /v1/people/{pseudonym}/code."
+        abstract: "Run the query API (GET /v1/people/{pseudonym}/code, …) and the web console under /console."
     )
 
     @OptionGroup var api: APIOptions
+    @OptionGroup var console: ConsoleOptions
     @OptionGroup var http: HTTPOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var pseudonym: PseudonymOptions
@@ -148,13 +149,15 @@ struct APICommand: AsyncParsableCommand {
         let logger = Logger(label: "healthcode.api")
         let clientConfiguration = postgres.configuration(for: .api).clientConfiguration()
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let rules = try self.rules.ruleSetFile()
         let queryAPI = try await Backbone.queryAPI(
             configuration: api.configuration(timeouts: http.timeouts),
             postgres: client,
             codeReadPostgres: clientConfiguration,
-            ruleSet: try rules.ruleSet(),
+            ruleSet: rules.ruleSet,
             pseudonymizer: try pseudonym.pseudonymizer(),
             metrics: metrics,
+            console: .init(configuration: console.configuration, ruleSetFile: rules.bytes),
             logger: logger
         )
         try await runServiceGroup(

@@ -28,6 +28,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var gateway: GatewayOptions
     @OptionGroup var http: HTTPOptions
     @OptionGroup var api: APIOptions
+    @OptionGroup var console: ConsoleOptions
     @OptionGroup var projector: ProjectorOptions
     @OptionGroup var pseudonym: PseudonymOptions
     @OptionGroup var rules: RulesOptions
@@ -72,7 +73,10 @@ struct UpCommand: AsyncParsableCommand {
         let pgConfiguration = postgres.configuration.clientConfiguration()
 
         ConsoleOutput.line("up: preparing \(postgres.configuration) and topic '\(topic.topic)' on \(kafka.bootstrap)")
-        let (demoCredentials, platformKeys) = try await Backbone.withPostgres(pgConfiguration, logger: logger) {
+        let (demoCredentials, platformKeys, analystKey) = try await Backbone.withPostgres(
+            pgConfiguration,
+            logger: logger
+        ) {
             client in
             try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
             try await Self.activateFirstRuleSet(ruleSetFile, ruleSet: ruleSet, postgres: client, logger: logger)
@@ -95,12 +99,20 @@ struct UpCommand: AsyncParsableCommand {
                     logger: logger
                 )
             }
-            return (publishers, platforms)
+            // A local analyst for the web console, who may approve held changes (new key at every start).
+            let analystKey = AnalystAccess.generateKey()
+            try await AnalystStore(client: client, logger: logger).replace(
+                id: "local-demo-analyst",
+                apiKeySHA256: AnalystAccess.hash(analystKey),
+                mayApprove: true
+            )
+            return (publishers, platforms, analystKey)
         }
         var keyFiles: [ClientPlatformRecord.Kind: String] = [:]
         for (kind, key) in platformKeys {
             keyFiles[kind] = try Self.writeSecret(key, to: ".local/demo-\(kind.rawValue)-platform.key")
         }
+        let analystKeyFile = try Self.writeSecret(analystKey, to: ".local/demo-analyst.key")
 
         // Each service logs in as its own role, with only the grants it needs (migration 0013).
         let projectorClient = PostgresClient(
@@ -145,6 +157,7 @@ struct UpCommand: AsyncParsableCommand {
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
             metrics: metrics,
+            console: .init(configuration: console.configuration, ruleSetFile: ruleSetFile),
             onServerRunning: { _ in started.ready() },
             logger: logger
         )
@@ -158,6 +171,7 @@ struct UpCommand: AsyncParsableCommand {
         demoConfiguration.readerKey = platformKeys[.checkpoint]
         demoConfiguration.readerKeyFile = keyFiles[.checkpoint]
         demoConfiguration.residentKeyFile = keyFiles[.resident]
+        demoConfiguration.analystKeyFile = console.disabled ? nil : analystKeyFile
         demoConfiguration.batchSize = min(demoConfiguration.batchSize, gateway.maximumBatchEvents)
         let consumer = projection.consumer
         let demo = DemoLoad(

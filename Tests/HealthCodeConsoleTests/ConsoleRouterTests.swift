@@ -348,7 +348,7 @@ import Testing
             #expect(page.contains("host-1/healthcode-projector"))
             #expect(page.contains("3 waiting"))
             #expect(page.contains("invalid-json"))
-            #expect(page.contains("1 review overrides wait"))
+            #expect(page.contains("1 review override waits"))
             #expect(page.contains("<polyline class=\"line c-red\""))
         }
     }

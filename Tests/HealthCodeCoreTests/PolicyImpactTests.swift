@@ -91,4 +91,22 @@ struct PolicyImpactTests {
         #expect(history.person.lastKnownArea == area("120101"))
         #expect(PersonState().lastKnownArea == nil)
     }
+
+    @Test("a report read back from its JSON (as a held change keeps it) equals the report; bad JSON names its field")
+    func reportRoundTrip() throws {
+        var report = ImpactReport(samplesPerLine: 2)
+        for index in 0..<7 {
+            let subject = String(format: "%032x", index)
+            report.record(subject, area: index % 2 == 0 ? AreaCode("420106") : nil, from: .green, to: .red)
+            report.record(subject + "", area: AreaCode("110101"), from: .yellow, to: .yellow)
+        }
+        report.record(String(repeating: "f", count: 32), area: AreaCode("310101"), from: .red, to: .green)
+        let read = try ImpactReport(storedJSON: report.jsonBytes())
+        #expect(read == report)
+        #expect(read.turningRed == report.turningRed)
+        #expect(read.lines.map(\.samples) == report.lines.map(\.samples))
+        let broken = #"{"people":1,"transitions":[{"area":"42","from":"green","to":"red","count":1,"samples":[]}]}"#
+        let error = #expect(throws: StoredJSONError.self) { try ImpactReport(storedJSON: Array(broken.utf8)) }
+        #expect(error?.description.contains("transitions[0].area") == true)
+    }
 }

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import HealthCodeAPI
 import HealthCodeBackbone
+import HealthCodeConsole
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeKafka
@@ -220,6 +221,16 @@ struct TestBackbone: Sendable {
             pseudonymizer: pseudonymizer,
             createSigningKey: true,
             metrics: nil,
+            console: .init(
+                configuration: ConsoleConfiguration(),
+                ruleSetFile: try Array(
+                    Data(
+                        contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
+                            "projections/rules/reference-v1.json"
+                        )
+                    )
+                )
+            ),
             onServerRunning: { port in
                 ports.api = port
                 started.ready()
