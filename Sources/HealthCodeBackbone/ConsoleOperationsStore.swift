@@ -35,30 +35,10 @@ public struct ConsoleOperationsStore: ConsoleOperations {
         async let waiting = waitingDeadLetters()
         async let held = ReviewOfficeStore(client: postgres, logger: logger).held(limit: 100)
         return DashboardFacts(
-            codesByArea: try await census.map {
-                (area: $0.area, counts: ColourCounts(green: $0.green, yellow: $0.yellow, red: $0.red))
-            },
-            codesOverTime: try await history.map {
-                (at: $0.at, counts: ColourCounts(green: $0.green, yellow: $0.yellow, red: $0.red))
-            },
-            feeds: try await feeds.map { feed in
-                PublisherFeedFacts(
-                    publisher: feed.publisher,
-                    lastEventAt: feed.lastEventAt,
-                    perMinute: feed.minutes.map { .init(minute: $0.minute, events: $0.events) }
-                )
-            },
-            projectors: try await projectors.map { report in
-                ProjectorFacts(
-                    member: report.member,
-                    reportedAt: report.reportedAt,
-                    state: report.state,
-                    lag: report.lag,
-                    secondsSinceLastCommit: report.secondsSinceLastCommit,
-                    assignedPartitions: report.assignedPartitions,
-                    healthy: report.healthy
-                )
-            },
+            codesByArea: try await census,
+            codesOverTime: try await history,
+            feeds: try await feeds,
+            projectors: try await projectors,
             deadLetters: DeadLetterFacts(
                 waiting: try await waiting,
                 latest: try await letters

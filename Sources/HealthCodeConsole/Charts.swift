@@ -153,7 +153,7 @@ enum Charts {
     }
 
     /// Horizontal bars of the three colours, each labelled with its word, count and share.
-    static func colourBars(_ counts: ColourCounts, title: String, id: String) -> HTML {
+    static func colourBars(_ counts: CodeCensus, title: String, id: String) -> HTML {
         let total = counts.total
         let width = 600.0
         let left = 80.0
@@ -178,7 +178,10 @@ enum Charts {
     }
 
     /// A line per colour over time (dashes differ as well as colours), with a legend in words.
-    static func colourLines(_ samples: [(at: Instant, counts: ColourCounts)], title: String, id: String) -> HTML {
+    static func colourLines(_ history: [CodeCensusSample], title: String, id: String) -> HTML {
+        let samples = history.map {
+            (at: $0.at, counts: CodeCensus(area: nil, green: $0.green, yellow: $0.yellow, red: $0.red))
+        }
         guard let first = samples.first, let last = samples.last, samples.count > 1 else {
             return "<p class=\"note\">No samples yet: the projector records the codes by colour once a minute.</p>"
         }
@@ -220,12 +223,12 @@ enum Charts {
     }
 
     /// A small chart of events per minute over the last `minutes` minutes.
-    static func sparkline(_ feed: PublisherFeedFacts, now: Instant, minutes: Int = 60) -> HTML {
+    static func sparkline(_ feed: PublisherFeed, now: Instant, minutes: Int = 60) -> HTML {
         let width = 180.0
         let height = 28.0
         let end = now.microsecondsSinceEpoch / 60_000_000
         var counts = [Int](repeating: 0, count: minutes)
-        for minute in feed.perMinute {
+        for minute in feed.minutes {
             let index = minutes - 1 - Int(end - minute.minute.microsecondsSinceEpoch / 60_000_000)
             if counts.indices.contains(index) { counts[index] += minute.events }
         }

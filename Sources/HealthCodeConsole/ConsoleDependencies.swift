@@ -23,46 +23,25 @@ public protocol ConsoleOperations: Sendable {
     ) async throws -> [UInt8]
 }
 
-/// How many codes have each colour.
-public struct ColourCounts: Sendable, Hashable {
-    public var green: Int
-    public var yellow: Int
-    public var red: Int
-
-    public init(green: Int = 0, yellow: Int = 0, red: Int = 0) {
-        self.green = green
-        self.yellow = yellow
-        self.red = red
-    }
-
-    public var total: Int { green + yellow + red }
-
-    public subscript(status: CodeStatus) -> Int {
-        switch status {
-        case .green: green
-        case .yellow: yellow
-        case .red: red
-        }
-    }
-}
-
 /// The dashboard's facts, read at once.
 public struct DashboardFacts: Sendable {
-    /// Codes now, per district a person was last known in (`nil`: none known).
-    public var codesByArea: [(area: AreaCode?, counts: ColourCounts)]
+    /// Codes now, per district people were last known in (`nil`: none known).
+    public var codesByArea: [CodeCensus]
     /// Codes over time (samples, ascending).
-    public var codesOverTime: [(at: Instant, counts: ColourCounts)]
-    public var feeds: [PublisherFeedFacts]
-    public var projectors: [ProjectorFacts]
+    public var codesOverTime: [CodeCensusSample]
+    /// Every publisher's feed: its last event and events per minute lately.
+    public var feeds: [PublisherFeed]
+    /// Each projector's last report of its health.
+    public var projectors: [ProjectorReport]
     public var deadLetters: DeadLetterFacts
     /// Review overrides held for a second officer (their ids, offices, officers and when).
     public var heldOverrides: [HeldOverrideFacts]
 
     public init(
-        codesByArea: [(area: AreaCode?, counts: ColourCounts)],
-        codesOverTime: [(at: Instant, counts: ColourCounts)],
-        feeds: [PublisherFeedFacts],
-        projectors: [ProjectorFacts],
+        codesByArea: [CodeCensus],
+        codesOverTime: [CodeCensusSample],
+        feeds: [PublisherFeed],
+        projectors: [ProjectorReport],
         deadLetters: DeadLetterFacts,
         heldOverrides: [HeldOverrideFacts]
     ) {
@@ -75,67 +54,12 @@ public struct DashboardFacts: Sendable {
     }
 
     /// Codes now, everywhere.
-    public var codesNow: ColourCounts {
-        codesByArea.reduce(into: ColourCounts()) {
-            $0.green += $1.counts.green
-            $0.yellow += $1.counts.yellow
-            $0.red += $1.counts.red
+    public var codesNow: CodeCensus {
+        codesByArea.reduce(into: CodeCensus(area: nil)) {
+            $0.green += $1.green
+            $0.yellow += $1.yellow
+            $0.red += $1.red
         }
-    }
-}
-
-/// One publisher's feed: when its latest event was archived and how many per minute lately.
-public struct PublisherFeedFacts: Sendable, Hashable {
-    public var publisher: String
-    public var lastEventAt: Instant
-    /// Events archived per minute (minutes with none are absent), ascending.
-    public var perMinute: [Minute]
-
-    public struct Minute: Sendable, Hashable {
-        public var minute: Instant
-        public var events: Int
-
-        public init(minute: Instant, events: Int) {
-            self.minute = minute
-            self.events = events
-        }
-    }
-
-    public init(publisher: String, lastEventAt: Instant, perMinute: [Minute]) {
-        self.publisher = publisher
-        self.lastEventAt = lastEventAt
-        self.perMinute = perMinute
-    }
-}
-
-/// A projector's last report of its health.
-public struct ProjectorFacts: Sendable, Hashable {
-    public var member: String
-    public var reportedAt: Instant
-    /// `progressing`, `idle`, `not-progressing`, …
-    public var state: String
-    /// Messages waiting.
-    public var lag: Int64
-    public var secondsSinceLastCommit: Double?
-    public var assignedPartitions: Int
-    public var healthy: Bool
-
-    public init(
-        member: String,
-        reportedAt: Instant,
-        state: String,
-        lag: Int64,
-        secondsSinceLastCommit: Double?,
-        assignedPartitions: Int,
-        healthy: Bool
-    ) {
-        self.member = member
-        self.reportedAt = reportedAt
-        self.state = state
-        self.lag = lag
-        self.secondsSinceLastCommit = secondsSinceLastCommit
-        self.assignedPartitions = assignedPartitions
-        self.healthy = healthy
     }
 }
 

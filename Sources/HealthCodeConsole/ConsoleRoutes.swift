@@ -60,24 +60,10 @@ public struct Console: Sendable {
     public func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("console") { _, _ in Self.redirect("/console/dashboard") }
         router.get("console/assets/console.css") { _, _ in
-            var headers = Self.securityHeaders
-            headers[.contentType] = "text/css; charset=utf-8"
-            headers[.cacheControl] = "public, max-age=3600"
-            return Response(
-                status: .ok,
-                headers: headers,
-                body: .init(byteBuffer: ByteBuffer(string: ConsoleStyle.stylesheet))
-            )
+            Self.asset(ConsoleStyle.stylesheet, type: "text/css; charset=utf-8", maxAge: 3600)
         }
         router.get("console/assets/icon.svg") { _, _ in
-            var headers = Self.securityHeaders
-            headers[.contentType] = "image/svg+xml"
-            headers[.cacheControl] = "public, max-age=86400"
-            return Response(
-                status: .ok,
-                headers: headers,
-                body: .init(byteBuffer: ByteBuffer(string: ConsoleStyle.icon))
-            )
+            Self.asset(ConsoleStyle.icon, type: "image/svg+xml", maxAge: 86_400)
         }
         router.get("console/sign-in") { request, _ in
             if session(of: request) != nil { return Self.redirect("/console/dashboard") }
@@ -529,6 +515,14 @@ public struct Console: Sendable {
             ),
             status: .forbidden
         )
+    }
+
+    /// A file of the console's own (its stylesheet, its icon), cacheable for `maxAge` seconds.
+    static func asset(_ content: String, type: String, maxAge: Int) -> Response {
+        var headers = securityHeaders
+        headers[.contentType] = type
+        headers[.cacheControl] = "public, max-age=\(maxAge)"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: content)))
     }
 
     static func page(_ html: HTML, status: HTTPResponse.Status = .ok) -> Response {

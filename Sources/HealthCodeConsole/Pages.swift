@@ -178,21 +178,21 @@ enum Pages {
     ) -> HTML {
         let codes = facts.codesNow
         let areas = facts.codesByArea.sorted {
-            if $0.counts.red != $1.counts.red { return $0.counts.red > $1.counts.red }
-            if $0.counts.total != $1.counts.total { return $0.counts.total > $1.counts.total }
+            if $0.red != $1.red { return $0.red > $1.red }
+            if $0.total != $1.total { return $0.total > $1.total }
             return ($0.area?.value ?? 0) < ($1.area?.value ?? 0)
         }
         let areaRows = areas.prefix(50).map { row -> HTML in
             """
-            <tr><th scope="row">\(row.area?.description ?? "unknown")</th><td>\(Display.count(row.counts.green))</td>\
-            <td>\(Display.count(row.counts.yellow))</td><td>\(Display.count(row.counts.red))</td>\
-            <td>\(Display.count(row.counts.total))</td></tr>
+            <tr><th scope="row">\(row.area?.description ?? "unknown")</th><td>\(Display.count(row.green))</td>\
+            <td>\(Display.count(row.yellow))</td><td>\(Display.count(row.red))</td>\
+            <td>\(Display.count(row.total))</td></tr>
             """
         }
         let stale = configuration.staleFeedAfter
         let feedRows = facts.feeds.sorted { $0.lastEventAt < $1.lastEventAt }.map { feed -> HTML in
             let isStale = now.microsecondsSinceEpoch - feed.lastEventAt.microsecondsSinceEpoch > stale.microseconds
-            let lastHour = feed.perMinute.filter {
+            let lastHour = feed.minutes.filter {
                 now.microsecondsSinceEpoch - $0.minute.microsecondsSinceEpoch < 3_600_000_000
             }.reduce(0) { $0 + $1.events }
             return """
@@ -351,7 +351,8 @@ enum Pages {
             <td>\(line.samples.map(personLink).joined(", "))</td></tr>
             """
         }
-        let after = ColourCounts(
+        let after = CodeCensus(
+            area: nil,
             green: impact.unchanged[.green, default: 0]
                 + impact.lines.filter { $0.transition.to == .green }.reduce(0) { $0 + $1.count },
             yellow: impact.unchanged[.yellow, default: 0]

@@ -52,28 +52,11 @@ import Testing
         configuration.minimumHolderBindingIterations = 1000
         let readerKey = stores.addPlatform("urn:hc:platform:checkpoint-1", kind: .checkpoint)
         let residentKey = stores.addPlatform("urn:hc:platform:app-1", kind: .resident)
-        let ruleSet = try RuleSet.decode(
-            Array(
-                Data(
-                    contentsOf: LocalInfrastructure.repositoryRoot
-                        .appendingPathComponent("projections/rules/reference-v1.json")
-                )
-            )
-        )
-        let (api, codeCache) = try await QueryAPIServer.assemble(
+        let ruleSet = try RuleSet.decode(try ReferenceRules.file())
+        let (api, codeCache) = try await stores.queryAPI(
             configuration: configuration,
-            stores: QueryAPIStores(
-                codes: stores,
-                states: stores,
-                records: stores,
-                analysts: stores,
-                platforms: stores,
-                areaEvents: stores,
-                ruleSets: stores
-            ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
-            createSigningKey: true,
             logger: logger
         )
         try await api.platforms.refresh()

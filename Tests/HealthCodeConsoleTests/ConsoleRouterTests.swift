@@ -73,28 +73,11 @@ import Testing
         var apiConfiguration = QueryAPIConfiguration()
         apiConfiguration.signingKeysDirectory = keys.path
         apiConfiguration.readTimeout = .milliseconds(300)
-        let ruleSet = try RuleSet.decode(
-            Array(
-                Data(
-                    contentsOf: LocalInfrastructure.repositoryRoot
-                        .appendingPathComponent("projections/rules/reference-v1.json")
-                )
-            )
-        )
-        let (api, _) = try await QueryAPIServer.assemble(
+        let ruleSet = try RuleSet.decode(try ReferenceRules.file())
+        let (api, _) = try await stores.queryAPI(
             configuration: apiConfiguration,
-            stores: QueryAPIStores(
-                codes: stores,
-                states: stores,
-                records: stores,
-                analysts: stores,
-                platforms: stores,
-                areaEvents: stores,
-                ruleSets: stores
-            ),
             ruleSet: ruleSet,
             pseudonymizer: pseudonymizer,
-            createSigningKey: true,
             logger: logger
         )
         let positive = pseudonymizer.pseudonym(of: "PERSON-POSITIVE")
@@ -292,23 +275,23 @@ import Testing
             fixture.operations.setDashboard(
                 DashboardFacts(
                     codesByArea: [
-                        (AreaCode("420106"), ColourCounts(green: 10, yellow: 2, red: 7)),
-                        (nil, ColourCounts(green: 5, yellow: 0, red: 1)),
+                        CodeCensus(area: AreaCode("420106"), green: 10, yellow: 2, red: 7),
+                        CodeCensus(area: nil, green: 5, yellow: 0, red: 1),
                     ],
                     codesOverTime: [
-                        (now - .seconds(120), ColourCounts(green: 14, yellow: 2, red: 6)),
-                        (now - .seconds(60), ColourCounts(green: 15, yellow: 2, red: 8)),
+                        CodeCensusSample(at: now - .seconds(120), green: 14, yellow: 2, red: 6),
+                        CodeCensusSample(at: now - .seconds(60), green: 15, yellow: 2, red: 8),
                     ],
                     feeds: [
-                        PublisherFeedFacts(
+                        PublisherFeed(
                             publisher: "bureau-<b>",
                             lastEventAt: now - .seconds(180),
-                            perMinute: [.init(minute: now - .seconds(180), events: 40)]
+                            minutes: [IngestMinute(minute: now - .seconds(180), events: 40)]
                         ),
-                        PublisherFeedFacts(publisher: "transport", lastEventAt: now - .seconds(7200), perMinute: []),
+                        PublisherFeed(publisher: "transport", lastEventAt: now - .seconds(7200), minutes: []),
                     ],
                     projectors: [
-                        ProjectorFacts(
+                        ProjectorReport(
                             member: "host-1/healthcode-projector",
                             reportedAt: now - .seconds(5),
                             state: "progressing",

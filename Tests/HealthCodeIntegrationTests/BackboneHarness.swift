@@ -223,13 +223,7 @@ struct TestBackbone: Sendable {
             metrics: nil,
             console: .init(
                 configuration: ConsoleConfiguration(),
-                ruleSetFile: try Array(
-                    Data(
-                        contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                            "projections/rules/reference-v1.json"
-                        )
-                    )
-                )
+                ruleSetFile: try ReferenceRules.file()
             ),
             onServerRunning: { port in
                 ports.api = port

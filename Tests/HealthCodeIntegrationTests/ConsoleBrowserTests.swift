@@ -60,16 +60,7 @@ struct ConsoleBrowserTests {
             ),
         ]
         let analystKey = AnalystAccess.generateKey()
-        let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        let longer = Array(
-            rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.2.0\"").utf8
-        )
+        let longer = try ReferenceRules.longer(version: "1.2.0")
         var impact = ImpactReport()
         impact.record(red, area: AreaCode("420106"), from: .green, to: .red)
         impact.record(String(repeating: "0", count: 32), area: nil, from: .green, to: .green)

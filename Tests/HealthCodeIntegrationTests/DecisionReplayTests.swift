@@ -20,20 +20,11 @@ struct DecisionReplayTests {
         let logger = testLogger()
         let t0 = Instant(rfc3339: "2020-03-01T00:00:00Z")!
         let switchover = t0 + .seconds(14 * 86_400)
-        let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        let longer = Array(
-            rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
-        )
+        let longer = try ReferenceRules.longer()
         try await backbone.withDatabase { client in
             let versions = RuleSetVersionStore(client: client, logger: logger)
             _ = try await versions.activate(
-                body: Array(rules.utf8),
+                body: try ReferenceRules.file(),
                 effectiveFrom: Instant(microsecondsSinceEpoch: 0),
                 activatedBy: "ops-1"
             )

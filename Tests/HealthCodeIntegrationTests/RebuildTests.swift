@@ -217,16 +217,7 @@ struct RebuildTests {
             gracefully: true
         )
         // The longer rule set is stored (effective far ahead, so it decides nothing yet).
-        let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        let longer = Array(
-            rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
-        )
+        let longer = try ReferenceRules.longer()
         let longerHash = try RuleSet.decode(longer).contentHash
         _ = try await backbone.withDatabase {
             try await RuleSetVersionStore(client: $0, logger: testLogger())

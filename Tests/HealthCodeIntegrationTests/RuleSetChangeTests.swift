@@ -37,18 +37,7 @@ struct RuleSetChangeTests {
         #expect(pruned.prunedFor == Policy(ruleSet: backbone.ruleSet).pruningSignature)
 
         var longer = backbone
-        let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        longer.ruleSet = try RuleSet.decode(
-            Array(
-                rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                    .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
-            )
-        )
+        longer.ruleSet = try RuleSet.decode(try ReferenceRules.longer())
         let policy = Policy(ruleSet: longer.ruleSet)
         #expect(policy.pruningSignature != pruned.prunedFor)
         let test = event(
@@ -98,16 +87,7 @@ struct RuleSetChangeTests {
             payload: .testResult(TestResult(test: .antigen, result: .negative, lab: "lab-1"))
         )
         test.recordedTime = test.time
-        let rules = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        let longer = Array(
-            rules.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
-        )
+        let longer = try ReferenceRules.longer()
         let longerHash = try RuleSet.decode(longer).contentHash
         let later = test
         try await publish([contact], to: backbone)

@@ -11,17 +11,7 @@ import Testing
 @Suite(.enabled(if: LocalInfrastructure.serversTestsEnabled), .timeLimit(.minutes(2)))
 struct RuleSetVersionTests {
     static func file(longer: Bool) throws -> [UInt8] {
-        let text = try String(
-            contentsOf: LocalInfrastructure.repositoryRoot.appendingPathComponent(
-                "projections/rules/reference-v1.json"
-            ),
-            encoding: .utf8
-        )
-        guard longer else { return Array(text.utf8) }
-        return Array(
-            text.replacingOccurrences(of: "\"P14D\"", with: "\"P28D\"")
-                .replacingOccurrences(of: "\"version\": \"1.0.0\"", with: "\"version\": \"1.1.0\"").utf8
-        )
+        longer ? try ReferenceRules.longer() : try ReferenceRules.file()
     }
 
     @Test("activations are kept with who and when; the version in force at an instant is the latest effective")

@@ -2,6 +2,7 @@ import HealthCodeAPI
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodePostgres
+import Logging
 import Synchronization
 
 /// Everything the query API reads, kept in memory: materialised codes, folded states, archived events,
@@ -166,5 +167,33 @@ public final class InMemoryQueryStores: MaterialisedCodeReads, PersonStates, Per
 
     public func areaEvents(after sequence: Int64) async throws -> [(sequence: Int64, body: String)] {
         try await read { $0.areaEvents.filter { $0.sequence > sequence } }
+    }
+}
+
+extension InMemoryQueryStores {
+    /// The query API on these stores: every port is this object, judged by `ruleSet`, its signing key created
+    /// in `configuration.signingKeysDirectory`.
+    public func queryAPI(
+        configuration: QueryAPIConfiguration,
+        ruleSet: RuleSet,
+        pseudonymizer: Pseudonymizer,
+        logger: Logger
+    ) async throws -> (api: QueryAPI, codeCache: CodeCache) {
+        try await QueryAPIServer.assemble(
+            configuration: configuration,
+            stores: QueryAPIStores(
+                codes: self,
+                states: self,
+                records: self,
+                analysts: self,
+                platforms: self,
+                areaEvents: self,
+                ruleSets: self
+            ),
+            ruleSet: ruleSet,
+            pseudonymizer: pseudonymizer,
+            createSigningKey: true,
+            logger: logger
+        )
     }
 }
