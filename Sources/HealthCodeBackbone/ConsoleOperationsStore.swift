@@ -29,6 +29,7 @@ public struct ConsoleOperationsStore: ConsoleOperations {
         let operations = OperationsStore(client: postgres, logger: logger)
         async let census = operations.codeCensus()
         async let history = operations.codeCensusHistory(since: since)
+        async let areaHistory = operations.areaCensusHistory(since: since)
         async let feeds = operations.publisherFeeds(since: since)
         async let projectors = operations.projectorReports()
         async let letters = latestDeadLetters()
@@ -37,6 +38,7 @@ public struct ConsoleOperationsStore: ConsoleOperations {
         return DashboardFacts(
             codesByArea: try await census,
             codesOverTime: try await history,
+            codesByAreaEarlier: try await areaHistory.first,
             feeds: try await feeds,
             projectors: try await projectors,
             deadLetters: DeadLetterFacts(

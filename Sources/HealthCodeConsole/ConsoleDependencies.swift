@@ -29,6 +29,8 @@ public struct DashboardFacts: Sendable {
     public var codesByArea: [CodeCensus]
     /// Codes over time (samples, ascending).
     public var codesOverTime: [CodeCensusSample]
+    /// Codes per area at the start of the window (the earliest hourly sample in it), to compare with now.
+    public var codesByAreaEarlier: AreaCensusSample?
     /// Every publisher's feed: its last event and events per minute lately.
     public var feeds: [PublisherFeed]
     /// Each projector's last report of its health.
@@ -40,6 +42,7 @@ public struct DashboardFacts: Sendable {
     public init(
         codesByArea: [CodeCensus],
         codesOverTime: [CodeCensusSample],
+        codesByAreaEarlier: AreaCensusSample? = nil,
         feeds: [PublisherFeed],
         projectors: [ProjectorReport],
         deadLetters: DeadLetterFacts,
@@ -47,6 +50,7 @@ public struct DashboardFacts: Sendable {
     ) {
         self.codesByArea = codesByArea
         self.codesOverTime = codesOverTime
+        self.codesByAreaEarlier = codesByAreaEarlier
         self.feeds = feeds
         self.projectors = projectors
         self.deadLetters = deadLetters

@@ -131,6 +131,11 @@ enum Display {
         return value < 0 ? "-" + out : out
     }
 
+    /// `+12`, `-3`, `no change`.
+    static func change(_ value: Int) -> String {
+        value == 0 ? "no change" : value > 0 ? "+\(count(value))" : count(value)
+    }
+
     /// `1 change waits`, `3 changes wait`.
     static func counted(_ value: Int, _ one: String, _ many: String) -> String {
         "\(count(value)) \(value == 1 ? one : many)"

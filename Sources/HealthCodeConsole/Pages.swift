@@ -182,13 +182,20 @@ enum Pages {
             if $0.total != $1.total { return $0.total > $1.total }
             return ($0.area?.value ?? 0) < ($1.area?.value ?? 0)
         }
+        let earlier = facts.codesByAreaEarlier
         let areaRows = areas.prefix(50).map { row -> HTML in
-            """
-            <tr><th scope="row">\(row.area?.description ?? "unknown")</th><td>\(Display.count(row.green))</td>\
-            <td>\(Display.count(row.yellow))</td><td>\(Display.count(row.red))</td>\
-            <td>\(Display.count(row.total))</td></tr>
-            """
+            let then = earlier.map { sample in sample.areas.first { $0.area == row.area }?.red ?? 0 }
+            return """
+                <tr><th scope="row">\(row.area?.description ?? "unknown")</th><td>\(Display.count(row.green))</td>\
+                <td>\(Display.count(row.yellow))</td><td>\(Display.count(row.red))</td>\
+                <td>\(Display.count(row.total))</td>\
+                \(then.map { "<td>\(Display.count($0)) (\(Display.change(row.red - $0)))</td>" as HTML } ?? .empty)</tr>
+                """
         }
+        let thenHeading: HTML =
+            earlier.map {
+                "<th scope=\"col\">red at \(Display.instant($0.at))</th>"
+            } ?? .empty
         let stale = configuration.staleFeedAfter
         let feedRows = facts.feeds.sorted { $0.lastEventAt < $1.lastEventAt }.map { feed -> HTML in
             let isStale = now.microsecondsSinceEpoch - feed.lastEventAt.microsecondsSinceEpoch > stale.microseconds
@@ -255,7 +262,7 @@ enum Pages {
             <section aria-labelledby="areas-heading"><h2 id="areas-heading">Codes by area</h2>\
             <div class="scroll"><table><caption>People by the district they were last known in, most red first \
             (at most 50 areas)</caption><thead><tr><th scope="col">Area</th><th scope="col">green</th>\
-            <th scope="col">yellow</th><th scope="col">red</th><th scope="col">all</th></tr></thead>\
+            <th scope="col">yellow</th><th scope="col">red</th><th scope="col">all</th>\(thenHeading)</tr></thead>\
             <tbody>\(areaRows)</tbody></table></div></section>\
             <section aria-labelledby="feeds-heading"><h2 id="feeds-heading">Publisher feeds</h2>\
             <p>\(staleCount == 0 ? "Every feed is fresh." : "\(staleCount) stale: no event for more than \(stale.components.seconds / 60) minutes.")</p>\

@@ -282,6 +282,10 @@ import Testing
                         CodeCensusSample(at: now - .seconds(120), green: 14, yellow: 2, red: 6),
                         CodeCensusSample(at: now - .seconds(60), green: 15, yellow: 2, red: 8),
                     ],
+                    codesByAreaEarlier: AreaCensusSample(
+                        at: now - .seconds(3600),
+                        areas: [CodeCensus(area: AreaCode("420106"), green: 12, yellow: 2, red: 4)]
+                    ),
                     feeds: [
                         PublisherFeed(
                             publisher: "bureau-<b>",
@@ -324,6 +328,8 @@ import Testing
             #expect(page.contains("<dd data-status=\"green\">15</dd>"))
             #expect(page.contains("<dd data-status=\"total\">25</dd>"))
             #expect(page.contains("<th scope=\"row\">420106</th>"))
+            #expect(page.contains("<td>4 (+3)</td>"), "red an hour ago in the area, and the change since")
+            #expect(page.contains("<td>0 (+1)</td>"), "an area with no sample then counts from none")
             #expect(page.contains("last event 3 min ago"))
             #expect(page.contains("bureau-&lt;b&gt;"))
             #expect(page.contains("<tr class=\"stale\"><th scope=\"row\">transport</th>"), "the stale feed, marked")
