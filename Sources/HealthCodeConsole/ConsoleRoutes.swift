@@ -126,9 +126,17 @@ public struct Console: Sendable {
         }
         let next = Self.safeNext(fields["next"])
         let key = fields["key"]?.trimmingCharacters(in: .whitespaces) ?? ""
-        let authenticated = try await TransactionDeadline.run(work: "console sign-in", timeout: api.readTimeout) {
-            [api] in
-            try await api.analysts.authenticate(authorization: "Bearer " + key, purpose: fields["purpose"])
+        let authenticated: Result<AnalystCredential, AccessDenied>
+        do {
+            authenticated = try await TransactionDeadline.run(work: "console sign-in", timeout: api.readTimeout) {
+                [api] in
+                try await api.analysts.authenticate(authorization: "Bearer " + key, purpose: fields["purpose"])
+            }
+        } catch let error as CancellationError {
+            throw error
+        } catch {
+            logger.error("console sign-in could not be checked", metadata: ["error": "\(type(of: error))"])
+            return Self.unavailable()
         }
         switch authenticated {
         case .failure(let denied):

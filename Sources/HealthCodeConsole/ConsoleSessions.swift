@@ -23,7 +23,9 @@ public struct ConsoleSession: Sendable, Hashable {
 /// The console's sessions: a state machine behind a lock. Tokens are 256 random bits; only their SHA-256 is
 /// kept, so a memory dump does not hand out sessions. A session ends at sign-out, after
 /// ``ConsoleConfiguration/sessionIdleTimeout`` without a request, or ``ConsoleConfiguration/sessionLifetime``
-/// after sign-in; past ``ConsoleConfiguration/maximumSessions`` the least recently seen is ended.
+/// after sign-in; past ``ConsoleConfiguration/maximumSessions`` the least recently seen is ended. Sessions live
+/// in the process that signed the analyst in: behind several API instances, route a browser to one of them
+/// (sticky sessions), or it signs in again on another.
 public final class ConsoleSessions: Sendable {
     struct State: Sendable {
         var sessions: [String: ConsoleSession] = [:]

@@ -171,6 +171,15 @@ import Testing
             #expect(Self.body(purposeless).contains("Declare the purpose"))
             let garbled = try await fixture.post("/console/sign-in", cookie: nil, form: "key=%zz")
             #expect(garbled.status == .badRequest)
+            fixture.stores.fail(with: TestFailure("database down"))
+            let down = try await fixture.post(
+                "/console/sign-in",
+                cookie: nil,
+                form: "key=\(Self.analystKey)&purpose=case"
+            )
+            #expect(down.status == .serviceUnavailable, "a sign-in that cannot be checked says so")
+            #expect(down.headers[.setCookie] == nil)
+            fixture.stores.fail(with: nil)
             let huge = try await fixture.post(
                 "/console/sign-in",
                 cookie: nil,
