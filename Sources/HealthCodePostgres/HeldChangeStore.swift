@@ -59,7 +59,8 @@ public struct HeldChangeStore: Sendable {
         self.logger = logger
     }
 
-    /// Holds a change with the impact report that held it; returns its id.
+    /// Holds a change with the impact report that held it; returns its id. A rule set's file is stored by its
+    /// hash at once (not activated): its approval activates what is stored (`hc_decide_held_change`, 0019).
     public func hold(
         _ kind: HeldChange.Kind,
         body: [UInt8],
@@ -68,18 +69,23 @@ public struct HeldChangeStore: Sendable {
         threshold: Int,
         requestedBy: String
     ) async throws -> Int64 {
-        let rows = try await client.query(
-            """
-            INSERT INTO held_change (kind, body, effective_from, turning_red, threshold, impact, requested_by)
-            VALUES (\(kind.rawValue), \(String(decoding: body, as: UTF8.self)),
-                    hc_instant(\(effectiveFrom?.microsecondsSinceEpoch)), \(impact.turningRed), \(threshold),
-                    \(String(decoding: impact.jsonBytes(), as: UTF8.self))::json, \(requestedBy))
-            RETURNING held_id
-            """,
-            logger: logger
-        )
-        for try await id in rows.decode(Int64.self) { return id }
-        throw HeldChangeRefusal(code: "unknown", heldID: 0)
+        try await client.withTransaction(logger: logger) { transaction in
+            if kind == .ruleSet {
+                try await RuleSetVersionStore.store(body, try RuleSet.decode(body), on: transaction, logger)
+            }
+            let rows = try await transaction.query(
+                """
+                INSERT INTO held_change (kind, body, effective_from, turning_red, threshold, impact, requested_by)
+                VALUES (\(kind.rawValue), \(String(decoding: body, as: UTF8.self)),
+                        hc_instant(\(effectiveFrom?.microsecondsSinceEpoch)), \(impact.turningRed), \(threshold),
+                        \(String(decoding: impact.jsonBytes(), as: UTF8.self))::json, \(requestedBy))
+                RETURNING held_id
+                """,
+                logger: logger
+            )
+            for try await id in rows.decode(Int64.self) { return id }
+            throw HeldChangeRefusal(code: "unknown", heldID: 0)
+        }
     }
 
     /// Held changes, oldest first; decided ones too with `includeDecided`.
@@ -96,32 +102,29 @@ public struct HeldChangeStore: Sendable {
     public func decide(_ id: Int64, approve: Bool, by operatorName: String) async throws -> HeldChange {
         // A refusal is the answer, not a database failure: rethrown as it is.
         try await client.withTransactionRethrowing(logger: logger) { transaction in
-            let rows = try await transaction.query(Self.select(id: id), logger: logger)
-            guard let change = try await Self.changes(rows).first else {
-                throw HeldChangeRefusal(code: "unknown", heldID: id)
-            }
-            guard change.status == .held else { throw HeldChangeRefusal(code: "decided", heldID: id) }
-            guard change.requestedBy != operatorName else {
-                throw HeldChangeRefusal(code: "same-operator", heldID: id)
-            }
-            let status = approve ? HeldChange.Status.approved : .rejected
-            try await transaction.query(
-                """
-                UPDATE held_change SET status = \(status.rawValue), decided_by = \(operatorName),
-                    decided_at = now(), decided_role = session_user
-                WHERE held_id = \(id)
-                """,
-                logger: logger
-            )
-            if approve, change.kind == .ruleSet {
-                _ = try await RuleSetVersionStore.activate(
+            guard let change = try await Self.changes(transaction.query(Self.select(id: id), logger: logger)).first
+            else { throw HeldChangeRefusal(code: "unknown", heldID: id) }
+            // A rule set held before 0019 has no stored file: a role that may store rule sets (the operators')
+            // stores it now; the API's role may not, and its approval is refused by the database instead.
+            if approve, change.kind == .ruleSet, try await Self.mayStoreRuleSets(on: transaction, logger) {
+                try await RuleSetVersionStore.store(
                     change.body,
                     try RuleSet.decode(change.body),
-                    effectiveFrom: change.effectiveFrom ?? Instant.now(),
-                    by: "\(change.requestedBy), approved by \(operatorName) (held change #\(id))",
                     on: transaction,
                     logger
                 )
+            }
+            // The decision and an approved rule set's activation, by the database's own function: the only way
+            // to either for the API's role, with the second-operator rule checked under the row's lock.
+            let outcome = try await transaction.query(
+                "SELECT hc_decide_held_change(\(id), \(approve), \(operatorName))",
+                logger: logger
+            ).decode(String.self).first { _ in true }
+            switch outcome {
+            case "decided": break
+            case "already-decided": throw HeldChangeRefusal(code: "decided", heldID: id)
+            case "same-operator": throw HeldChangeRefusal(code: "same-operator", heldID: id)
+            default: throw HeldChangeRefusal(code: "unknown", heldID: id)
             }
             let decided = try await transaction.query(Self.select(id: id), logger: logger)
             guard let result = try await Self.changes(decided).first else {
@@ -129,6 +132,11 @@ public struct HeldChangeStore: Sendable {
             }
             return result
         }
+    }
+
+    private static func mayStoreRuleSets(on connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+        try await connection.query("SELECT has_table_privilege('rule_set', 'INSERT')", logger: logger)
+            .decode(Bool.self).first { _ in true } ?? false
     }
 
     /// Approved designations not yet appended to the event log, oldest first.
@@ -161,7 +169,7 @@ public struct HeldChangeStore: Sendable {
     }
 
     private static func select(id: Int64) -> PostgresQuery {
-        var query = PostgresQuery(unsafeSQL: columns + " WHERE held_id = $1 FOR UPDATE")
+        var query = PostgresQuery(unsafeSQL: columns + " WHERE held_id = $1")
         query.binds.append(id)
         return query
     }

@@ -61,15 +61,7 @@ public struct RuleSetVersionStore: Sendable {
         _ logger: Logger
     ) async throws -> Int64 {
         let identity = ruleSet.identity
-        // A rule set a projector registered before 0015 has no body yet: it gets this one (same hash).
-        try await connection.query(
-            """
-            INSERT INTO rule_set (id, version, hash, body)
-            VALUES (\(identity.id), \(identity.version), \(identity.hash), \(String(decoding: body, as: UTF8.self)))
-            ON CONFLICT (hash) DO UPDATE SET body = excluded.body WHERE rule_set.body IS NULL
-            """,
-            logger: logger
-        )
+        try await store(body, ruleSet, on: connection, logger)
         let rows = try await connection.query(
             """
             INSERT INTO rule_set_activation (rule_set, effective_from, activated_by)
@@ -81,6 +73,27 @@ public struct RuleSetVersionStore: Sendable {
         )
         for try await id in rows.decode(Int64.self) { return id }
         throw RuleSetRegistrationError()
+    }
+
+    /// Stores a rule set's file by its hash, without activating it (a change held for approval names it), on
+    /// `connection`. A rule set a projector registered before 0015 has no body yet: it gets this one (same hash).
+    static func store(
+        _ body: [UInt8],
+        _ ruleSet: RuleSet,
+        on connection: PostgresConnection,
+        _ logger: Logger
+    )
+        async throws
+    {
+        let identity = ruleSet.identity
+        try await connection.query(
+            """
+            INSERT INTO rule_set (id, version, hash, body)
+            VALUES (\(identity.id), \(identity.version), \(identity.hash), \(String(decoding: body, as: UTF8.self)))
+            ON CONFLICT (hash) DO UPDATE SET body = excluded.body WHERE rule_set.body IS NULL
+            """,
+            logger: logger
+        )
     }
 
     /// Every activation, oldest first.

@@ -169,6 +169,11 @@ struct ConsoleBrowserTests {
             }
             #expect(decided?.0 == "approved")
             #expect(decided?.1 == "browser-analyst")
+            let activation = try await backbone.withDatabase { client in
+                try await RuleSetVersionStore(client: client, logger: testLogger()).activations().last
+            }
+            #expect(activation?.ruleSet.version == "1.2.0", "the approval activated the held rule set")
+            #expect(activation?.activatedBy == "ops-1, approved by browser-analyst (held change #\(held))")
             let afterSignOut = try #require(report["afterSignOut"] as? [String: Any])
             #expect((afterSignOut["url"] as? String)?.contains("/console/sign-in") == true)
             // Every read of the person was audited with the declared purpose.

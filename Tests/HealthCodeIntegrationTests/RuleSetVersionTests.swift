@@ -85,6 +85,10 @@ struct RuleSetVersionTests {
                     logger: testLogger()
                 )
             }
+            // The console decides held changes through hc_decide_held_change only: never by writing them.
+            await #expect(throws: (any Error).self) {
+                try await client.query("UPDATE held_change SET status = 'approved'", logger: testLogger())
+            }
         }
     }
 }

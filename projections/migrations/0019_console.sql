@@ -8,12 +8,47 @@ ALTER TABLE analyst_credential ADD COLUMN may_approve boolean NOT NULL DEFAULT f
 GRANT SELECT (dead_letter_id, kafka_topic, kafka_partition, kafka_offset, reason, failed_at, replayed_at)
     ON dead_letters TO hc_api;
 
--- Held changes are shown with their impact, and decided by an analyst who may: the decision columns only
--- (the guard trigger of 0017 still allows one decision, by someone other than who asked), and an approved
--- rule set's activation (rule_set rows are stored when a change is held; an activation names one).
-GRANT SELECT, INSERT ON rule_set TO hc_api;
-GRANT UPDATE (body) ON rule_set TO hc_api;  -- a rule set stored before its file was kept (0015) gets it
-GRANT USAGE, SELECT ON SEQUENCE rule_set_ref_seq TO hc_api;
+-- A held change is decided by this function only: under the row's lock it checks that the change still waits
+-- and that who decides is not who asked, records the decision (as the session's role), and activates an
+-- approved rule set (its file was stored when it was held). It runs as the owner of the changes and the
+-- activations, so that the query API's role, which serves the console, may decide held changes without being
+-- able to write either table: it can neither rewrite a decision nor activate a rule set nobody approved.
+-- Answers 'decided', 'unknown', 'already-decided' or 'same-operator'.
+CREATE FUNCTION hc_decide_held_change(held bigint, approve boolean, operator text) RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp
+    AS $$
+DECLARE
+    change held_change%ROWTYPE;
+    stored smallint;
+BEGIN
+    SELECT * INTO change FROM held_change WHERE held_id = held FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'unknown';
+    ELSIF change.status <> 'held' THEN
+        RETURN 'already-decided';
+    ELSIF change.requested_by = operator OR coalesce(operator, '') = '' THEN
+        RETURN 'same-operator';
+    END IF;
+    UPDATE held_change
+    SET status = CASE WHEN approve THEN 'approved' ELSE 'rejected' END, decided_by = operator,
+        decided_at = now(), decided_role = session_user
+    WHERE held_id = held;
+    IF approve AND change.kind = 'rule-set' THEN
+        SELECT ref INTO stored FROM rule_set WHERE body = change.body;
+        IF stored IS NULL THEN
+            RAISE EXCEPTION 'held change %: its rule set file is not stored; approve it with healthcode approvals', held
+                USING ERRCODE = 'no_data_found';
+        END IF;
+        INSERT INTO rule_set_activation (rule_set, effective_from, activated_by)
+        VALUES (stored, coalesce(change.effective_from, now()),
+                change.requested_by || ', approved by ' || operator || ' (held change #' || held || ')');
+    END IF;
+    RETURN 'decided';
+END
+$$;
+REVOKE ALL ON FUNCTION hc_decide_held_change(bigint, boolean, text) FROM PUBLIC;
+GRANT SELECT ON rule_set TO hc_audit_owner;
+
 DO $$
 DECLARE
     superuser boolean := (SELECT rolsuper FROM pg_roles WHERE rolname = current_user);
@@ -21,10 +56,10 @@ BEGIN
     IF NOT superuser THEN
         EXECUTE format('GRANT hc_audit_owner TO %I', current_user);
     END IF;
+    ALTER FUNCTION hc_decide_held_change(bigint, boolean, text) OWNER TO hc_audit_owner;
+    GRANT EXECUTE ON FUNCTION hc_decide_held_change(bigint, boolean, text) TO hc_api;
+    EXECUTE format('GRANT EXECUTE ON FUNCTION hc_decide_held_change(bigint, boolean, text) TO %I', current_user);
     GRANT SELECT ON held_change TO hc_api;
-    GRANT UPDATE (status, decided_by, decided_at, decided_role) ON held_change TO hc_api;
-    GRANT INSERT ON rule_set_activation TO hc_api;
-    EXECUTE format('GRANT USAGE ON SEQUENCE %s TO hc_api', pg_get_serial_sequence('rule_set_activation', 'activation_id'));
     IF NOT superuser THEN
         EXECUTE format('REVOKE hc_audit_owner FROM %I', current_user);
     END IF;
