@@ -94,8 +94,7 @@ public struct ConsoleOperationsStore: ConsoleOperations {
     }
 
     public func proposal(_ id: Int64) async throws -> Proposal? {
-        try await HeldChangeStore(client: postgres, logger: logger).changes(includeDecided: true)
-            .first { $0.id == id }.map(Self.proposal)
+        try await HeldChangeStore(client: postgres, logger: logger).change(id).map(Self.proposal)
     }
 
     public func decide(_ id: Int64, approve: Bool, by analyst: String) async throws -> Proposal {

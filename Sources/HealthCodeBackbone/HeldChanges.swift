@@ -129,7 +129,7 @@ extension Backbone {
             logger: logger
         )
         _ = try await withServices([producer], logger: logger) { try await release.publishApproved() }
-        decided = try await store.changes(includeDecided: true).first { $0.id == id } ?? decided
+        decided = try await store.change(id) ?? decided
         return decided
     }
 }

@@ -126,38 +126,24 @@ public struct Console: Sendable {
         }
         let next = Self.safeNext(fields["next"])
         let key = fields["key"]?.trimmingCharacters(in: .whitespaces) ?? ""
-        let authenticated: Result<AnalystCredential, AccessDenied>
-        do {
-            authenticated = try await TransactionDeadline.run(work: "console sign-in", timeout: api.readTimeout) {
-                [api] in
-                try await api.analysts.authenticate(authorization: "Bearer " + key, purpose: fields["purpose"])
+        return try await databaseWork("console sign-in", reads: 1) {
+            switch try await api.analysts.authenticate(authorization: "Bearer " + key, purpose: fields["purpose"]) {
+            case .failure(let denied):
+                Self.signIns["refused"]?.increment()
+                let message =
+                    denied.code == "missing-purpose"
+                    ? "Declare the purpose of your reads (1 to 200 characters)."
+                    : "The analyst key is unknown or revoked."
+                return Self.page(Pages.signIn(problem: message, next: next), status: .unauthorized)
+            case .success(let credential):
+                let mayApprove = try await operations.mayApprove(analyst: credential.analyst)
+                let (token, _) = sessions.signIn(credential, mayApprove: mayApprove, now: now())
+                Self.signIns["accepted"]?.increment()
+                logger.info("console sign-in", metadata: ["analyst": "\(credential.analyst)"])
+                var response = Self.redirect(next ?? "/console/dashboard")
+                response.setCookie(sessionCookie(token, maxAge: Int(configuration.sessionLifetime.components.seconds)))
+                return response
             }
-        } catch let error as CancellationError {
-            throw error
-        } catch {
-            logger.error("console sign-in could not be checked", metadata: ["error": "\(type(of: error))"])
-            return Self.unavailable()
-        }
-        switch authenticated {
-        case .failure(let denied):
-            Self.signIns["refused"]?.increment()
-            let message =
-                denied.code == "missing-purpose"
-                ? "Declare the purpose of your reads (1 to 200 characters)."
-                : "The analyst key is unknown or revoked."
-            return Self.page(Pages.signIn(problem: message, next: next), status: .unauthorized)
-        case .success(let credential):
-            let mayApprove = try await databaseValue { try await operations.mayApprove(analyst: credential.analyst) }
-            let (token, _) = sessions.signIn(
-                credential,
-                mayApprove: mayApprove ?? false,
-                now: now()
-            )
-            Self.signIns["accepted"]?.increment()
-            logger.info("console sign-in", metadata: ["analyst": "\(credential.analyst)"])
-            var response = Self.redirect(next ?? "/console/dashboard")
-            response.setCookie(sessionCookie(token, maxAge: Int(configuration.sessionLifetime.components.seconds)))
-            return response
         }
     }
 
@@ -430,26 +416,18 @@ public struct Console: Sendable {
         guard let decision = fields["decision"], decision == "approve" || decision == "reject" else {
             return try await proposal(id, notice: nil, problem: "Choose approve or reject.", session: session)
         }
-        do {
-            _ = try await TransactionDeadline.run(work: "console decision", timeout: api.readTimeout * 5) {
-                [operations] in
-                try await operations.decide(id, approve: decision == "approve", by: session.analyst)
+        return try await databaseWork("console decision") {
+            do {
+                _ = try await operations.decide(id, approve: decision == "approve", by: session.analyst)
+            } catch let refusal as ProposalRefusal {
+                return try await proposal(id, notice: nil, problem: refusal.detail, session: session)
             }
-        } catch let refusal as ProposalRefusal {
-            return try await proposal(id, notice: nil, problem: refusal.detail, session: session)
-        } catch is TransactionTimeout {
-            return Self.unavailable()
-        } catch let error as CancellationError {
-            throw error
-        } catch {
-            logger.error("console decision failed", metadata: ["held": "\(id)", "error": "\(type(of: error))"])
-            return Self.unavailable()
+            logger.notice(
+                "held change decided in the console",
+                metadata: ["held": "\(id)", "decision": "\(decision)", "analyst": "\(session.analyst)"]
+            )
+            return Self.redirect("/console/proposals/\(id)?done=\(decision)")
         }
-        logger.notice(
-            "held change decided in the console",
-            metadata: ["held": "\(id)", "decision": "\(decision)", "analyst": "\(session.analyst)"]
-        )
-        return Self.redirect("/console/proposals/\(id)?done=\(decision)")
     }
 
     // MARK: Plumbing
@@ -476,26 +454,22 @@ public struct Console: Sendable {
         }
     }
 
-    /// Runs database work within the API's read timeout; a page saying so (503) when the database does not
-    /// answer in time or fails.
-    func databaseWork(_ work: @escaping @Sendable () async throws -> Response) async throws -> Response {
+    /// Runs `work` (`what` it does, for logs) within `reads` times the API's read timeout (a page may take a few
+    /// reads); a page saying so (503) when the database does not answer in time or fails.
+    func databaseWork(
+        _ what: String = "console read",
+        reads: Int = 5,
+        _ work: @escaping @Sendable () async throws -> Response
+    ) async throws -> Response {
         do {
-            return try await TransactionDeadline.run(work: "console read", timeout: api.readTimeout * 5, work)
+            return try await TransactionDeadline.run(work: what, timeout: api.readTimeout * reads, work)
         } catch is TransactionTimeout {
             return Self.unavailable()
         } catch let error as CancellationError {
             throw error
         } catch {
-            logger.error("console read failed", metadata: ["error": "\(type(of: error))"])
+            logger.error("\(what) failed", metadata: ["error": "\(type(of: error))"])
             return Self.unavailable()
-        }
-    }
-
-    func databaseValue<Value: Sendable>(_ work: @escaping @Sendable () async throws -> Value) async throws -> Value? {
-        do {
-            return try await TransactionDeadline.run(work: "console read", timeout: api.readTimeout, work)
-        } catch is TransactionTimeout {
-            return nil
         }
     }
 

@@ -358,15 +358,10 @@ enum Pages {
             <td>\(line.samples.map(personLink).joined(", "))</td></tr>
             """
         }
-        let after = CodeCensus(
-            area: nil,
-            green: impact.unchanged[.green, default: 0]
-                + impact.lines.filter { $0.transition.to == .green }.reduce(0) { $0 + $1.count },
-            yellow: impact.unchanged[.yellow, default: 0]
-                + impact.lines.filter { $0.transition.to == .yellow }.reduce(0) { $0 + $1.count },
-            red: impact.unchanged[.red, default: 0]
-                + impact.lines.filter { $0.transition.to == .red }.reduce(0) { $0 + $1.count }
-        )
+        // Everyone's colour under the change: who keeps theirs, and who moves to another.
+        var after = CodeCensus(area: nil)
+        for (status, count) in impact.unchanged { after[status] += count }
+        for (transition, count) in impact.byTransition { after[transition.to] += count }
         var decision: HTML = .empty
         if proposal.status == .held {
             if session.mayApprove {

@@ -88,6 +88,11 @@ public struct HeldChangeStore: Sendable {
         }
     }
 
+    /// Held change `id`, whatever its status; `nil` if there is none.
+    public func change(_ id: Int64) async throws -> HeldChange? {
+        try await Self.changes(client.query(Self.select(id: id), logger: logger)).first
+    }
+
     /// Held changes, oldest first; decided ones too with `includeDecided`.
     public func changes(includeDecided: Bool) async throws -> [HeldChange] {
         try await Self.changes(
