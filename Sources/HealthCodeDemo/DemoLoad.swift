@@ -66,6 +66,8 @@ public struct DemoLoad: Service {
     ///   - ready: returns once the gateway and the API accept requests.
     ///   - caughtUp: whether the projector has applied everything on Kafka.
     ///   - statusCounts: materialised codes by colour.
+    ///   Both probes are asked again while they fail, up to ``Configuration/projectionTimeout``; their errors'
+    ///   descriptions are logged, so they must not carry data.
     public init(
         configuration: Configuration,
         pseudonymizer: Pseudonymizer,
@@ -155,11 +157,30 @@ public struct DemoLoad: Service {
 
     private func waitForProjection() async throws {
         let deadline = ContinuousClock.now + configuration.projectionTimeout
-        while try await !caughtUp() {
+        while try await !probe("whether the projector has caught up", until: deadline, caughtUp) {
             guard ContinuousClock.now < deadline else {
                 throw DemoError(detail: "the projector did not catch up within \(configuration.projectionTimeout)")
             }
             try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+
+    /// A read-only probe, asked again (every 200 ms, with a warning) while it fails and `deadline` is ahead: a
+    /// probe that fails once (a connection the server closed, a statement cancelled on a busy machine) must not
+    /// end a load that succeeded. After the deadline its failure is the demo's.
+    private func probe<Answer: Sendable>(
+        _ question: String,
+        until deadline: ContinuousClock.Instant,
+        _ ask: @Sendable () async throws -> Answer
+    ) async throws -> Answer {
+        while true {
+            do {
+                return try await ask()
+            } catch {
+                guard ContinuousClock.now < deadline, !Task.isCancelled else { throw error }
+                logger.warning("could not tell \(question); asking again", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(200))
+            }
         }
     }
 
@@ -168,7 +189,11 @@ public struct DemoLoad: Service {
         report: GatewayPublisher.Report,
         projectionTime: Duration
     ) async throws {
-        let counts = try await statusCounts()
+        let counts = try await probe(
+            "the codes by colour",
+            until: ContinuousClock.now + configuration.projectionTimeout,
+            statusCounts
+        )
         let subject = pseudonymizer.pseudonym(of: DemoPopulation.rawIdentifier(0))
         let url = "\(configuration.apiURL)/v1/people/\(subject)/code"
         var request = HTTPClientRequest(url: url)

@@ -1,6 +1,8 @@
 import ArgumentParser
+import HealthCodePostgres
 import NIOCore
 import NIOPosix
+import PostgresNIO
 
 @main
 struct HealthCode: AsyncParsableCommand {
@@ -34,12 +36,43 @@ struct HealthCode: AsyncParsableCommand {
     )
 
     /// Runs the command; an HTTP-serving command first installs NIO's event loops as Swift
-    /// concurrency's executor (see ``ServesHTTPOnEventLoops``). Parsing twice is side-effect free.
+    /// concurrency's executor (see ``ServesHTTPOnEventLoops``). A PostgreSQL failure is told by its
+    /// SQLSTATE and the server's message (``SafeErrorDescription``), never by PostgresNIO's generic text.
     static func main() async {
-        if (try? parseAsRoot()) is any ServesHTTPOnEventLoops {
-            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        do {
+            var command = try parseAsRoot()
+            if command is any ServesHTTPOnEventLoops {
+                NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+            }
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: CommandFailure(error).reported)
         }
-        await main(nil)
+    }
+}
+
+/// A command's failure as the operator reads it: PostgreSQL errors by ``SafeErrorDescription`` (without the
+/// query, its values or the server's detail); any other error as it is, so that help, usage and exit codes
+/// keep their meaning.
+struct CommandFailure: Error, CustomStringConvertible {
+    let underlying: any Error
+
+    init(_ error: any Error) { underlying = error }
+
+    /// Runs `body`, its failure described safely (for a caller that logs it).
+    static func describingSafely<Answer>(_ body: () async throws -> Answer) async throws -> Answer {
+        do { return try await body() } catch { throw CommandFailure(error).reported }
+    }
+
+    var description: String { SafeErrorDescription(underlying).description }
+
+    /// The error that `exit(withError:)` should see.
+    var reported: any Error {
+        underlying is PSQLError || underlying is PostgresTransactionError ? self : underlying
     }
 }
 

@@ -180,15 +180,21 @@ struct UpCommand: AsyncParsableCommand {
             client: HTTPClient.shared,
             ready: { await started.wait() },
             caughtUp: {
-                try await Projector.caughtUp(
-                    topic: topic.topic,
-                    partitions: topic.partitions,
-                    group: projectorConfiguration.group,
-                    consumer: consumer,
-                    storage: storage
-                )
+                try await CommandFailure.describingSafely {
+                    try await Projector.caughtUp(
+                        topic: topic.topic,
+                        partitions: topic.partitions,
+                        group: projectorConfiguration.group,
+                        consumer: consumer,
+                        storage: storage
+                    )
+                }
             },
-            statusCounts: { try await CodeStore(client: apiClient, logger: logger).statusCounts() },
+            statusCounts: {
+                try await CommandFailure.describingSafely {
+                    try await CodeStore(client: apiClient, logger: logger).statusCounts()
+                }
+            },
             now: Instant.now,
             logger: logger
         )
