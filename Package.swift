@@ -102,6 +102,19 @@ let package = Package(
             swiftSettings: strictSwift,
             plugins: ["EmbedOpenAPI"]
         ),
+        // Ingest processor: publishers' inbound Kafka topics → the gateway's rules → the events topic, exactly once.
+        .target(
+            name: "HealthCodeInbound",
+            dependencies: [
+                "HealthCodeCore",
+                "HealthCodeGateway",
+                "HealthCodeKafka",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
         // Projector: Kafka → per-person state and codes in PostgreSQL, exactly once.
         .target(
             name: "HealthCodeProjector",
@@ -170,6 +183,7 @@ let package = Package(
                 "HealthCodeKafka",
                 "HealthCodePostgres",
                 "HealthCodeGateway",
+                "HealthCodeInbound",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
                 "HealthCodeConsole",
@@ -217,6 +231,7 @@ let package = Package(
                 "HealthCodeKafka",
                 "HealthCodePostgres",
                 "HealthCodeGateway",
+                "HealthCodeInbound",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
                 "HealthCodeBackbone",
@@ -327,6 +342,7 @@ let package = Package(
                 "HealthCodeKafka",
                 "HealthCodePostgres",
                 "HealthCodeGateway",
+                "HealthCodeInbound",
                 "HealthCodeProjector",
                 "HealthCodeAPI",
                 "HealthCodeBackbone",

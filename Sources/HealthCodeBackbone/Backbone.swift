@@ -2,6 +2,7 @@ import HealthCodeAPI
 import HealthCodeConsole
 import HealthCodeCore
 import HealthCodeGateway
+import HealthCodeInbound
 import HealthCodeKafka
 import HealthCodePostgres
 import HealthCodeProjector
@@ -511,4 +512,30 @@ public struct EvidenceError: Error, CustomStringConvertible {
     public var code: String
     public var detail: String
     public var description: String { "\(code): \(detail)" }
+}
+
+extension InboundCheckpointStore: InboundCheckpoints {
+    public func checkpoints(of topics: [String]) async throws -> [InboundPartition: InboundCheckpoint] {
+        var result: [InboundPartition: InboundCheckpoint] = [:]
+        for row in try await rows(of: topics) {
+            result[InboundPartition(topic: row.topic, partition: row.partition)] = InboundCheckpoint(
+                nextOffset: row.nextOffset,
+                outputEnds: row.outputEnds
+            )
+        }
+        return result
+    }
+
+    public func save(_ checkpoints: [InboundPartition: InboundCheckpoint]) async throws {
+        try await save(
+            checkpoints.sorted { $0.key < $1.key }.map {
+                Row(
+                    topic: $0.key.topic,
+                    partition: $0.key.partition,
+                    nextOffset: $0.value.nextOffset,
+                    outputEnds: $0.value.outputEnds
+                )
+            }
+        )
+    }
 }

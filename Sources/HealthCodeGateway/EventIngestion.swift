@@ -70,11 +70,24 @@ public struct EventIngestion: Sendable {
         if case .reject(let retryAfter) = rateLimits.take(batch.items.count, for: publisher) {
             return .rateLimited(retryAfter: retryAfter)
         }
+        return .processed(await ingest(batch.items, from: publisher, into: log))
+    }
+
+    /// Ingests events already decoded, one result per item in order, appending the valid ones to `log`: every
+    /// rule of the HTTP path (scopes, clock, pseudonym, `recordedtime`, the duplicate rule, retractions, held
+    /// overrides and designations) except the rate limit. The Kafka-native path calls it with its own log (each
+    /// ``EventRecord/item`` tells which item a record comes from); a topic is read at the reader's pace, so it
+    /// needs no rate limit.
+    public func ingest(
+        _ items: [Result<CloudEvent, EventValidationError>],
+        from publisher: Publisher,
+        into log: any EventLog
+    ) async -> [EventResult] {
         let recordedTime = now()
         let latestTime = recordedTime + configuration.maximumClockSkew
-        var results = [EventResult?](repeating: nil, count: batch.items.count)
+        var results = [EventResult?](repeating: nil, count: items.count)
         var candidates: [(index: Int, event: CloudEvent)] = []
-        for (index, item) in batch.items.enumerated() {
+        for (index, item) in items.enumerated() {
             switch item {
             case .failure(var error):
                 error.eventIndex = index
@@ -148,13 +161,13 @@ public struct EventIngestion: Sendable {
                 results[index] = held
                 continue
             }
-            records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
+            records.append(EventRecord(key: event.subject, value: event.jsonBytes(), item: index))
             recordIndices.append(index)
             recordKeys.append(key)
             results[index] = EventResult(index: index, id: event.id, status: .accepted)
         }
         for (index, key, event) in await admitOverrides(overrides, from: publisher, at: recordedTime, into: &results) {
-            records.append(EventRecord(key: event.subject, value: event.jsonBytes()))
+            records.append(EventRecord(key: event.subject, value: event.jsonBytes(), item: index))
             recordIndices.append(index)
             recordKeys.append(key)
         }
@@ -177,7 +190,7 @@ public struct EventIngestion: Sendable {
         }
         let final = results.map { $0! }
         count(final, publisher: publisher)
-        return .processed(final)
+        return final
     }
 
     /// Checks a publisher's overrides against its officers and quotas (``ReviewOffices``): answers the

@@ -16,10 +16,13 @@ public protocol EventLog: Sendable {
 public struct EventRecord: Sendable {
     public var key: String
     public var value: [UInt8]
+    /// Which item of the ingested batch it is (``EventIngestion/ingest(_:from:into:)``); 0 when not from a batch.
+    public var item: Int
 
-    public init(key: String, value: [UInt8]) {
+    public init(key: String, value: [UInt8], item: Int = 0) {
         self.key = key
         self.value = value
+        self.item = item
     }
 }
 

@@ -23,9 +23,9 @@ public struct PublisherStore: Sendable {
         let rows = try await client.query(
             """
             INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types,
-                events_per_second, burst_events)
+                events_per_second, burst_events, inbound_topic)
             VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes),
-                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents))
+                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents), \(publisher.inboundTopic))
             ON CONFLICT (publisher_id) DO NOTHING
             RETURNING publisher_id
             """,
@@ -46,10 +46,10 @@ public struct PublisherStore: Sendable {
         try await client.query(
             """
             INSERT INTO publisher (publisher_id, credential, public_key_pem, api_key_sha256, event_types,
-                events_per_second, burst_events)
+                events_per_second, burst_events, inbound_topic)
             VALUES (\(publisher.id), \(kind), \(pem), \(hash), \(publisher.eventTypes),
-                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents))
-            ON CONFLICT (publisher_id) DO UPDATE SET credential = excluded.credential,
+                \(publisher.rateLimit?.eventsPerSecond), \(publisher.rateLimit?.burstEvents), \(publisher.inboundTopic))
+            ON CONFLICT (publisher_id) DO UPDATE SET credential = excluded.credential, inbound_topic = excluded.inbound_topic,
                 public_key_pem = excluded.public_key_pem, api_key_sha256 = excluded.api_key_sha256,
                 event_types = excluded.event_types, events_per_second = excluded.events_per_second,
                 burst_events = excluded.burst_events, revoked_at = NULL
@@ -76,14 +76,14 @@ public struct PublisherStore: Sendable {
         let rows = try await client.query(
             """
             SELECT publisher_id, credential, public_key_pem, api_key_sha256, event_types, events_per_second,
-                burst_events, hc_micros(revoked_at)
+                burst_events, hc_micros(revoked_at), inbound_topic
             FROM publisher ORDER BY publisher_id
             """,
             logger: logger
         )
         var publishers: [PublisherRecord] = []
-        for try await (id, kind, pem, hash, types, rate, burst, revokedAt) in rows.decode(
-            (String, String, String?, String?, [String], Int32?, Int32?, Int64?).self
+        for try await (id, kind, pem, hash, types, rate, burst, revokedAt, inboundTopic) in rows.decode(
+            (String, String, String?, String?, [String], Int32?, Int32?, Int64?, String?).self
         ) {
             let credential: PublisherRecord.Credential =
                 kind == "es256" ? .es256PublicKey(pem: pem ?? "") : .apiKeyHash(sha256Hex: hash ?? "")
@@ -95,7 +95,8 @@ public struct PublisherStore: Sendable {
                     rateLimit: rate.flatMap { rate in
                         burst.map { PublisherRateLimit(eventsPerSecond: Int(rate), burstEvents: Int($0)) }
                     },
-                    revokedAt: revokedAt.map(Instant.init(microsecondsSinceEpoch:))
+                    revokedAt: revokedAt.map(Instant.init(microsecondsSinceEpoch:)),
+                    inboundTopic: inboundTopic
                 )
             )
         }

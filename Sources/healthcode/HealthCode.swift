@@ -12,6 +12,7 @@ struct HealthCode: AsyncParsableCommand {
         subcommands: [
             UpCommand.self,
             GatewayCommand.self,
+            IngestProcessorCommand.self,
             ProjectorCommand.self,
             APICommand.self,
             SetupCommand.self,

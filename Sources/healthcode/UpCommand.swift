@@ -6,6 +6,7 @@ import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeDemo
 import HealthCodeGateway
+import HealthCodeInbound
 import HealthCodePostgres
 import HealthCodeProjector
 import Logging
@@ -26,6 +27,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var kafka: KafkaOptions
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var inbound: InboundOptions
     @OptionGroup var http: HTTPOptions
     @OptionGroup var api: APIOptions
     @OptionGroup var console: ConsoleOptions
@@ -149,6 +151,16 @@ struct UpCommand: AsyncParsableCommand {
             onServerRunning: { _ in started.ready() },
             logger: logger
         )
+        // The ingest processor reads the inbound topics of publishers registered with --kafka; with none, it
+        // only looks again every --inbound-refresh-seconds.
+        let inboundServices = try Inbound.build(
+            configuration: inbound.configuration(topic: topic),
+            gateway: gatewayConfiguration,
+            pseudonymizer: pseudonymizer,
+            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: ruleSet, logger: logger),
+            checkpoints: InboundCheckpointStore(client: gatewayClient, logger: logger),
+            logger: logger
+        )
         let apiServices = try await Backbone.queryAPI(
             configuration: api.configuration(timeouts: http.timeouts),
             postgres: apiClient,
@@ -209,7 +221,7 @@ struct UpCommand: AsyncParsableCommand {
         )
         let services: [any Service] =
             [projectorClient, gatewayClient, apiClient] + projection.services + [operations] + gatewayServices
-            + apiServices.services
+            + inboundServices + apiServices.services
         // The demo ending (after its summary with --exit-after-summary, or failing) stops the others
         // gracefully: requests finish, connections close, nothing is cancelled mid-write.
         let demoService = ServiceGroupConfiguration.ServiceConfiguration(

@@ -1,0 +1,290 @@
+import HealthCodeCore
+import HealthCodeGateway
+import HealthCodeKafka
+import Logging
+import Metrics
+import ServiceLifecycle
+
+/// Reads every publisher's inbound topic (``InboundTopic``) and applies to each message exactly what the HTTP
+/// gateway applies (``EventIngestion``, the same code): the contract, the publisher's source and type scopes,
+/// the pseudonym, `recordedtime` and the duplicate rule. A valid event goes to the events topic keyed by its
+/// pseudonym; anything else to the publisher's rejects topic with the reasons. Each inbound message yields
+/// exactly one output, whatever stops the processor (``IngestProcessorConfiguration/Delivery``).
+///
+/// One inbound message holds one event (structured-mode CloudEvents JSON); the partitions are assigned to this
+/// processor directly (no consumer group: positions are its own), so run one processor per deployment.
+public struct IngestProcessor: Service {
+    private let configuration: IngestProcessorConfiguration
+    private let ingestion: EventIngestion
+    private let publishers: any PublisherDirectory
+    private let checkpoints: any InboundCheckpoints
+    private let admin: KafkaAdmin
+    private let producer: KafkaProducer
+    private let consumerConfiguration: KafkaConsumerConfiguration
+    private let logger: Logger
+    private let eventsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "event")])
+    private let rejectsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "reject")])
+    private let skippedCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "already")])
+    private let restartCounter = Counter(label: "hc_inbound_restarts_total")
+
+    init(
+        configuration: IngestProcessorConfiguration,
+        ingestion: EventIngestion,
+        publishers: any PublisherDirectory,
+        checkpoints: any InboundCheckpoints,
+        admin: KafkaAdmin,
+        producer: KafkaProducer,
+        consumerConfiguration: KafkaConsumerConfiguration,
+        logger: Logger
+    ) {
+        self.configuration = configuration
+        self.ingestion = ingestion
+        self.publishers = publishers
+        self.checkpoints = checkpoints
+        self.admin = admin
+        self.producer = producer
+        self.consumerConfiguration = consumerConfiguration
+        self.logger = logger
+    }
+
+    /// Runs sessions until graceful shutdown: each reads the publishers, recovers its position and processes
+    /// until the publishers change or something fails; then the next one starts from the checkpoints again.
+    public func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                try await cancelWhenGracefulShutdown { try await session() }
+            } catch is PublishersChanged {
+                continue
+            } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                restartCounter.increment()
+                logger.error(
+                    "ingest processor stopped; starting again from its checkpoints",
+                    metadata: ["error": "\(error)"]
+                )
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: configuration.retryDelay) }
+            }
+        }
+    }
+
+    /// The publishers that produce to Kafka, by inbound topic.
+    private func inboundPublishers() async throws -> [String: Publisher] {
+        var byTopic: [String: Publisher] = [:]
+        for record in try await publishers.publishers() where record.revokedAt == nil {
+            guard let topic = record.inboundTopic else { continue }
+            byTopic[topic] = Publisher(id: record.id, eventTypes: Set(record.eventTypes), rateLimit: record.rateLimit)
+        }
+        return byTopic
+    }
+
+    private func session() async throws {
+        let publishers = try await inboundPublishers()
+        guard !publishers.isEmpty else {
+            try await Task.sleep(for: configuration.refreshInterval)
+            return
+        }
+        let topics = publishers.keys.sorted()
+        try await InboundTopics(admin: admin, configuration: configuration).ensure(inbound: topics)
+        let described = try await admin.describeTopics(
+            topics + topics.map(InboundTopic.rejects(ofInbound:)) + [configuration.eventsTopic]
+        )
+        let partitionCounts = Dictionary(described.map { ($0.name, $0.partitions.count) }) { first, _ in first }
+        func partitions(of topic: String) -> [KafkaTopicPartition] {
+            (0..<Int32(partitionCounts[topic] ?? 0)).map { KafkaTopicPartition(topic: topic, partition: $0) }
+        }
+        func outputs(of inbound: String) -> [KafkaTopicPartition] {
+            partitions(of: configuration.eventsTopic) + partitions(of: InboundTopic.rejects(ofInbound: inbound))
+        }
+        let inboundPartitions = topics.flatMap(partitions(of:))
+
+        // Partitions never checkpointed get a checkpoint before anything of them is processed: their outputs
+        // will lie after today's ends (a lower bound is enough: ListOffsets may lag, never lead).
+        var stored = try await checkpoints.checkpoints(of: topics)
+        let fresh = inboundPartitions.filter { stored[InboundPartition($0)] == nil }
+        if !fresh.isEmpty {
+            let asked = fresh + Set(fresh.map(\.topic)).flatMap(outputs(of:))
+            let watermarks = try await withConsumer { consumer in try await consumer.watermarks(for: asked) }
+            var initial: [InboundPartition: InboundCheckpoint] = [:]
+            for partition in fresh {
+                var ends: [String: [Int32: Int64]] = [:]
+                for output in outputs(of: partition.topic) {
+                    ends[output.topic, default: [:]][output.partition] = watermarks[output]?.high ?? 0
+                }
+                initial[InboundPartition(partition)] = InboundCheckpoint(
+                    nextOffset: watermarks[partition]?.low ?? 0,
+                    outputEnds: ends
+                )
+            }
+            try await checkpoints.save(initial)
+            stored = try await checkpoints.checkpoints(of: topics)
+        }
+
+        // What was written after the checkpoints is found in the outputs themselves.
+        var starts: [KafkaTopicPartition: Int64] = [:]
+        for (_, checkpoint) in stored {
+            for (topic, ends) in checkpoint.outputEnds {
+                for (partition, end) in ends {
+                    let key = KafkaTopicPartition(topic: topic, partition: partition)
+                    starts[key] = min(starts[key] ?? end, end)
+                }
+            }
+        }
+        let scanned = starts
+        let found = try await withConsumer { consumer in
+            try await OutputScan(consumer: consumer, logger: logger).scan(from: scanned)
+        }
+        let already = found.origins.filter { origin in
+            origin.offset >= (stored[origin.partition]?.nextOffset ?? .max)
+        }
+        if !already.isEmpty {
+            logger.notice(
+                "outputs written but not checkpointed before the last stop are not written again",
+                metadata: ["messages": "\(already.count)"]
+            )
+        }
+        let ends = OutputEnds(found.ends)
+        let resumed = stored.mapValues(\.nextOffset)
+        logger.info(
+            "ingest processor reading inbound topics",
+            metadata: ["topics": "\(topics.joined(separator: ","))", "partitions": "\(inboundPartitions.count)"]
+        )
+        try await withConsumer { consumer in
+            try consumer.assign(
+                Dictionary(
+                    uniqueKeysWithValues: inboundPartitions.map {
+                        ($0, KafkaOffset.offset(resumed[InboundPartition($0)] ?? 0))
+                    }
+                )
+            )
+            try await withThrowingTaskGroup { group in
+                group.addTask {
+                    do {
+                        try await watchPublishers(topics: topics)
+                    } catch {
+                        consumer.close()  // ends the batches below
+                        throw error
+                    }
+                }
+                group.addTask {
+                    var next = resumed
+                    for try await batch in consumer.batches {
+                        let partition = InboundPartition(batch.topicPartition)
+                        guard let publisher = publishers[batch.topic], let expected = next[partition] else { continue }
+                        let messages = batch.filter { $0.offset >= expected }
+                        guard !messages.isEmpty else { continue }
+                        try await process(
+                            messages,
+                            of: partition,
+                            from: publisher,
+                            skipping: already,
+                            ends: ends
+                        )
+                        let checkpoint = InboundCheckpoint(
+                            nextOffset: batch.nextOffset,
+                            outputEnds: ends.snapshot(of: [
+                                configuration.eventsTopic, InboundTopic.rejects(ofInbound: partition.topic),
+                            ])
+                        )
+                        try await checkpoints.save([partition: checkpoint])
+                        next[partition] = batch.nextOffset
+                    }
+                }
+                try await group.next()
+                consumer.close()
+                group.cancelAll()
+            }
+        }
+    }
+
+    /// Ingests one batch's messages and writes their outputs; throws unless every output was acknowledged.
+    private func process(
+        _ messages: [KafkaMessage],
+        of partition: InboundPartition,
+        from publisher: Publisher,
+        skipping already: Set<InboundOrigin>,
+        ends: OutputEnds
+    ) async throws {
+        var origins: [InboundOrigin] = []
+        var items: [Result<CloudEvent, EventValidationError>] = []
+        for message in messages {
+            let origin = InboundOrigin(partition: partition, offset: message.offset)
+            if already.contains(origin) {
+                skippedCounter.increment()
+                continue
+            }
+            origins.append(origin)
+            items.append(Result { () throws(EventValidationError) in try EventDecoder.decode(message.value) })
+        }
+        guard !items.isEmpty else { return }
+        let send: @Sendable ([KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] = {
+            [producer] messages in
+            let results = await producer.sendReportingEach(messages)
+            ends.record(results.compactMap { try? $0.get() })
+            return results
+        }
+        let outputs = BatchOutputs(
+            eventsTopic: configuration.eventsTopic,
+            origins: origins,
+            send: send,
+            isWriting: producer.isSending
+        )
+        let results = await ingestion.ingest(items, from: publisher, into: outputs)
+        let rejectsTopic = InboundTopic.rejects(ofInbound: partition.topic)
+        var rejects: [KafkaOutgoingMessage] = []
+        var failed = 0
+        for (result, origin) in zip(results, origins) {
+            if result.status == .failed {
+                failed += 1
+            } else if InboundReject.isReported(result.status) {
+                rejects.append(InboundReject.message(for: result, origin: origin, topic: rejectsTopic))
+            }
+        }
+        let rejectFailures = await send(rejects).count { (try? $0.get()) == nil }
+        eventsCounter.increment(by: results.count { $0.status == .accepted })
+        rejectsCounter.increment(by: rejects.count - rejectFailures)
+        guard failed == 0, rejectFailures == 0 else {
+            throw InboundProcessingError(
+                code: "output-not-acknowledged",
+                context: "\(partition) from offset \(messages[0].offset): \(failed + rejectFailures) outputs failed"
+            )
+        }
+    }
+
+    /// Returns (ending the session) once the set of inbound topics differs from `topics`.
+    private func watchPublishers(topics: [String]) async throws {
+        while true {
+            try await Task.sleep(for: configuration.refreshInterval)
+            guard let current = try? await inboundPublishers() else { continue }
+            if current.keys.sorted() != topics { throw PublishersChanged() }
+        }
+    }
+
+    /// Runs `body` with a consumer of its own, closed after.
+    private func withConsumer<Result: Sendable>(
+        _ body: @Sendable (KafkaConsumer) async throws -> Result
+    ) async throws -> Result {
+        let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
+        return try await withThrowingTaskGroup { group in
+            group.addTask { try await consumer.run() }
+            defer { consumer.close() }
+            let result = try await body(consumer)
+            consumer.close()
+            try await group.waitForAll()
+            return result
+        }
+    }
+}
+
+/// The publishers with inbound topics changed: the session ends and the next one reads the new set.
+struct PublishersChanged: Error {}
+
+/// The processor could not complete a batch; it starts again from its checkpoints.
+public struct InboundProcessingError: Error, CustomStringConvertible {
+    public var code: String
+    public var context: String
+    public var description: String { "\(code): \(context)" }
+}
+
+extension InboundPartition {
+    init(_ partition: KafkaTopicPartition) { self.init(topic: partition.topic, partition: partition.partition) }
+}

@@ -1,0 +1,108 @@
+import ArgumentParser
+import HealthCodeBackbone
+import HealthCodeCore
+import HealthCodeGateway
+import HealthCodeInbound
+import HealthCodePostgres
+import Logging
+import PostgresNIO
+
+/// The ingest processor's settings from flags and environment (``IngestProcessorConfiguration``).
+struct InboundOptions: ParsableArguments {
+    @Option(
+        name: .customLong("inbound-partitions"),
+        help: "Partitions of each inbound and rejects topic it creates (HC_INBOUND_PARTITIONS)."
+    )
+    var partitions: Int = Env.int("HC_INBOUND_PARTITIONS", IngestProcessorConfiguration().inboundPartitions)
+    @Option(
+        name: .customLong("inbound-retention-hours"),
+        help: "Retention of the inbound and rejects topics it creates, in hours (HC_INBOUND_RETENTION_HOURS)."
+    )
+    var retentionHours: Int = Env.int(
+        "HC_INBOUND_RETENTION_HOURS",
+        Int(IngestProcessorConfiguration().inboundRetention.components.seconds / 3600)
+    )
+    @Option(
+        name: .customLong("inbound-refresh-seconds"),
+        help: "How often the publishers with inbound topics are read again (HC_INBOUND_REFRESH_SECONDS)."
+    )
+    var refreshSeconds: Int = Env.int(
+        "HC_INBOUND_REFRESH_SECONDS",
+        Int(IngestProcessorConfiguration().refreshInterval.components.seconds)
+    )
+    @Option(
+        name: .customLong("inbound-batch"),
+        help: "Most messages of one inbound partition processed at once (HC_INBOUND_BATCH)."
+    )
+    var batch: Int = Env.int("HC_INBOUND_BATCH", IngestProcessorConfiguration().batchMessages)
+
+    func validate() throws {
+        do { try configuration(topic: EventTopicConfiguration()).validate() } catch {
+            throw error.flagError(Self.flags)
+        }
+    }
+
+    static let flags = [
+        "inboundPartitions": "--inbound-partitions", "inboundRetention": "--inbound-retention-hours",
+        "refreshInterval": "--inbound-refresh-seconds", "batchMessages": "--inbound-batch",
+    ]
+
+    func configuration(topic: EventTopicConfiguration) -> IngestProcessorConfiguration {
+        var configuration = IngestProcessorConfiguration()
+        configuration.bootstrapServers = topic.bootstrapServers
+        configuration.eventsTopic = topic.topic
+        configuration.inboundPartitions = partitions
+        configuration.inboundRetention = .seconds(Int64(retentionHours) * 3600)
+        configuration.refreshInterval = .seconds(Int64(refreshSeconds))
+        configuration.batchMessages = batch
+        return configuration
+    }
+}
+
+struct IngestProcessorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest-processor",
+        abstract:
+            "Run the ingest processor: publishers' inbound Kafka topics → the gateway's rules → the events topic.",
+        discussion: """
+            Reads the inbound topic of every publisher registered with --kafka (healthcode publishers add), applies \
+            exactly what the HTTP gateway applies (contract, the publisher's source and types, pseudonym, \
+            recordedtime, duplicates) and writes each valid event to the events topic and everything else, with \
+            its reasons, to the publisher's rejects topic: each inbound message once (docs/INBOUND.md). Run one \
+            per deployment.
+            """
+    )
+
+    @OptionGroup var kafka: KafkaOptions
+    @OptionGroup var inbound: InboundOptions
+    @OptionGroup var gateway: GatewayOptions
+    @OptionGroup var rules: RulesOptions
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var pseudonym: PseudonymOptions
+    @OptionGroup var logging: LoggingOptions
+    @OptionGroup var shutdown: ShutdownOptions
+
+    func run() async throws {
+        _ = Observability.bootstrap(level: logging.level)
+        let logger = Logger(label: "healthcode.ingest-processor")
+        let client = PostgresClient(
+            configuration: postgres.configuration(for: .gateway).clientConfiguration(),
+            backgroundLogger: logger
+        )
+        let gatewayConfiguration = gateway.configuration(topic: kafka.configuration)
+        let services = try Inbound.build(
+            configuration: inbound.configuration(topic: kafka.configuration),
+            gateway: gatewayConfiguration,
+            pseudonymizer: try pseudonym.pseudonymizer(),
+            stores: .postgres(
+                client,
+                configuration: gatewayConfiguration,
+                ruleSet: try rules.ruleSet(),
+                logger: logger
+            ),
+            checkpoints: InboundCheckpointStore(client: client, logger: logger),
+            logger: logger
+        )
+        try await runServiceGroup(([client] + services).map { .init(service: $0) }, shutdown: shutdown, logger: logger)
+    }
+}
