@@ -140,6 +140,49 @@ public final class KafkaConsumer: Service, Sendable {
         try await perform(.fetchedWatermarks(partitions))
     }
 
+    /// The consumer group's committed offsets of `partitions` (the offset of the next message to read in
+    /// each), as the group coordinator holds them; a partition without a committed offset is absent.
+    ///
+    /// With `isolation.level=read_committed` (librdkafka's default) offsets that an open transaction is
+    /// committing are waited for (up to `timeout`), so the answer is stable. Asks through a short-lived
+    /// client of its own, created from this consumer's configuration on a dedicated thread: it works
+    /// whether or not the consumer runs, and never holds up its poll thread. Needs
+    /// ``KafkaConsumerConfiguration/groupID``.
+    public func committedOffsets(
+        of partitions: [KafkaTopicPartition],
+        timeout: Duration
+    ) async throws(KafkaError) -> [KafkaTopicPartition: Int64] {
+        guard configuration.groupID != nil else {
+            throw KafkaError(code: .configuration, isRetriable: false, reason: "committed offsets need a groupID")
+        }
+        guard !partitions.isEmpty else { return [:] }
+        let properties = properties.merging(["statistics.interval.ms": "0"]) { _, new in new }
+        let logger = logger
+        let milliseconds = Int32(timeout.milliseconds)
+        return try await BlockingThread.run(name: "kafka-committed-offsets") {
+            () throws(KafkaError) -> [KafkaTopicPartition: Int64] in
+            let client = try RDKafkaClient.make(
+                type: RD_KAFKA_CONSUMER,
+                properties: properties,
+                context: RDKafkaContext(logger: logger, statistics: nil)
+            )
+            // It never joined the group: nothing to leave.
+            defer { client.destroy(flags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) }
+            let list = RDKafkaPartitionList(partitions.map { ($0, KafkaOffset.committed.rawValue) })
+            let error = rd_kafka_committed(client.pointer, list.pointer, milliseconds)
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .query, rdkafka: error) }
+            if case .failure(let error) = Self.firstError(in: list) { throw error }
+            var offsets: [KafkaTopicPartition: Int64] = [:]
+            for index in 0..<Int(list.pointer.pointee.cnt) {
+                let element = list.pointer.pointee.elems[index]
+                guard element.offset >= 0 else { continue }
+                offsets[KafkaTopicPartition(topic: String(cString: element.topic), partition: element.partition)] =
+                    element.offset
+            }
+            return offsets
+        }
+    }
+
     /// Per assigned partition, the messages after the last delivered batch, as of the high watermark
     /// seen by the latest fetch. Partitions with no position or watermark yet are absent.
     public func lag() -> [KafkaTopicPartition: Int64] {

@@ -3,13 +3,16 @@ import CRdkafka
 /// An error of the Kafka layer: what failed, where (topic and partition when known), librdkafka's
 /// error code and name when librdkafka reported it, and whether retrying the same operation can help.
 ///
+/// Errors of a ``KafkaTransactionalProducer`` also tell whether the transaction must be aborted
+/// (``requiresAbort``) or the producer replaced (``isFatal``).
+///
 /// Descriptions never contain message payloads or keys.
 public struct KafkaError: Error, Sendable, CustomStringConvertible {
     /// What kind of operation failed.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Value: String, Hashable, Sendable {
             case configuration, delivery, enqueue, consumption, rebalance, admin, metadata, query, closed,
-                cancelled, mockCluster, fatal
+                cancelled, mockCluster, fatal, transaction
         }
         private let value: Value
 
@@ -38,6 +41,11 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         /// The producer hit a fatal error (idempotence broken, producer fenced) and is being rebuilt;
         /// sending again after a moment succeeds (the message may then be written twice).
         public static let fatal = Code(value: .fatal)
+        /// A call of a ``KafkaTransactionalProducer`` (initialize, begin, send offsets, commit, abort) failed:
+        /// ``KafkaError/isRetriable`` tells whether making the same call again can help,
+        /// ``KafkaError/requiresAbort`` that the transaction must be aborted, ``KafkaError/isFatal`` that
+        /// the producer must be closed and a new one created.
+        public static let transaction = Code(value: .transaction)
 
         public var description: String { value.rawValue }
     }
@@ -57,6 +65,17 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
     public var topic: String?
     /// The partition concerned, when known.
     public var partition: Int32?
+    /// Whether the client that reported the error can no longer be used: close it and create a new one.
+    ///
+    /// A transactional producer is fatally failed when a newer producer with the same transactional id
+    /// fenced it (``rdkafkaName`` `_FENCED`) or its idempotence guarantee broke; its open transaction is
+    /// aborted by the broker. (``KafkaProducer`` replaces its client itself and reports such sends with
+    /// ``Code-swift.struct/fatal`` instead.)
+    public var isFatal: Bool
+    /// Whether the current transaction has failed and must be aborted
+    /// (``KafkaTransactionalProducer/abortTransaction(timeout:)``) before a new one begins; then the
+    /// whole transaction can be done again.
+    public var requiresAbort: Bool
 
     /// Creates an error.
     public init(
@@ -65,7 +84,9 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         reason: String,
         rdkafkaCode: Int32? = nil,
         topic: String? = nil,
-        partition: Int32? = nil
+        partition: Int32? = nil,
+        isFatal: Bool = false,
+        requiresAbort: Bool = false
     ) {
         self.code = code
         self.isRetriable = isRetriable
@@ -73,6 +94,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         self.rdkafkaCode = rdkafkaCode
         self.topic = topic
         self.partition = partition
+        self.isFatal = isFatal
+        self.requiresAbort = requiresAbort
     }
 
     /// librdkafka's symbolic name of ``rdkafkaCode`` (for example `_MSG_TIMED_OUT`), when known.
@@ -89,6 +112,8 @@ public struct KafkaError: Error, Sendable, CustomStringConvertible {
         text += ": \(reason)"
         if let rdkafkaName { text += " [\(rdkafkaName)]" }
         text += isRetriable ? " (retriable)" : " (not retriable)"
+        if requiresAbort { text += " (requires abort)" }
+        if isFatal { text += " (fatal)" }
         return text
     }
 }
@@ -117,6 +142,24 @@ extension KafkaError {
             rdkafkaCode: rdkafkaCode.rawValue,
             topic: topic,
             partition: partition
+        )
+    }
+
+    /// An error from an `rd_kafka_error_t` of the transactional API, which it destroys: retriable, fatal
+    /// and abortable exactly as librdkafka flags it. Retriability is not widened from the code as
+    /// ``init(code:consuming:)`` does: a `REQUEST_TIMED_OUT` answer to EndTxn, for example, fails the
+    /// transaction (it must be aborted), and calling commit again would not help.
+    init(code: Code, transactional error: OpaquePointer, topic: String? = nil, partition: Int32? = nil) {
+        defer { rd_kafka_error_destroy(error) }
+        self.init(
+            code: code,
+            isRetriable: rd_kafka_error_is_retriable(error) != 0,
+            reason: String(cString: rd_kafka_error_string(error)),
+            rdkafkaCode: rd_kafka_error_code(error).rawValue,
+            topic: topic,
+            partition: partition,
+            isFatal: rd_kafka_error_is_fatal(error) != 0,
+            requiresAbort: rd_kafka_error_txn_requires_abort(error) != 0
         )
     }
 

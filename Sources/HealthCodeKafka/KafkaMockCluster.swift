@@ -29,6 +29,14 @@ public final class KafkaMockCluster: @unchecked Sendable {
         public static let syncGroup = RequestType(apiKey: 14)
         /// InitProducerId.
         public static let initProducerID = RequestType(apiKey: 22)
+        /// AddPartitionsToTxn: a transactional producer registers a partition it writes to.
+        public static let addPartitionsToTxn = RequestType(apiKey: 24)
+        /// AddOffsetsToTxn: a transactional producer registers the consumer group whose offsets it commits.
+        public static let addOffsetsToTxn = RequestType(apiKey: 25)
+        /// EndTxn: commits or aborts a transaction.
+        public static let endTxn = RequestType(apiKey: 26)
+        /// TxnOffsetCommit: a transactional producer commits a group's offsets inside its transaction.
+        public static let txnOffsetCommit = RequestType(apiKey: 28)
     }
 
     /// A broker error code to inject.
@@ -54,6 +62,13 @@ public final class KafkaMockCluster: @unchecked Sendable {
         public static let messageTooLarge = ErrorCode(rawValue: 10)
         /// TOPIC_AUTHORIZATION_FAILED (not retriable).
         public static let topicAuthorizationFailed = ErrorCode(rawValue: 29)
+        /// GROUP_AUTHORIZATION_FAILED (not retriable).
+        public static let groupAuthorizationFailed = ErrorCode(rawValue: 30)
+        /// CONCURRENT_TRANSACTIONS (retriable): the coordinator is still completing a transaction.
+        public static let concurrentTransactions = ErrorCode(rawValue: 51)
+        /// PRODUCER_FENCED: a newer producer with the same transactional id took over (fatal for the
+        /// fenced producer).
+        public static let producerFenced = ErrorCode(rawValue: 90)
     }
 
     private let client: RDKafkaClient
