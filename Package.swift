@@ -211,6 +211,7 @@ let package = Package(
                 "HealthCodeBackbone",
                 "HealthCodeCore",
                 "HealthCodeGateway",
+                "HealthCodeInbound",
                 "HealthCodeKafka",
                 "HealthCodeLocalServers",
                 "HealthCodePostgres",

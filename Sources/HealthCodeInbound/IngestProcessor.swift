@@ -4,6 +4,7 @@ import HealthCodeKafka
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// Reads every publisher's inbound topic (``InboundTopic``) and applies to each message exactly what the HTTP
 /// gateway applies (``EventIngestion``, the same code): the contract, the publisher's source and type scopes,
@@ -156,7 +157,40 @@ public struct IngestProcessor: Service {
                     }
                 )
             )
+            // One lane per inbound partition: its batches in order, the partitions side by side. The consumer
+            // hands out batches only while few wait, so memory stays bounded.
+            let waiting = WaitingBatches()
+            let lanesWanted = 2 * max(1, inboundPartitions.count)
+            consumer.setDemand { waiting.count.load(ordering: .relaxed) < lanesWanted }
+            var lanes: [InboundPartition: AsyncStream<KafkaMessageBatch>.Continuation] = [:]
             try await withThrowingTaskGroup { group in
+                for topicPartition in inboundPartitions {
+                    let partition = InboundPartition(topicPartition)
+                    guard let publisher = publishers[partition.topic] else { continue }
+                    let (stream, continuation) = AsyncStream.makeStream(of: KafkaMessageBatch.self)
+                    lanes[partition] = continuation
+                    let start = resumed[partition] ?? 0
+                    group.addTask {
+                        var next = start
+                        for await batch in stream {
+                            defer {
+                                waiting.count.subtract(1, ordering: .relaxed)
+                                consumer.demandChanged()
+                            }
+                            let messages = batch.filter { $0.offset >= next }
+                            guard !messages.isEmpty else { continue }
+                            try await process(messages, of: partition, from: publisher, skipping: already, ends: ends)
+                            let checkpoint = InboundCheckpoint(
+                                nextOffset: batch.nextOffset,
+                                outputEnds: ends.snapshot(of: [
+                                    configuration.eventsTopic, InboundTopic.rejects(ofInbound: partition.topic),
+                                ])
+                            )
+                            try await checkpoints.save([partition: checkpoint])
+                            next = batch.nextOffset
+                        }
+                    }
+                }
                 group.addTask {
                     do {
                         try await watchPublishers(topics: topics)
@@ -165,30 +199,16 @@ public struct IngestProcessor: Service {
                         throw error
                     }
                 }
+                let lanesByPartition = lanes
                 group.addTask {
-                    var next = resumed
+                    defer { for lane in lanesByPartition.values { lane.finish() } }
                     for try await batch in consumer.batches {
-                        let partition = InboundPartition(batch.topicPartition)
-                        guard let publisher = publishers[batch.topic], let expected = next[partition] else { continue }
-                        let messages = batch.filter { $0.offset >= expected }
-                        guard !messages.isEmpty else { continue }
-                        try await process(
-                            messages,
-                            of: partition,
-                            from: publisher,
-                            skipping: already,
-                            ends: ends
-                        )
-                        let checkpoint = InboundCheckpoint(
-                            nextOffset: batch.nextOffset,
-                            outputEnds: ends.snapshot(of: [
-                                configuration.eventsTopic, InboundTopic.rejects(ofInbound: partition.topic),
-                            ])
-                        )
-                        try await checkpoints.save([partition: checkpoint])
-                        next[partition] = batch.nextOffset
+                        guard let lane = lanesByPartition[InboundPartition(batch.topicPartition)] else { continue }
+                        waiting.count.add(1, ordering: .relaxed)
+                        lane.yield(batch)
                     }
                 }
+                defer { for lane in lanes.values { lane.finish() } }
                 try await group.next()
                 consumer.close()
                 group.cancelAll()
@@ -273,6 +293,11 @@ public struct IngestProcessor: Service {
             return result
         }
     }
+}
+
+/// Batches handed to the lanes and not processed yet.
+final class WaitingBatches: Sendable {
+    let count = Atomic<Int>(0)
 }
 
 /// The publishers with inbound topics changed: the session ends and the next one reads the new set.

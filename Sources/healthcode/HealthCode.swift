@@ -101,6 +101,7 @@ struct Bench: AsyncParsableCommand {
         subcommands: [
             BenchPolicyEval.self, BenchKafka.self, BenchProjector.self, BenchIngest.self, BenchLookup.self,
             BenchFreshness.self, BenchHostile.self, BenchHistory.self, BenchImpact.self, BenchRebuild.self,
+            BenchInbound.self,
         ]
     )
 }

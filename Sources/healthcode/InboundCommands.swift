@@ -1,5 +1,6 @@
 import ArgumentParser
 import HealthCodeBackbone
+import HealthCodeBenchmarks
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeInbound
@@ -104,5 +105,34 @@ struct IngestProcessorCommand: AsyncParsableCommand {
             logger: logger
         )
         try await runServiceGroup(([client] + services).map { .init(service: $0) }, shutdown: shutdown, logger: logger)
+    }
+}
+
+/// `healthcode bench inbound`: the ingest processor against a plain producer writing the same raw events.
+struct BenchInbound: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inbound",
+        abstract: "Benchmark the ingest processor (inbound topic → events topic) against the raw producer rate."
+    )
+
+    @Option(help: "Raw events the publisher produces (Tansu keeps ~400 B per message until it stops).")
+    var messages = 200_000
+
+    @Option(help: "Partitions of the inbound topic.")
+    var inboundPartitions = 4
+
+    func run() async throws {
+        var logger = Logger(label: "healthcode.bench.inbound")
+        logger.logLevel = .info
+        guard
+            let root = ProjectFiles.locate("scripts/infra.sh")?.deletingLastPathComponent().deletingLastPathComponent()
+        else {
+            throw ValidationError("run from the repository: scripts/infra.sh not found")
+        }
+        var options = InboundBenchmark.Options(root: root)
+        options.messages = messages
+        options.inboundPartitions = inboundPartitions
+        let result = try await InboundBenchmark(options: options, logger: logger).run()
+        print(result.summary)
     }
 }
