@@ -323,6 +323,20 @@ let package = Package(
             swiftSettings: strictSwift
         ),
         .testTarget(
+            name: "HealthCodeInboundTests",
+            dependencies: [
+                "CRdkafka",
+                "HealthCodeCore",
+                "HealthCodeGateway",
+                "HealthCodeInbound",
+                "HealthCodeKafka",
+                "HealthCodeTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift
+        ),
+        .testTarget(
             name: "HealthCodeGatewayTests",
             dependencies: [
                 "HealthCodeCore",

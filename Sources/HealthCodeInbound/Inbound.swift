@@ -23,23 +23,28 @@ public enum Inbound {
         producerConfiguration.clientID = "healthcode-ingest-processor"
         producerConfiguration.deliveryTimeout = configuration.deliveryTimeout
         producerConfiguration.requestTimeout = min(producerConfiguration.requestTimeout, configuration.deliveryTimeout)
-        let producer = try KafkaProducer(configuration: producerConfiguration, logger: logger)
         var consumerConfiguration = KafkaConsumerConfiguration(bootstrapServers: configuration.bootstrapServers)
         consumerConfiguration.clientID = "healthcode-ingest-processor"
         consumerConfiguration.maxPollMessages = configuration.batchMessages
-        let ingestion = EventIngestion(
-            log: KafkaEventLog(producer: producer, topic: configuration.eventsTopic),
-            pseudonymizer: pseudonymizer,
-            configuration: gateway,
-            retractionTargets: stores.retractionTargets,
-            reviewOffices: stores.reviewOffices,
-            designations: stores.designations,
-            now: Instant.now,
-            logger: logger
-        )
+        // Inbound messages a publisher wrote in aborted transactions of its own are never processed.
+        consumerConfiguration.properties["isolation.level"] = "read_committed"
+        let producer: KafkaProducer? =
+            configuration.delivery == .checkpointed
+            ? try KafkaProducer(configuration: producerConfiguration, logger: logger) : nil
         let processor = IngestProcessor(
             configuration: configuration,
-            ingestion: ingestion,
+            makeIngestion: {
+                EventIngestion(
+                    log: NoEventLog(),
+                    pseudonymizer: pseudonymizer,
+                    configuration: gateway,
+                    retractionTargets: stores.retractionTargets,
+                    reviewOffices: stores.reviewOffices,
+                    designations: stores.designations,
+                    now: Instant.now,
+                    logger: logger
+                )
+            },
             publishers: stores.publishers,
             checkpoints: checkpoints,
             admin: try KafkaAdmin(
@@ -47,9 +52,22 @@ public enum Inbound {
                 logger: logger
             ),
             producer: producer,
+            producerConfiguration: producerConfiguration,
             consumerConfiguration: consumerConfiguration,
             logger: logger
         )
-        return [producer, processor]
+        return (producer.map { [$0] } ?? []) + [processor]
+    }
+}
+
+/// The log an ingestion for the processor is made with: the processor always passes its own
+/// (``EventIngestion/ingest(_:from:into:)``), so nothing is ever appended here.
+private struct NoEventLog: EventLog {
+    var isWriting: Bool { false }
+
+    func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>] {
+        records.map { _ in
+            .failure(EventLogError(code: "not-a-log", isRetriable: false, detail: "the processor passes its own log"))
+        }
     }
 }

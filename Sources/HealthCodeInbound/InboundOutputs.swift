@@ -33,7 +33,9 @@ struct BatchOutputs: EventLog {
     let eventsTopic: String
     let origins: [InboundOrigin]
     let send: @Sendable ([KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>]
-    let isWriting: Bool
+
+    /// Always: a failed output fails its batch, and the processor starts again from its positions.
+    var isWriting: Bool { true }
 
     func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>] {
         let messages = records.map { record in

@@ -15,35 +15,41 @@ import Synchronization
 /// One inbound message holds one event (structured-mode CloudEvents JSON); the partitions are assigned to this
 /// processor directly (no consumer group: positions are its own), so run one processor per deployment.
 public struct IngestProcessor: Service {
-    private let configuration: IngestProcessorConfiguration
-    private let ingestion: EventIngestion
+    let configuration: IngestProcessorConfiguration
+    private let makeIngestion: @Sendable () -> EventIngestion
     private let publishers: any PublisherDirectory
     private let checkpoints: any InboundCheckpoints
     private let admin: KafkaAdmin
-    private let producer: KafkaProducer
+    /// The producer of the checkpointed delivery (the transactional one makes its own per session).
+    private let producer: KafkaProducer?
+    let producerConfiguration: KafkaProducerConfiguration
     private let consumerConfiguration: KafkaConsumerConfiguration
-    private let logger: Logger
+    let logger: Logger
     private let eventsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "event")])
     private let rejectsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "reject")])
     private let skippedCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "already")])
     private let restartCounter = Counter(label: "hc_inbound_restarts_total")
 
+    /// - Parameter makeIngestion: the gateway's rules, made anew for each session: what a session that failed
+    ///   had taken for accepted (its duplicate memory) may not have been written.
     init(
         configuration: IngestProcessorConfiguration,
-        ingestion: EventIngestion,
+        makeIngestion: @escaping @Sendable () -> EventIngestion,
         publishers: any PublisherDirectory,
         checkpoints: any InboundCheckpoints,
         admin: KafkaAdmin,
-        producer: KafkaProducer,
+        producer: KafkaProducer?,
+        producerConfiguration: KafkaProducerConfiguration,
         consumerConfiguration: KafkaConsumerConfiguration,
         logger: Logger
     ) {
         self.configuration = configuration
-        self.ingestion = ingestion
+        self.makeIngestion = makeIngestion
         self.publishers = publishers
         self.checkpoints = checkpoints
         self.admin = admin
         self.producer = producer
+        self.producerConfiguration = producerConfiguration
         self.consumerConfiguration = consumerConfiguration
         self.logger = logger
     }
@@ -97,18 +103,55 @@ public struct IngestProcessor: Service {
             partitions(of: configuration.eventsTopic) + partitions(of: InboundTopic.rejects(ofInbound: inbound))
         }
         let inboundPartitions = topics.flatMap(partitions(of:))
+        let ingestion = makeIngestion()
+        logger.info(
+            "ingest processor reading inbound topics",
+            metadata: ["topics": "\(topics.joined(separator: ","))", "partitions": "\(inboundPartitions.count)"]
+        )
+        switch configuration.delivery {
+        case .checkpointed:
+            guard let producer else {
+                throw InboundProcessingError(code: "no-producer", context: "the checkpointed delivery needs one")
+            }
+            try await checkpointedSession(
+                publishers: publishers,
+                inboundPartitions: inboundPartitions,
+                outputs: Dictionary(uniqueKeysWithValues: topics.map { ($0, outputs(of: $0)) }),
+                ingestion: ingestion,
+                producer: producer
+            )
+        case .transactional(let transactionalID, let group):
+            try await transactionalSession(
+                publishers: publishers,
+                inboundPartitions: inboundPartitions,
+                ingestion: ingestion,
+                transactionalID: transactionalID,
+                group: group
+            )
+        }
+    }
 
+    /// The ``IngestProcessorConfiguration/Delivery/checkpointed`` delivery: recovers from the checkpoints and the
+    /// outputs' headers, then processes the inbound partitions side by side, checkpointing after each batch.
+    private func checkpointedSession(
+        publishers: [String: Publisher],
+        inboundPartitions: [KafkaTopicPartition],
+        outputs: [String: [KafkaTopicPartition]],
+        ingestion: EventIngestion,
+        producer: KafkaProducer
+    ) async throws {
+        let topics = publishers.keys.sorted()
         // Partitions never checkpointed get a checkpoint before anything of them is processed: their outputs
         // will lie after today's ends (a lower bound is enough: ListOffsets may lag, never lead).
         var stored = try await checkpoints.checkpoints(of: topics)
         let fresh = inboundPartitions.filter { stored[InboundPartition($0)] == nil }
         if !fresh.isEmpty {
-            let asked = fresh + Set(fresh.map(\.topic)).flatMap(outputs(of:))
+            let asked = fresh + Set(fresh.map(\.topic)).flatMap { outputs[$0] ?? [] }
             let watermarks = try await withConsumer { consumer in try await consumer.watermarks(for: asked) }
             var initial: [InboundPartition: InboundCheckpoint] = [:]
             for partition in fresh {
                 var ends: [String: [Int32: Int64]] = [:]
-                for output in outputs(of: partition.topic) {
+                for output in outputs[partition.topic] ?? [] {
                     ends[output.topic, default: [:]][output.partition] = watermarks[output]?.high ?? 0
                 }
                 initial[InboundPartition(partition)] = InboundCheckpoint(
@@ -145,10 +188,12 @@ public struct IngestProcessor: Service {
         }
         let ends = OutputEnds(found.ends)
         let resumed = stored.mapValues(\.nextOffset)
-        logger.info(
-            "ingest processor reading inbound topics",
-            metadata: ["topics": "\(topics.joined(separator: ","))", "partitions": "\(inboundPartitions.count)"]
-        )
+        let send: @Sendable ([KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] = {
+            messages in
+            let results = await producer.sendReportingEach(messages)
+            ends.record(results.compactMap { try? $0.get() })
+            return results
+        }
         try await withConsumer { consumer in
             try consumer.assign(
                 Dictionary(
@@ -179,7 +224,14 @@ public struct IngestProcessor: Service {
                             }
                             let messages = batch.filter { $0.offset >= next }
                             guard !messages.isEmpty else { continue }
-                            try await process(messages, of: partition, from: publisher, skipping: already, ends: ends)
+                            try await process(
+                                messages,
+                                of: partition,
+                                from: publisher,
+                                skipping: already,
+                                ingestion: ingestion,
+                                send: send
+                            )
                             let checkpoint = InboundCheckpoint(
                                 nextOffset: batch.nextOffset,
                                 outputEnds: ends.snapshot(of: [
@@ -217,12 +269,13 @@ public struct IngestProcessor: Service {
     }
 
     /// Ingests one batch's messages and writes their outputs; throws unless every output was acknowledged.
-    private func process(
+    func process(
         _ messages: [KafkaMessage],
         of partition: InboundPartition,
         from publisher: Publisher,
         skipping already: Set<InboundOrigin>,
-        ends: OutputEnds
+        ingestion: EventIngestion,
+        send: @escaping @Sendable ([KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>]
     ) async throws {
         var origins: [InboundOrigin] = []
         var items: [Result<CloudEvent, EventValidationError>] = []
@@ -236,18 +289,7 @@ public struct IngestProcessor: Service {
             items.append(Result { () throws(EventValidationError) in try EventDecoder.decode(message.value) })
         }
         guard !items.isEmpty else { return }
-        let send: @Sendable ([KafkaOutgoingMessage]) async -> [Result<KafkaDeliveryReport, KafkaError>] = {
-            [producer] messages in
-            let results = await producer.sendReportingEach(messages)
-            ends.record(results.compactMap { try? $0.get() })
-            return results
-        }
-        let outputs = BatchOutputs(
-            eventsTopic: configuration.eventsTopic,
-            origins: origins,
-            send: send,
-            isWriting: producer.isSending
-        )
+        let outputs = BatchOutputs(eventsTopic: configuration.eventsTopic, origins: origins, send: send)
         let results = await ingestion.ingest(items, from: publisher, into: outputs)
         let rejectsTopic = InboundTopic.rejects(ofInbound: partition.topic)
         var rejects: [KafkaOutgoingMessage] = []
@@ -271,7 +313,7 @@ public struct IngestProcessor: Service {
     }
 
     /// Returns (ending the session) once the set of inbound topics differs from `topics`.
-    private func watchPublishers(topics: [String]) async throws {
+    func watchPublishers(topics: [String]) async throws {
         while true {
             try await Task.sleep(for: configuration.refreshInterval)
             guard let current = try? await inboundPublishers() else { continue }
@@ -280,9 +322,12 @@ public struct IngestProcessor: Service {
     }
 
     /// Runs `body` with a consumer of its own, closed after.
-    private func withConsumer<Result: Sendable>(
+    func withConsumer<Result: Sendable>(
+        groupID: String? = nil,
         _ body: @Sendable (KafkaConsumer) async throws -> Result
     ) async throws -> Result {
+        var consumerConfiguration = consumerConfiguration
+        consumerConfiguration.groupID = groupID
         let consumer = try KafkaConsumer(configuration: consumerConfiguration, logger: logger)
         return try await withThrowingTaskGroup { group in
             group.addTask { try await consumer.run() }

@@ -36,8 +36,32 @@ struct InboundOptions: ParsableArguments {
         help: "Most messages of one inbound partition processed at once (HC_INBOUND_BATCH)."
     )
     var batch: Int = Env.int("HC_INBOUND_BATCH", IngestProcessorConfiguration().batchMessages)
+    @Option(
+        name: .customLong("inbound-delivery"),
+        help: """
+            How outputs and positions agree (HC_INBOUND_DELIVERY): checkpointed (any broker; positions in \
+            PostgreSQL) or transactional (Apache Kafka transactions; see docs/INBOUND.md).
+            """
+    )
+    var delivery: String = Env.string("HC_INBOUND_DELIVERY", "checkpointed")
+    @Option(
+        name: .customLong("inbound-transactional-id"),
+        help: "With --inbound-delivery transactional: this processor's transactional.id (HC_INBOUND_TRANSACTIONAL_ID)."
+    )
+    var transactionalID: String = Env.string("HC_INBOUND_TRANSACTIONAL_ID", "healthcode-ingest-processor")
+    @Option(
+        name: .customLong("inbound-group"),
+        help: "With --inbound-delivery transactional: the group its input offsets are committed for (HC_INBOUND_GROUP)."
+    )
+    var group: String = Env.string("HC_INBOUND_GROUP", "healthcode-ingest-processor")
 
     func validate() throws {
+        guard ["checkpointed", "transactional"].contains(delivery) else {
+            throw ValidationError("--inbound-delivery must be checkpointed or transactional, not '\(delivery)'")
+        }
+        guard !transactionalID.isEmpty, !group.isEmpty else {
+            throw ValidationError("--inbound-transactional-id and --inbound-group must not be empty")
+        }
         do { try configuration(topic: EventTopicConfiguration()).validate() } catch {
             throw error.flagError(Self.flags)
         }
@@ -56,6 +80,8 @@ struct InboundOptions: ParsableArguments {
         configuration.inboundRetention = .seconds(Int64(retentionHours) * 3600)
         configuration.refreshInterval = .seconds(Int64(refreshSeconds))
         configuration.batchMessages = batch
+        configuration.delivery =
+            delivery == "transactional" ? .transactional(transactionalID: transactionalID, group: group) : .checkpointed
         return configuration
     }
 }
