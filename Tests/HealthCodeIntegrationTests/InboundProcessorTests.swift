@@ -13,7 +13,11 @@ import Testing
 
 /// Kafka-native publishing (issue 23): a publisher produces raw events to its inbound topic with a plain Kafka
 /// producer; the ingest processor applies the gateway's rules and writes each message's one output.
-@Suite("Kafka-native publishing through the ingest processor")
+@Suite(
+    "Kafka-native publishing through the ingest processor",
+    .enabled(if: LocalInfrastructure.serversTestsEnabled),
+    .timeLimit(.minutes(5))
+)
 struct InboundProcessorTests {
     static let publisher = "urn:hc:publisher:test-bureau"
 
@@ -274,5 +278,38 @@ struct InboundProcessorTests {
         #expect(seen.count == total, "one output per inbound message: \(seen.count) of \(total)")
         #expect(events.count == total - total / 10, "the test results are events")
         #expect(rejects.count == total / 10, "the exposures (not the bureau's type) are rejects")
+    }
+
+    @Test("publishers add --kafka creates the inbound and rejects topics, stores the topic and prints the ACLs")
+    func addKafkaPublisher() async throws {
+        let backbone = try await TestBackbone.make(partitions: 1)
+        let id = "urn:hc:publisher:" + LocalInfrastructure.uniqueName("rail")
+        let (status, output) = try await AnalystCommandTests.healthcode(
+            [
+                "publishers", "add", "--id", id, "--types", "hc.travel.v1", "--kafka", "--inbound-partitions", "3",
+                "--kafka-bootstrap", backbone.topic.bootstrapServers.joined(separator: ","),
+            ],
+            on: backbone
+        )
+        #expect(status == 0)
+        let inbound = InboundTopic.name(forPublisher: id)
+        #expect(output.contains("produces to Kafka topic \(inbound)"))
+        #expect(output.contains("--operation Write --operation Describe --topic \(inbound)"))
+        let admin = try KafkaAdmin(
+            configuration: KafkaAdminConfiguration(bootstrapServers: backbone.topic.bootstrapServers),
+            logger: testLogger()
+        )
+        let described = try await admin.describeTopics([inbound, InboundTopic.rejects(ofInbound: inbound)])
+        #expect(described.map(\.partitions.count) == [3, 3])
+        let stored = try await backbone.withDatabase { client in
+            try await PublisherStore(client: client, logger: testLogger()).all().first { $0.id == id }
+        }
+        #expect(stored?.inboundTopic == inbound)
+
+        let (refused, _) = try await AnalystCommandTests.healthcode(
+            ["publishers", "add", "--id", id + "-2", "--types", "hc.travel.v1", "--inbound-topic", "x"],
+            on: backbone
+        )
+        #expect(refused != 0, "--inbound-topic without --kafka, and outside the prefix, is refused")
     }
 }
