@@ -325,7 +325,6 @@ let package = Package(
         .testTarget(
             name: "HealthCodeInboundTests",
             dependencies: [
-                "CRdkafka",
                 "HealthCodeCore",
                 "HealthCodeGateway",
                 "HealthCodeInbound",

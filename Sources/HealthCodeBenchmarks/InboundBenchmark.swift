@@ -58,7 +58,9 @@ public struct InboundBenchmark: Sendable {
     }
 
     public func run() async throws -> Result {
-        try await ScratchServers.with(root: options.root) { servers in try await measure(on: servers) }
+        try await BenchBackbone.with(root: options.root, partitions: options.partitions, logger: logger) {
+            try await measure(on: $0)
+        }
     }
 
     /// Raw test results as a lab's client writes them: structured CloudEvents JSON with the raw identifier.
@@ -76,25 +78,10 @@ public struct InboundBenchmark: Sendable {
         }
     }
 
-    private func measure(on servers: ScratchServers) async throws -> Result {
-        let database = "bench"
-        var topic = EventTopicConfiguration()
-        topic.bootstrapServers = [servers.kafkaBootstrapServers]
-        topic.topic = "bench.events"
-        topic.partitions = options.partitions
-        try await Backbone.withPostgres(
-            servers.postgresConfiguration(database: "healthcode", connections: 2),
-            logger: logger
-        ) {
-            _ = try await $0.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database)"), logger: logger)
-        }
-        let migrations = try SchemaMigrator.migrations(
-            in: options.root.appendingPathComponent("projections/migrations")
-        )
-        let administrator = servers.postgresConfiguration(database: database, connections: 2)
+    private func measure(on backbone: BenchBackbone) async throws -> Result {
+        let topic = backbone.topic
         let inbound = InboundTopic.name(forPublisher: Self.publisher)
-        try await Backbone.withPostgres(administrator, logger: logger) { client in
-            try await Backbone.prepare(topic: topic, postgres: client, migrations: migrations, logger: logger)
+        try await Backbone.withPostgres(backbone.postgres(), logger: logger) { client in
             try await PublisherStore(client: client, logger: logger).add(
                 PublisherRecord(
                     id: Self.publisher,
@@ -120,14 +107,12 @@ public struct InboundBenchmark: Sendable {
         logger.info("produced", metadata: ["messages": "\(values.count)", "seconds": "\(seconds(producerTime))"])
 
         // The processor, from its start until every inbound message is checkpointed.
-        let rules = try RuleSet.decode(
-            Array(try Data(contentsOf: options.root.appendingPathComponent("projections/rules/reference-v1.json")))
-        )
+        let rules = try backbone.ruleSet
         var gateway = GatewayConfiguration()
         gateway.bootstrapServers = topic.bootstrapServers
         gateway.topic = topic.topic
         let client = PostgresClient(
-            configuration: servers.postgresConfiguration(database: database, connections: 4, role: .gateway),
+            configuration: backbone.postgres(connections: 4, role: .gateway),
             backgroundLogger: logger
         )
         let services =
@@ -142,7 +127,7 @@ public struct InboundBenchmark: Sendable {
             ))
         let processingTime = try await Backbone.withServices(services, logger: logger) {
             let started = ContinuousClock.now
-            let reader = PostgresClient(configuration: administrator, backgroundLogger: logger)
+            let reader = PostgresClient(configuration: backbone.postgres(connections: 1), backgroundLogger: logger)
             return try await Backbone.withServices([reader], logger: logger) {
                 while try await checkpointed(reader) < values.count {
                     try await Task.sleep(for: .milliseconds(20))

@@ -389,6 +389,23 @@ public struct EventProblem: Sendable, Hashable {
 
     /// Whether it is an authorisation problem (403) rather than a contract violation (422).
     public var isForbidden: Bool { code.hasPrefix("forbidden-") }
+
+    /// Writes `problems` as a JSON array of `{"code","field","reason"}`: the `errors` of an ingest answer and
+    /// of a reject on a publisher's rejects topic.
+    public static func write(_ problems: [EventProblem], to out: inout JSONWriter) {
+        out.array(problems) { out, problem in
+            out.raw("{")
+            out.key("code")
+            out.string(problem.code)
+            out.raw(",")
+            out.key("field")
+            out.string(problem.field)
+            out.raw(",")
+            out.key("reason")
+            out.string(problem.reason)
+            out.raw("}")
+        }
+    }
 }
 
 /// What happened to one event of a batch.
@@ -441,18 +458,7 @@ public struct EventResult: Sendable {
         out.raw("{")
         if let errors {
             out.key("errors")
-            out.array(errors) { out, problem in
-                out.raw("{")
-                out.key("code")
-                out.string(problem.code)
-                out.raw(",")
-                out.key("field")
-                out.string(problem.field)
-                out.raw(",")
-                out.key("reason")
-                out.string(problem.reason)
-                out.raw("}")
-            }
+            EventProblem.write(errors, to: &out)
             out.raw(",")
         }
         if let failure {

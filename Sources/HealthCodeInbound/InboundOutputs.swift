@@ -72,18 +72,7 @@ enum InboundReject {
         out.raw("{")
         if let errors = result.errors {
             out.key("errors")
-            out.array(errors) { out, problem in
-                out.raw("{")
-                out.key("code")
-                out.string(problem.code)
-                out.raw(",")
-                out.key("field")
-                out.string(problem.field)
-                out.raw(",")
-                out.key("reason")
-                out.string(problem.reason)
-                out.raw("}")
-            }
+            EventProblem.write(errors, to: &out)
             out.raw(",")
         }
         if let heldID = result.heldID {

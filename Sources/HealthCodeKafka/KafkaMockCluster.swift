@@ -127,6 +127,24 @@ public final class KafkaMockCluster: @unchecked Sendable {
         try check(rd_kafka_mock_partition_set_leader(cluster, topic, partition, broker), topic: topic)
     }
 
+    /// Stores `offsets` as `group`'s committed offsets with a plain commit, as an earlier member of the group
+    /// would have (the mock cluster keeps these; it does not keep offsets committed in transactions).
+    public func commitOffsets(_ offsets: [KafkaTopicPartition: Int64], group: String) async throws(KafkaError) {
+        let properties = ["bootstrap.servers": bootstrapServers.joined(separator: ","), "group.id": group]
+        let logger = client.context.logger
+        try await BlockingThread.run(name: "mock-commit") { () throws(KafkaError) in
+            let client = try RDKafkaClient.make(
+                type: RD_KAFKA_CONSUMER,
+                properties: properties,
+                context: RDKafkaContext(logger: logger, statistics: nil)
+            )
+            defer { client.destroy(flags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) }
+            let list = RDKafkaPartitionList(offsets.map { ($0.key, $0.value) })
+            let error = rd_kafka_commit(client.pointer, list.pointer, 0)
+            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .query, rdkafka: error) }
+        }
+    }
+
     private func check(_ error: rd_kafka_resp_err_t, topic: String? = nil) throws(KafkaError) {
         guard error == RD_KAFKA_RESP_ERR_NO_ERROR else {
             throw KafkaError(code: .mockCluster, rdkafka: error, topic: topic)

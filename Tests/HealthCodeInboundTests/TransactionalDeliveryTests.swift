@@ -1,14 +1,12 @@
-import CRdkafka
 import Foundation
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeInbound
+import HealthCodeKafka
 import HealthCodeTestSupport
 import Logging
 import ServiceLifecycle
 import Testing
-
-@testable import HealthCodeKafka
 
 /// The ingest processor's transactional delivery (Apache Kafka) on librdkafka's mock cluster. The mock writes
 /// transaction markers but neither hides aborted transactions nor stores transactional offsets (see
@@ -140,7 +138,7 @@ struct TransactionalDeliveryTests {
             )
         }
         // What an earlier processor committed: partition 0 up to offset 3, partition 1 up to offset 2.
-        try await commitOffsets(
+        try await cluster.commitOffsets(
             [
                 KafkaTopicPartition(topic: inbound, partition: 0): 3,
                 KafkaTopicPartition(topic: inbound, partition: 1): 2,
@@ -156,22 +154,6 @@ struct TransactionalDeliveryTests {
         // Partition 0 holds m-0, m-2, m-4, m-6, m-8 (offsets 0…4); partition 1 m-1, m-3, … .
         #expect(ids == ["m-6", "m-8", "m-5", "m-7", "m-9"])
         #expect(accepted.messages.count == 5)
-    }
-
-    /// Stores `offsets` as `group`'s committed offsets with a plain commit (the mock cluster keeps those).
-    func commitOffsets(_ offsets: [KafkaTopicPartition: Int64], group: String) async throws {
-        let properties = ["bootstrap.servers": cluster.bootstrapServers.joined(separator: ","), "group.id": group]
-        try await BlockingThread.run(name: "test-commit") { () throws(KafkaError) in
-            let client = try RDKafkaClient.make(
-                type: RD_KAFKA_CONSUMER,
-                properties: properties,
-                context: RDKafkaContext(logger: testLogger(), statistics: nil)
-            )
-            defer { client.destroy(flags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) }
-            let list = RDKafkaPartitionList(offsets.map { ($0.key, $0.value) })
-            let error = rd_kafka_commit(client.pointer, list.pointer, 0)
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .query, rdkafka: error) }
-        }
     }
 }
 

@@ -79,22 +79,6 @@ struct KafkaTransactionTests {
         }
     }
 
-    /// Commits `offsets` for `group` the ordinary way (OffsetCommit), as a group member would.
-    func commitOffsets(_ offsets: [KafkaTopicPartition: Int64], group: String) async throws {
-        let properties = ["bootstrap.servers": cluster.bootstrapServers.joined(separator: ","), "group.id": group]
-        try await BlockingThread.run(name: "test-commit") { () throws(KafkaError) in
-            let client = try RDKafkaClient.make(
-                type: RD_KAFKA_CONSUMER,
-                properties: properties,
-                context: RDKafkaContext(logger: testLogger(), statistics: nil)
-            )
-            defer { client.destroy(flags: RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE) }
-            let list = RDKafkaPartitionList(offsets.map { ($0.key, $0.value) })
-            let error = rd_kafka_commit(client.pointer, list.pointer, 0)
-            guard error == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError(code: .query, rdkafka: error) }
-        }
-    }
-
     @Test func committedTransactionIsReadByReadCommittedConsumers() async throws {
         var messages = makeMessages(topic: output, count: 10, partition: 0)
         messages[0].headers = [KafkaHeader(key: "event-type", value: Array("test-result".utf8))]
@@ -129,7 +113,7 @@ struct KafkaTransactionTests {
     @Test func committedOffsetsAreTheGroupsAndOmitPartitionsWithoutOne() async throws {
         let first = KafkaTopicPartition(topic: input, partition: 0)
         let second = KafkaTopicPartition(topic: input, partition: 1)
-        try await commitOffsets([first: 42], group: group)
+        try await cluster.commitOffsets([first: 42], group: group)
         let consumer = try KafkaConsumer(
             configuration: KafkaConsumerConfiguration(bootstrapServers: cluster.bootstrapServers, groupID: group),
             logger: testLogger()
