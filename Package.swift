@@ -108,7 +108,9 @@ let package = Package(
             dependencies: [
                 "HealthCodeCore",
                 "HealthCodeGateway",
+                "HealthCodeHTTP",
                 "HealthCodeKafka",
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

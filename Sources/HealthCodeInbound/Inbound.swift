@@ -1,6 +1,8 @@
 import HealthCodeCore
 import HealthCodeGateway
+import HealthCodeHTTP
 import HealthCodeKafka
+import Hummingbird
 import Logging
 import ServiceLifecycle
 
@@ -16,6 +18,7 @@ public enum Inbound {
         pseudonymizer: Pseudonymizer,
         stores: GatewayStores,
         checkpoints: any InboundCheckpoints,
+        progress: InboundProgress = InboundProgress(),
         logger: Logger
     ) throws -> [any Service] {
         try configuration.validate()
@@ -54,9 +57,33 @@ public enum Inbound {
             producer: producer,
             producerConfiguration: producerConfiguration,
             consumerConfiguration: consumerConfiguration,
+            progress: progress,
             logger: logger
         )
         return (producer.map { [$0] } ?? []) + [processor]
+    }
+}
+
+extension Inbound {
+    /// `GET /health` (the processor's ``InboundProgress``: 503 while it restarts) and `GET /metrics` on
+    /// `host:port`, for a processor running alone (`healthcode ingest-processor`).
+    public static func operations(
+        progress: InboundProgress,
+        host: String,
+        port: Int,
+        metrics: (@Sendable () -> [UInt8])?,
+        logger: Logger
+    ) -> any Service {
+        let router = Router(context: BasicRequestContext.self)
+        OperationalRoutes.add(to: router, metrics: metrics) {
+            let report = progress.report()
+            return HealthReport(isHealthy: report.isHealthy, details: report.details)
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(host, port: port), serverName: "healthcode-ingest-processor"),
+            logger: logger
+        )
     }
 }
 

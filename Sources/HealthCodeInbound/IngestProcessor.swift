@@ -25,6 +25,7 @@ public struct IngestProcessor: Service {
     let producerConfiguration: KafkaProducerConfiguration
     private let consumerConfiguration: KafkaConsumerConfiguration
     let logger: Logger
+    let progress: InboundProgress
     private let eventsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "event")])
     private let rejectsCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "reject")])
     private let skippedCounter = Counter(label: "hc_inbound_messages_total", dimensions: [("output", "already")])
@@ -41,8 +42,10 @@ public struct IngestProcessor: Service {
         producer: KafkaProducer?,
         producerConfiguration: KafkaProducerConfiguration,
         consumerConfiguration: KafkaConsumerConfiguration,
+        progress: InboundProgress,
         logger: Logger
     ) {
+        self.progress = progress
         self.configuration = configuration
         self.makeIngestion = makeIngestion
         self.publishers = publishers
@@ -65,6 +68,7 @@ public struct IngestProcessor: Service {
             } catch {
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 restartCounter.increment()
+                progress.failed((error as? InboundProcessingError)?.code ?? "\(type(of: error))")
                 logger.error(
                     "ingest processor stopped; starting again from its checkpoints",
                     metadata: ["error": "\(error)"]
@@ -104,6 +108,7 @@ public struct IngestProcessor: Service {
         }
         let inboundPartitions = topics.flatMap(partitions(of:))
         let ingestion = makeIngestion()
+        progress.started()
         logger.info(
             "ingest processor reading inbound topics",
             metadata: ["topics": "\(topics.joined(separator: ","))", "partitions": "\(inboundPartitions.count)"]
@@ -302,6 +307,7 @@ public struct IngestProcessor: Service {
             }
         }
         let rejectFailures = await send(rejects).count { (try? $0.get()) == nil }
+        progress.processed(messages.count)
         eventsCounter.increment(by: results.count { $0.status == .accepted })
         rejectsCounter.increment(by: rejects.count - rejectFailures)
         guard failed == 0, rejectFailures == 0 else {

@@ -54,10 +54,23 @@ struct InboundOptions: ParsableArguments {
         help: "With --inbound-delivery transactional: the group its input offsets are committed for (HC_INBOUND_GROUP)."
     )
     var group: String = Env.string("HC_INBOUND_GROUP", "healthcode-ingest-processor")
+    @Option(
+        name: .customLong("inbound-metrics-host"),
+        help: "Where `ingest-processor` serves /health and /metrics (HC_INBOUND_METRICS_HOST)."
+    )
+    var metricsHost: String = Env.string("HC_INBOUND_METRICS_HOST", "127.0.0.1")
+    @Option(
+        name: .customLong("inbound-metrics-port"),
+        help: "Port of /health and /metrics of `ingest-processor` (HC_INBOUND_METRICS_PORT)."
+    )
+    var metricsPort: Int = Env.int("HC_INBOUND_METRICS_PORT", 9191)
 
     func validate() throws {
         guard ["checkpointed", "transactional"].contains(delivery) else {
             throw ValidationError("--inbound-delivery must be checkpointed or transactional, not '\(delivery)'")
+        }
+        guard (1...65_535).contains(metricsPort) else {
+            throw ValidationError("--inbound-metrics-port must be between 1 and 65535")
         }
         guard !transactionalID.isEmpty, !group.isEmpty else {
             throw ValidationError("--inbound-transactional-id and --inbound-group must not be empty")
@@ -110,8 +123,9 @@ struct IngestProcessorCommand: AsyncParsableCommand {
     @OptionGroup var shutdown: ShutdownOptions
 
     func run() async throws {
-        _ = Observability.bootstrap(level: logging.level)
+        let metrics = Observability.bootstrap(level: logging.level)
         let logger = Logger(label: "healthcode.ingest-processor")
+        let progress = InboundProgress()
         let client = PostgresClient(
             configuration: postgres.configuration(for: .gateway).clientConfiguration(),
             backgroundLogger: logger
@@ -128,9 +142,21 @@ struct IngestProcessorCommand: AsyncParsableCommand {
                 logger: logger
             ),
             checkpoints: InboundCheckpointStore(client: client, logger: logger),
+            progress: progress,
             logger: logger
         )
-        try await runServiceGroup(([client] + services).map { .init(service: $0) }, shutdown: shutdown, logger: logger)
+        let operations = Inbound.operations(
+            progress: progress,
+            host: inbound.metricsHost,
+            port: inbound.metricsPort,
+            metrics: metrics,
+            logger: logger
+        )
+        try await runServiceGroup(
+            ([client] + services + [operations]).map { .init(service: $0) },
+            shutdown: shutdown,
+            logger: logger
+        )
     }
 }
 

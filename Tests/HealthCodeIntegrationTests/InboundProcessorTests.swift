@@ -1,9 +1,11 @@
+import AsyncHTTPClient
 import Foundation
 import HealthCodeBackbone
 import HealthCodeCore
 import HealthCodeGateway
 import HealthCodeInbound
 import HealthCodeKafka
+import HealthCodeLocalServers
 import HealthCodePostgres
 import HealthCodeTestSupport
 import Logging
@@ -205,6 +207,8 @@ struct InboundProcessorTests {
         environment["HC_INBOUND_PARTITIONS"] = "2"
         environment["HC_INBOUND_BATCH"] = "200"
         environment["HC_INBOUND_REFRESH_SECONDS"] = "1"
+        let metricsPort = try freePort()
+        environment["HC_INBOUND_METRICS_PORT"] = "\(metricsPort)"
         func start() throws -> Process {
             let process = Process()
             process.executableURL = healthcodeExecutable
@@ -254,8 +258,18 @@ struct InboundProcessorTests {
             guard ContinuousClock.now < deadline else { break }
             try await Task.sleep(for: .milliseconds(100))
         }
+        let health = try await HTTP.get("http://127.0.0.1:\(metricsPort)/health")
+        #expect(health.status == 200)
+        #expect(health.json["status"] as? String == "processing")
+        let metrics = try await HTTPClient.shared.execute(
+            HTTPClientRequest(url: "http://127.0.0.1:\(metricsPort)/metrics"),
+            timeout: .seconds(10)
+        )
+        let exposition = String(buffer: try await metrics.body.collect(upTo: 1 << 22))
+        #expect(exposition.contains("hc_inbound_messages_total"), "the processor's counters are exported")
         kill(last.processIdentifier, SIGTERM)
         last.waitUntilExit()
+        #expect(last.terminationStatus == 0, "SIGTERM ends the processor gracefully")
         #expect(kills == 6)
         #expect(try await outputs() == total, "every inbound message checkpointed")
 
