@@ -121,7 +121,7 @@ struct Publishers: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List publishers: id, credential, types, rate limit (events/s, burst), state."
+            abstract: "List publishers: id, credential, types, rate limit (events/s, burst), state, inbound topic."
         )
 
         @OptionGroup var postgres: PostgresOptions
@@ -144,7 +144,8 @@ struct Publishers: AsyncParsableCommand {
                 let limit =
                     publisher.rateLimit.map { "\($0.eventsPerSecond)/s burst \($0.burstEvents)" } ?? "gateway default"
                 let types = publisher.eventTypes.joined(separator: ",")
-                print("\(publisher.id)\t\(credential)\t\(types)\t\(limit)\t\(state)")
+                let inbound = publisher.inboundTopic ?? "http only"
+                print("\(publisher.id)\t\(credential)\t\(types)\t\(limit)\t\(state)\t\(inbound)")
             }
         }
     }

@@ -319,6 +319,8 @@ struct InboundProcessorTests {
             try await PublisherStore(client: client, logger: testLogger()).all().first { $0.id == id }
         }
         #expect(stored?.inboundTopic == inbound)
+        let (_, list) = try await AnalystCommandTests.healthcode(["publishers", "list"], on: backbone)
+        #expect(list.contains("\tactive\t\(inbound)\n"), "the list names the inbound topic")
 
         let (refused, _) = try await AnalystCommandTests.healthcode(
             ["publishers", "add", "--id", id + "-2", "--types", "hc.travel.v1", "--inbound-topic", "x"],
