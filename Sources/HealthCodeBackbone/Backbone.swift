@@ -515,10 +515,10 @@ public struct EvidenceError: Error, CustomStringConvertible {
 }
 
 extension InboundCheckpointStore: InboundCheckpoints {
-    public func checkpoints(of topics: [String]) async throws -> [InboundPartition: InboundCheckpoint] {
-        var result: [InboundPartition: InboundCheckpoint] = [:]
+    public func checkpoints(of topics: [String]) async throws -> [KafkaTopicPartition: InboundCheckpoint] {
+        var result: [KafkaTopicPartition: InboundCheckpoint] = [:]
         for row in try await rows(of: topics) {
-            result[InboundPartition(topic: row.topic, partition: row.partition)] = InboundCheckpoint(
+            result[KafkaTopicPartition(topic: row.topic, partition: row.partition)] = InboundCheckpoint(
                 nextOffset: row.nextOffset,
                 outputEnds: row.outputEnds
             )
@@ -526,7 +526,7 @@ extension InboundCheckpointStore: InboundCheckpoints {
         return result
     }
 
-    public func save(_ checkpoints: [InboundPartition: InboundCheckpoint]) async throws {
+    public func save(_ checkpoints: [KafkaTopicPartition: InboundCheckpoint]) async throws {
         try await save(
             checkpoints.sorted { $0.key < $1.key }.map {
                 Row(

@@ -16,7 +16,14 @@ public struct KafkaEventLog: EventLog {
 
     public func append(_ records: [EventRecord]) async -> [Result<EventPosition, EventLogError>] {
         let messages = records.map { KafkaOutgoingMessage(topic: topic, key: Array($0.key.utf8), value: $0.value) }
-        return await producer.sendReportingEach(messages).map { result in
+        return Self.positions(await producer.sendReportingEach(messages))
+    }
+
+    /// Kafka's delivery reports as the log's answers: each message's position, or why it was not taken.
+    public static func positions(
+        _ reports: [Result<KafkaDeliveryReport, KafkaError>]
+    ) -> [Result<EventPosition, EventLogError>] {
+        reports.map { result in
             switch result {
             case .success(let report):
                 .success(EventPosition(partition: report.partition, offset: report.offset))

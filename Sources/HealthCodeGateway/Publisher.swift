@@ -87,8 +87,8 @@ public struct ClientAssertion: JWTPayload, Equatable {
 }
 
 extension PublisherRecord {
-    /// The publisher this record authenticates as.
-    var publisher: Publisher { Publisher(id: id, eventTypes: Set(eventTypes), rateLimit: rateLimit) }
+    /// The publisher this record authenticates as (and whose scopes the ingest processor applies).
+    public var publisher: Publisher { Publisher(id: id, eventTypes: Set(eventTypes), rateLimit: rateLimit) }
 }
 
 extension PublisherRecord {

@@ -1,19 +1,4 @@
-import HealthCodeCore
-
-/// A partition of an inbound topic.
-public struct InboundPartition: Hashable, Sendable, Comparable, CustomStringConvertible {
-    public var topic: String
-    public var partition: Int32
-
-    public init(topic: String, partition: Int32) {
-        self.topic = topic
-        self.partition = partition
-    }
-
-    public static func < (lhs: Self, rhs: Self) -> Bool { (lhs.topic, lhs.partition) < (rhs.topic, rhs.partition) }
-
-    public var description: String { "\(topic)/\(partition)" }
-}
+import HealthCodeKafka
 
 /// Where the processor stands in one inbound partition (``IngestProcessorConfiguration/Delivery/checkpointed``).
 public struct InboundCheckpoint: Hashable, Sendable {
@@ -32,7 +17,7 @@ public struct InboundCheckpoint: Hashable, Sendable {
 /// The processor's checkpoints (PostgreSQL table `inbound_checkpoint` in production).
 public protocol InboundCheckpoints: Sendable {
     /// The stored checkpoints of the partitions of `topics`.
-    func checkpoints(of topics: [String]) async throws -> [InboundPartition: InboundCheckpoint]
+    func checkpoints(of topics: [String]) async throws -> [KafkaTopicPartition: InboundCheckpoint]
     /// Stores checkpoints, in one transaction; a checkpoint never moves back.
-    func save(_ checkpoints: [InboundPartition: InboundCheckpoint]) async throws
+    func save(_ checkpoints: [KafkaTopicPartition: InboundCheckpoint]) async throws
 }

@@ -6,14 +6,14 @@ import Synchronization
 /// Where an output came from: the inbound message it was made of, carried in the output's `hc-inbound` header
 /// as `topic/partition/offset`, so that a restarted processor can tell which messages it already wrote.
 struct InboundOrigin: Hashable, Sendable {
-    var partition: InboundPartition
+    var partition: KafkaTopicPartition
     var offset: Int64
 
     static let header = "hc-inbound"
 
     var headerValue: [UInt8] { Array("\(partition.topic)/\(partition.partition)/\(offset)".utf8) }
 
-    init(partition: InboundPartition, offset: Int64) {
+    init(partition: KafkaTopicPartition, offset: Int64) {
         self.partition = partition
         self.offset = offset
     }
@@ -22,7 +22,7 @@ struct InboundOrigin: Hashable, Sendable {
     init?(headerValue: [UInt8]) {
         let parts = String(decoding: headerValue, as: UTF8.self).split(separator: "/")
         guard parts.count == 3, let partition = Int32(parts[1]), let offset = Int64(parts[2]) else { return nil }
-        self.init(partition: InboundPartition(topic: String(parts[0]), partition: partition), offset: offset)
+        self.init(partition: KafkaTopicPartition(topic: String(parts[0]), partition: partition), offset: offset)
     }
 }
 
@@ -46,11 +46,7 @@ struct BatchOutputs: EventLog {
                 headers: [KafkaHeader(key: InboundOrigin.header, value: origins[record.item].headerValue)]
             )
         }
-        return await send(messages).map { result in
-            result.map { EventPosition(partition: $0.partition, offset: $0.offset) }.mapError {
-                EventLogError(code: $0.code.description, isRetriable: $0.isRetriable, detail: $0.reason)
-            }
-        }
+        return KafkaEventLog.positions(await send(messages))
     }
 }
 

@@ -83,7 +83,7 @@ public struct IngestProcessor: Service {
         var byTopic: [String: Publisher] = [:]
         for record in try await publishers.publishers() where record.revokedAt == nil {
             guard let topic = record.inboundTopic else { continue }
-            byTopic[topic] = Publisher(id: record.id, eventTypes: Set(record.eventTypes), rateLimit: record.rateLimit)
+            byTopic[topic] = record.publisher
         }
         return byTopic
     }
@@ -149,23 +149,23 @@ public struct IngestProcessor: Service {
         // Partitions never checkpointed get a checkpoint before anything of them is processed: their outputs
         // will lie after today's ends (a lower bound is enough: ListOffsets may lag, never lead).
         var stored = try await checkpoints.checkpoints(of: topics)
-        let fresh = inboundPartitions.filter { stored[InboundPartition($0)] == nil }
+        let fresh = inboundPartitions.filter { stored[$0] == nil }
         if !fresh.isEmpty {
             let asked = fresh + Set(fresh.map(\.topic)).flatMap { outputs[$0] ?? [] }
             let watermarks = try await withConsumer { consumer in try await consumer.watermarks(for: asked) }
-            var initial: [InboundPartition: InboundCheckpoint] = [:]
+            var initial: [KafkaTopicPartition: InboundCheckpoint] = [:]
             for partition in fresh {
                 var ends: [String: [Int32: Int64]] = [:]
                 for output in outputs[partition.topic] ?? [] {
                     ends[output.topic, default: [:]][output.partition] = watermarks[output]?.high ?? 0
                 }
-                initial[InboundPartition(partition)] = InboundCheckpoint(
+                initial[partition] = InboundCheckpoint(
                     nextOffset: watermarks[partition]?.low ?? 0,
                     outputEnds: ends
                 )
             }
             try await checkpoints.save(initial)
-            stored = try await checkpoints.checkpoints(of: topics)
+            stored.merge(initial) { kept, _ in kept }
         }
 
         // What was written after the checkpoints is found in the outputs themselves.
@@ -180,7 +180,7 @@ public struct IngestProcessor: Service {
         }
         let scanned = starts
         let found = try await withConsumer { consumer in
-            try await OutputScan(consumer: consumer, logger: logger).scan(from: scanned)
+            try await OutputScan(consumer: consumer).scan(from: scanned)
         }
         let already = found.origins.filter { origin in
             origin.offset >= (stored[origin.partition]?.nextOffset ?? .max)
@@ -203,7 +203,7 @@ public struct IngestProcessor: Service {
             try consumer.assign(
                 Dictionary(
                     uniqueKeysWithValues: inboundPartitions.map {
-                        ($0, KafkaOffset.offset(resumed[InboundPartition($0)] ?? 0))
+                        ($0, KafkaOffset.offset(resumed[$0] ?? 0))
                     }
                 )
             )
@@ -212,10 +212,9 @@ public struct IngestProcessor: Service {
             let waiting = WaitingBatches()
             let lanesWanted = 2 * max(1, inboundPartitions.count)
             consumer.setDemand { waiting.count.load(ordering: .relaxed) < lanesWanted }
-            var lanes: [InboundPartition: AsyncStream<KafkaMessageBatch>.Continuation] = [:]
+            var lanes: [KafkaTopicPartition: AsyncStream<KafkaMessageBatch>.Continuation] = [:]
             try await withThrowingTaskGroup { group in
-                for topicPartition in inboundPartitions {
-                    let partition = InboundPartition(topicPartition)
+                for partition in inboundPartitions {
                     guard let publisher = publishers[partition.topic] else { continue }
                     let (stream, continuation) = AsyncStream.makeStream(of: KafkaMessageBatch.self)
                     lanes[partition] = continuation
@@ -248,19 +247,12 @@ public struct IngestProcessor: Service {
                         }
                     }
                 }
-                group.addTask {
-                    do {
-                        try await watchPublishers(topics: topics)
-                    } catch {
-                        consumer.close()  // ends the batches below
-                        throw error
-                    }
-                }
+                group.addTask { try await watchPublishers(topics: topics, closing: consumer) }
                 let lanesByPartition = lanes
                 group.addTask {
                     defer { for lane in lanesByPartition.values { lane.finish() } }
                     for try await batch in consumer.batches {
-                        guard let lane = lanesByPartition[InboundPartition(batch.topicPartition)] else { continue }
+                        guard let lane = lanesByPartition[batch.topicPartition] else { continue }
                         waiting.count.add(1, ordering: .relaxed)
                         lane.yield(batch)
                     }
@@ -276,7 +268,7 @@ public struct IngestProcessor: Service {
     /// Ingests one batch's messages and writes their outputs; throws unless every output was acknowledged.
     func process(
         _ messages: [KafkaMessage],
-        of partition: InboundPartition,
+        of partition: KafkaTopicPartition,
         from publisher: Publisher,
         skipping already: Set<InboundOrigin>,
         ingestion: EventIngestion,
@@ -318,12 +310,16 @@ public struct IngestProcessor: Service {
         }
     }
 
-    /// Returns (ending the session) once the set of inbound topics differs from `topics`.
-    func watchPublishers(topics: [String]) async throws {
+    /// Ends the session once the set of inbound topics differs from `topics`: closes `consumer` (which ends its
+    /// batches) and throws ``PublishersChanged``.
+    func watchPublishers(topics: [String], closing consumer: KafkaConsumer) async throws {
         while true {
             try await Task.sleep(for: configuration.refreshInterval)
             guard let current = try? await inboundPublishers() else { continue }
-            if current.keys.sorted() != topics { throw PublishersChanged() }
+            if current.keys.sorted() != topics {
+                consumer.close()
+                throw PublishersChanged()
+            }
         }
     }
 
@@ -359,8 +355,4 @@ public struct InboundProcessingError: Error, CustomStringConvertible {
     public var code: String
     public var context: String
     public var description: String { "\(code): \(context)" }
-}
-
-extension InboundPartition {
-    init(_ partition: KafkaTopicPartition) { self.init(topic: partition.topic, partition: partition.partition) }
 }

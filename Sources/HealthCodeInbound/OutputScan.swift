@@ -1,5 +1,4 @@
 import HealthCodeKafka
-import Logging
 import Synchronization
 
 /// Reads the output partitions from where the checkpoints say later outputs lie to their ends, and collects the
@@ -7,7 +6,6 @@ import Synchronization
 /// it stopped. Also returns each partition's end, where this run's outputs will follow.
 struct OutputScan {
     let consumer: KafkaConsumer
-    let logger: Logger
 
     struct Found: Sendable {
         var origins: Set<InboundOrigin> = []

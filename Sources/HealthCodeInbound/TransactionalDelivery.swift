@@ -46,14 +46,7 @@ extension IngestProcessor {
             try consumer.assign(next.mapValues { KafkaOffset.offset($0) })
             let resumed = next
             try await withThrowingTaskGroup { tasks in
-                tasks.addTask {
-                    do {
-                        try await watchPublishers(topics: publishers.keys.sorted())
-                    } catch {
-                        consumer.close()
-                        throw error
-                    }
-                }
+                tasks.addTask { try await watchPublishers(topics: publishers.keys.sorted(), closing: consumer) }
                 tasks.addTask {
                     var next = resumed
                     for try await batch in consumer.batches {
@@ -65,7 +58,7 @@ extension IngestProcessor {
                         do {
                             try await process(
                                 messages,
-                                of: InboundPartition(batch.topicPartition),
+                                of: batch.topicPartition,
                                 from: publisher,
                                 skipping: [],
                                 ingestion: ingestion,

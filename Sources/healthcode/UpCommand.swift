@@ -143,10 +143,17 @@ struct UpCommand: AsyncParsableCommand {
             logger: logger
         )
         let gatewayConfiguration = gateway.configuration(topic: topic, timeouts: http.timeouts)
+        // The gateway and the ingest processor apply the same rules with the same reads.
+        let gatewayStores = GatewayStores.postgres(
+            gatewayClient,
+            configuration: gatewayConfiguration,
+            ruleSet: ruleSet,
+            logger: logger
+        )
         let gatewayServices = try Gateway.build(
             configuration: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: ruleSet, logger: logger),
+            stores: gatewayStores,
             metrics: metrics,
             onServerRunning: { _ in started.ready() },
             logger: logger
@@ -157,7 +164,7 @@ struct UpCommand: AsyncParsableCommand {
             configuration: inbound.configuration(topic: topic),
             gateway: gatewayConfiguration,
             pseudonymizer: pseudonymizer,
-            stores: .postgres(gatewayClient, configuration: gatewayConfiguration, ruleSet: ruleSet, logger: logger),
+            stores: gatewayStores,
             checkpoints: InboundCheckpointStore(client: gatewayClient, logger: logger),
             logger: logger
         )

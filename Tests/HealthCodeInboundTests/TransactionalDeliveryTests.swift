@@ -159,12 +159,12 @@ struct TransactionalDeliveryTests {
 
 /// The transactional delivery keeps its positions in Kafka, never here.
 struct UnusedCheckpoints: InboundCheckpoints {
-    func checkpoints(of topics: [String]) async throws -> [InboundPartition: InboundCheckpoint] {
+    func checkpoints(of topics: [String]) async throws -> [KafkaTopicPartition: InboundCheckpoint] {
         Issue.record("the transactional delivery read checkpoints")
         return [:]
     }
 
-    func save(_ checkpoints: [InboundPartition: InboundCheckpoint]) async throws {
+    func save(_ checkpoints: [KafkaTopicPartition: InboundCheckpoint]) async throws {
         Issue.record("the transactional delivery saved checkpoints")
     }
 }
